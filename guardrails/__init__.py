@@ -1,0 +1,45 @@
+"""guardrails: put an AI-guard service in front of every LLM call.
+
+A `guarded` decorator and ASGI/WSGI middleware extract the text to scan, ask a guard (Trend Vision
+One AI Guard, Palo Alto Prisma AIRS, or the in-process `LocalGuard`), and raise or answer 403 on
+Block; a fail-open or fail-closed policy decides what happens when the guard is down.
+"""
+
+from . import testing
+from ._exceptions import (
+    Blocked,
+    ExtractionError,
+    GuardAuthError,
+    GuardError,
+    GuardrailsError,
+    GuardRateLimited,
+    GuardResponseError,
+    GuardTimeout,
+    GuardUnavailable,
+)
+from ._guard import Guard
+from ._models import Action, Content, Verdict
+from ._policy import BreakerState, CircuitBreaker, FailOpen
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "Blocked",
+    "BreakerState",
+    "CircuitBreaker",
+    "Content",
+    "ExtractionError",
+    "FailOpen",
+    "Guard",
+    "GuardAuthError",
+    "GuardError",
+    "GuardRateLimited",
+    "GuardResponseError",
+    "GuardTimeout",
+    "GuardUnavailable",
+    "GuardrailsError",
+    "Verdict",
+    "__version__",
+    "testing",
+]

@@ -1,0 +1,490 @@
+"""The I/O-free exchange every remote guard uses, and the two shells that drive it.
+
+An exchange is a generator, written once: it yields an `httpx.Request` to send (and receives the
+`httpx.Response`, or has the transport's exception thrown into it) or a `Sleep` to wait out a
+backoff, and returns the `Verdict`. Retries, backoff, the overall deadline, the circuit breaker
+and the mapping of HTTP outcomes to `GuardError` subclasses all live in `exchange`. `run_sync`
+and `run_async` only send, read (with a size cap) and sleep.
+
+`RemoteGuard` is the base of the vendor guards: a subclass turns a `Content` into requests and a
+response into a `Verdict`, with no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+import httpx
+
+from ._exceptions import (
+    GuardAuthError,
+    GuardError,
+    GuardRateLimited,
+    GuardResponseError,
+    GuardTimeout,
+    GuardUnavailable,
+)
+from ._models import Content, Verdict, as_content, combine_verdicts
+from ._policy import CircuitBreaker, Deadline, Retry, parse_retry_after
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Flow",
+    "RemoteGuard",
+    "ResponseTooLarge",
+    "Sleep",
+    "error_for_response",
+    "exchange",
+    "run_async",
+    "run_sync",
+]
+
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+# Slack given to the async shell's hard deadline over the per-operation timeouts.
+_DEADLINE_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """An exchange step: wait this many seconds, then resume the exchange with None."""
+
+    seconds: float
+
+
+Step = httpx.Request | Sleep
+Flow = Generator[Step, "httpx.Response | None", Verdict]
+
+
+class ResponseTooLarge(Exception):
+    """Raised by a shell into the exchange when the guard's response body passes the cap."""
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The service's own error message, if its body has one; short, for logs and exceptions."""
+    try:
+        payload = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    message: Any = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("code")
+        elif isinstance(error, str):
+            message = error
+        message = message or payload.get("message") or payload.get("detail")
+    if not isinstance(message, str):
+        return ""
+    return message[:200]
+
+
+def error_for_response(response: httpx.Response, guard: str) -> GuardError | None:
+    """The `GuardError` a non-success response stands for, or None for a 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    detail = _error_message(response)
+    suffix = f": {detail}" if detail else ""
+    if 300 <= status < 400:
+        # A redirect means a wrong base URL (http vs https, a moved host): following it could
+        # send the credentials somewhere else, so it is a configuration error, never followed.
+        return GuardResponseError(
+            f"{guard} guard answered a redirect ({status}), which is not followed: check base_url",
+            guard=guard,
+            transient=False,
+            status_code=status,
+        )
+    if status in (401, 403):
+        return GuardAuthError(
+            f"{guard} guard refused the credentials ({status}){suffix}", guard=guard, status_code=status
+        )
+    if status == 429:
+        return GuardRateLimited(
+            f"{guard} guard is rate limiting (429){suffix}",
+            guard=guard,
+            status_code=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    if status in (408, 425) or status >= 500:
+        return GuardUnavailable(f"{guard} guard failed ({status}){suffix}", guard=guard, status_code=status)
+    return GuardResponseError(
+        f"{guard} guard rejected the request ({status}){suffix}",
+        guard=guard,
+        transient=False,
+        status_code=status,
+    )
+
+
+def exchange(
+    request: httpx.Request,
+    parse: Callable[[httpx.Response], Verdict],
+    *,
+    guard: str,
+    retry: Retry,
+    deadline: Deadline,
+    breaker: CircuitBreaker,
+) -> Flow:
+    """Send `request` until `parse` gives a Verdict, retries and deadline permitting.
+
+    Yields `httpx.Request` (send it, send back the response or throw the transport error in) and
+    `Sleep` steps; returns the `Verdict` or raises a `GuardError`.
+    """
+    attempt = 0
+    while True:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise GuardTimeout(
+                f"{guard} guard check exceeded its {deadline.timeout:g}s deadline", guard=guard
+            )
+        breaker.before_call(guard)
+        request.extensions["timeout"] = {
+            "connect": remaining,
+            "read": remaining,
+            "write": remaining,
+            "pool": remaining,
+        }
+        attempt += 1
+        error: GuardError
+        try:
+            response = yield request
+        except httpx.TimeoutException as exc:
+            error = GuardTimeout(f"{guard} guard timed out ({type(exc).__name__})", guard=guard)
+        except httpx.TransportError as exc:
+            error = GuardUnavailable(f"{guard} guard unreachable ({type(exc).__name__})", guard=guard)
+        except ResponseTooLarge:
+            error = GuardResponseError(f"{guard} guard response is larger than the cap", guard=guard)
+        else:
+            assert response is not None
+            failure = error_for_response(response, guard)
+            if failure is None:
+                try:
+                    verdict = parse(response)
+                except GuardError as exc:
+                    failure = exc
+                else:
+                    breaker.record_success()
+                    return verdict
+            error = failure
+        breaker.record_failure(error)
+        delay = retry.delay(attempt, error, deadline)
+        if delay is None:
+            if error.transient and deadline.expired and not isinstance(error, GuardTimeout):
+                raise GuardTimeout(
+                    f"{guard} guard check exceeded its {deadline.timeout:g}s deadline (last error: {error})",
+                    guard=guard,
+                ) from error
+            raise error
+        yield Sleep(delay)
+
+
+def _strip_encoding(response: httpx.Response, body: bytes) -> httpx.Response:
+    # The body was read decoded; a copy without the encoding headers carries it as plain content.
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def _send_sync(
+    client: httpx.Client, request: httpx.Request, max_bytes: int, deadline: Deadline
+) -> httpx.Response:
+    response = client.send(request, stream=True, follow_redirects=False)
+    try:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise ResponseTooLarge
+            if deadline.expired:
+                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=request)
+    finally:
+        response.close()
+    return _strip_encoding(response, bytes(body))
+
+
+async def _send_async(
+    client: httpx.AsyncClient, request: httpx.Request, max_bytes: int, deadline: Deadline
+) -> httpx.Response:
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise ResponseTooLarge
+            if deadline.expired:
+                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=request)
+    finally:
+        await response.aclose()
+    return _strip_encoding(response, bytes(body))
+
+
+def run_sync(client: httpx.Client, flow: Flow, *, max_bytes: int, deadline: Deadline) -> Verdict:
+    """Drive an exchange with a blocking client."""
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                step = flow.send(None)
+                continue
+            try:
+                response = _send_sync(client, step, max_bytes, deadline)
+            except (httpx.HTTPError, ResponseTooLarge) as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(response)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()
+
+
+async def run_async(client: httpx.AsyncClient, flow: Flow, *, max_bytes: int, deadline: Deadline) -> Verdict:
+    """Drive an exchange with an async client; cancellation propagates as usual."""
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, Sleep):
+                await anyio.sleep(step.seconds)
+                step = flow.send(None)
+                continue
+            try:
+                response = await _send_async(client, step, max_bytes, deadline)
+            except (httpx.HTTPError, ResponseTooLarge) as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(response)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()
+
+
+_T = TypeVar("_T", bound="RemoteGuard")
+
+
+class RemoteGuard:
+    """Base of the guards that ask a remote service.
+
+    Subclasses set `name` and implement `_build_requests` (one request per window of the content)
+    and `_parse_response`; both are pure. This class owns the HTTP clients, the retry schedule, the
+    deadline and the circuit breaker.
+
+    Args:
+        base_url: the service's base URL.
+        timeout: overall deadline of one check in seconds, retries and backoff included.
+        retries: retries after the first attempt, for transient failures only.
+        transport: an httpx transport (e.g. `httpx.MockTransport`) used instead of the network.
+        breaker: the circuit breaker; a fresh one per guard by default.
+        max_response_bytes: cap on the guard's response body.
+        limits: connection pool limits of the HTTP clients.
+        http2: use HTTP/2 (needs the ``h2`` extra).
+    """
+
+    name: ClassVar[str] = "remote"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout: float = 10.0,
+        retries: int = 2,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        breaker: CircuitBreaker | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        limits: httpx.Limits | None = None,
+        http2: bool = False,
+        backoff: float = 0.1,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
+        self.base_url = str(url).rstrip("/")
+        self.timeout = float(timeout)
+        self.retry = Retry(attempts=retries + 1, backoff=backoff)
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self.max_response_bytes = max_response_bytes
+        self._transport = transport
+        self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._http2 = http2
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: object | None = None
+
+    # -- what subclasses provide ---------------------------------------------------------------
+
+    def _build_requests(self, content: Content) -> list[httpx.Request]:
+        """The requests that check `content` (several for long text split into windows)."""
+        raise NotImplementedError
+
+    def _parse_response(self, response: httpx.Response) -> Verdict:
+        """Turn a 2xx response into a Verdict; raise `GuardResponseError` if it is not usable."""
+        raise NotImplementedError
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def _flow(self, request: httpx.Request, deadline: Deadline) -> Flow:
+        return exchange(
+            request,
+            self._parse_response,
+            guard=self.name,
+            retry=self.retry,
+            deadline=deadline,
+            breaker=self.breaker,
+        )
+
+    def check(self, content: Content | str) -> Verdict:
+        """Check `content`, blocking; returns a Verdict or raises a `GuardError`."""
+        requests = self._build_requests(as_content(content))
+        deadline = Deadline(self.timeout)
+        client = self._sync_client()
+        verdicts = [
+            run_sync(
+                client, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
+            )
+            for request in requests
+        ]
+        return combine_verdicts(verdicts, guard=self.name)
+
+    async def acheck(self, content: Content | str) -> Verdict:
+        """Check `content` without blocking the event loop; windows are checked concurrently."""
+        requests = self._build_requests(as_content(content))
+        deadline = Deadline(self.timeout)
+        client = self._async_client()
+        try:
+            # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
+            with anyio.fail_after(self.timeout + _DEADLINE_MARGIN):
+                if len(requests) == 1:
+                    return await self._arun(client, requests[0], deadline)
+                verdicts = await self._arun_all(client, requests, deadline)
+        except TimeoutError as exc:
+            raise GuardTimeout(
+                f"{self.name} guard check exceeded its {self.timeout:g}s deadline", guard=self.name
+            ) from exc
+        return combine_verdicts(verdicts, guard=self.name)
+
+    async def _arun(self, client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline) -> Verdict:
+        return await run_async(
+            client, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
+        )
+
+    async def _arun_all(
+        self, client: httpx.AsyncClient, requests: list[httpx.Request], deadline: Deadline
+    ) -> list[Verdict]:
+        results: list[Verdict | None] = [None] * len(requests)
+        errors: list[BaseException] = []
+
+        async def one(index: int, request: httpx.Request) -> None:
+            try:
+                results[index] = await self._arun(client, request, deadline)
+            except GuardError as exc:
+                errors.append(exc)
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for index, request in enumerate(requests):
+                group.start_soon(one, index, request)
+        if errors:
+            raise errors[0]
+        return [verdict for verdict in results if verdict is not None]
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "follow_redirects": False,
+            "limits": self._limits,
+            "timeout": self.timeout,
+            "trust_env": False,
+            "http2": self._http2,
+        }
+
+    def _sync_client(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+                    if self._transport is not None and transport is None:
+                        raise TypeError("this guard's transport has no sync side: use acheck()")
+                    self._client = httpx.Client(transport=transport, **self._client_options())
+                client = self._client
+        return client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        # An AsyncClient's connections belong to the event loop that opened them: a guard used
+        # from a second loop (tests, asyncio.run() called twice) gets a client of its own.
+        try:
+            loop: object | None = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - trio
+            loop = None
+        client = self._aclient
+        if client is None or self._aclient_loop is not loop:
+            with self._lock:
+                if self._aclient is None or self._aclient_loop is not loop:
+                    transport = (
+                        self._transport if isinstance(self._transport, httpx.AsyncBaseTransport) else None
+                    )
+                    if self._transport is not None and transport is None:
+                        raise TypeError("this guard's transport has no async side: use check()")
+                    self._aclient = httpx.AsyncClient(transport=transport, **self._client_options())
+                    self._aclient_loop = loop
+                client = self._aclient
+        return client
+
+    def close(self) -> None:
+        """Close the blocking client's connection pool."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients."""
+        self.close()
+        with self._lock:
+            aclient, self._aclient = self._aclient, None
+            self._aclient_loop = None
+        if aclient is not None:
+            await aclient.aclose()
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self: _T) -> _T:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout:g})"

@@ -1,0 +1,257 @@
+"""What is scanned (`Content`) and what the guard says about it (`Verdict`, `Action`)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["Action", "Content", "Verdict", "as_content", "combine_verdicts", "message_texts"]
+
+Kind = Literal["prompt", "response"]
+
+
+class Action(str, enum.Enum):
+    """What the guard recommends."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+
+    @classmethod
+    def parse(cls, value: object) -> Action | None:
+        """Read a vendor's action leniently (any case, surrounding spaces); None if unknown."""
+        if isinstance(value, str):
+            folded = value.strip().lower()
+            if folded == "allow":
+                return cls.ALLOW
+            if folded == "block":
+                return cls.BLOCK
+        return None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _plain(value: Any) -> Any:
+    """Turn an SDK object (pydantic model, e.g. an `openai` ChatCompletion) into plain data."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump()
+    return value
+
+
+def _part_texts(content: Any) -> Iterator[str]:
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
+        for part in content:
+            if isinstance(part, str):
+                yield part
+            elif isinstance(part, Mapping):
+                for key in ("text", "refusal", "input_text"):
+                    text = part.get(key)
+                    if isinstance(text, str):
+                        yield text
+
+
+def message_texts(message: Mapping[str, Any]) -> Iterator[str]:
+    """Every user-controllable string of one OpenAI chat message.
+
+    The content (a string, or every text part), the refusal, the author name, and the arguments of
+    every tool call and legacy function call.
+    """
+    yield from _part_texts(message.get("content"))
+    refusal = message.get("refusal")
+    if isinstance(refusal, str):
+        yield refusal
+    name = message.get("name")
+    if isinstance(name, str):
+        yield name
+    tool_calls = message.get("tool_calls")
+    if isinstance(tool_calls, Sequence) and not isinstance(tool_calls, str):
+        for call in tool_calls:
+            function = call.get("function") if isinstance(call, Mapping) else None
+            if isinstance(function, Mapping):
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    yield arguments
+    function_call = message.get("function_call")
+    if isinstance(function_call, Mapping):
+        arguments = function_call.get("arguments")
+        if isinstance(arguments, str):
+            yield arguments
+
+
+class Content(BaseModel):
+    """What a guard scans: a prompt or a model response.
+
+    Args:
+        text: plain text.
+        messages: OpenAI chat messages (``[{"role": "user", "content": "..."}]``).
+        completion: an OpenAI chat completion (a dict, or an SDK object with ``model_dump()``).
+        kind: ``"prompt"`` (default) or ``"response"``.
+        metadata: optional context for the guard: ``user``, ``session_id`` (one conversation),
+            ``transaction_id`` (one turn), ``route``, ``user_ip``, ``model``, ``app_name``.
+        prompt: for a response, the prompt that produced it, when known.
+
+    At least one of ``text``, ``messages`` and ``completion`` is required.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    completion: dict[str, Any] | None = None
+    kind: Kind = "prompt"
+    metadata: dict[str, str] = Field(default_factory=dict)
+    prompt: str | None = None
+
+    def __init__(
+        self,
+        text: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        completion: Mapping[str, Any] | Any | None = None,
+        kind: Kind = "prompt",
+        metadata: Mapping[str, str] | None = None,
+        prompt: str | None = None,
+    ) -> None:
+        super().__init__(
+            text=text,
+            messages=messages,
+            completion=completion,
+            kind=kind,
+            metadata=metadata if metadata is not None else {},
+            prompt=prompt,
+        )
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages_plain(cls, value: Any) -> Any:
+        if value is None or isinstance(value, (str, bytes)):
+            return value
+        if isinstance(value, Iterable):
+            return [_plain(message) for message in value]
+        return value
+
+    @field_validator("completion", mode="before")
+    @classmethod
+    def _completion_plain(cls, value: Any) -> Any:
+        return _plain(value)
+
+    @model_validator(mode="after")
+    def _something_to_scan(self) -> Content:
+        if self.text is None and self.messages is None and self.completion is None:
+            raise ValueError("Content needs text, messages or completion")
+        return self
+
+    def iter_texts(self) -> Iterator[str]:
+        """Every user-controllable string in this content, in order.
+
+        Messages and completions yield every message's content and content parts, author names,
+        refusals and tool-call arguments; a completion yields every choice.
+        """
+        if self.text is not None:
+            yield self.text
+        if self.messages is not None:
+            for message in self.messages:
+                yield from message_texts(message)
+        if self.completion is not None:
+            choices = self.completion.get("choices")
+            if isinstance(choices, Sequence):
+                for choice in choices:
+                    if not isinstance(choice, Mapping):
+                        continue
+                    for key in ("message", "delta"):
+                        part = choice.get(key)
+                        if isinstance(part, Mapping):
+                            yield from message_texts(part)
+                    legacy = choice.get("text")
+                    if isinstance(legacy, str):
+                        yield legacy
+            output = self.completion.get("output_text")
+            if isinstance(output, str):
+                yield output
+
+    def as_text(self) -> str:
+        """All the strings of `iter_texts` joined by newlines: what a plain-text guard scans."""
+        if self.text is not None and self.messages is None and self.completion is None:
+            return self.text
+        return "\n".join(self.iter_texts())
+
+    def __repr__(self) -> str:
+        # Never show the text itself: reprs end up in logs and tracebacks.
+        parts = [f"kind={self.kind!r}"]
+        if self.text is not None:
+            parts.append(f"text=<{len(self.text)} chars>")
+        if self.messages is not None:
+            parts.append(f"messages=<{len(self.messages)} messages>")
+        if self.completion is not None:
+            parts.append("completion=<chat completion>")
+        return f"Content({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+class Verdict(BaseModel):
+    """A guard's decision about one `Content`.
+
+    Attributes:
+        action: `Action.ALLOW` or `Action.BLOCK`.
+        reasons: why, in the guard's words (category names, policy names), never the scanned text.
+        id: the guard's identifier for this evaluation (Trend ``id``, Palo Alto ``scan_id``), if any.
+        guard: name of the guard that decided.
+        raw: the guard's full response payload (detailed fields included).
+        masked_data: masked text the guard returned (Palo Alto ``prompt_masked_data`` /
+            ``response_masked_data``), if any.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Action
+    reasons: list[str] = Field(default_factory=list)
+    id: str | None = None
+    guard: str = "unknown"
+    raw: dict[str, Any] = Field(default_factory=dict)
+    masked_data: dict[str, Any] | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """True when the action is Block."""
+        return self.action is Action.BLOCK
+
+    @property
+    def allowed(self) -> bool:
+        """True when the action is Allow."""
+        return self.action is Action.ALLOW
+
+
+def as_content(value: Content | str, *, kind: Kind = "prompt") -> Content:
+    """Accept a `Content` or a plain string (a prompt)."""
+    if isinstance(value, Content):
+        return value
+    if isinstance(value, str):
+        return Content(value, kind=kind)
+    raise TypeError(f"a guard checks a Content or a str, not {type(value).__name__}")
+
+
+def combine_verdicts(verdicts: Sequence[Verdict], *, guard: str) -> Verdict:
+    """Merge the verdicts of several windows of one content: any Block blocks, reasons merged."""
+    if len(verdicts) == 1:
+        return verdicts[0]
+    if not verdicts:
+        raise ValueError("no verdicts to combine")
+    blocking = [v for v in verdicts if v.blocked]
+    reasons = list(dict.fromkeys(reason for v in verdicts for reason in v.reasons))
+    lead = blocking[0] if blocking else verdicts[0]
+    masked = next((v.masked_data for v in verdicts if v.masked_data), None)
+    return Verdict(
+        action=Action.BLOCK if blocking else Action.ALLOW,
+        reasons=reasons,
+        id=lead.id,
+        guard=guard,
+        raw={"windows": [v.raw for v in verdicts]},
+        masked_data=masked,
+    )
