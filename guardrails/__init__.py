@@ -6,6 +6,7 @@ Block; a fail-open or fail-closed policy decides what happens when the guard is 
 """
 
 from . import testing
+from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats
 from ._exceptions import (
     Blocked,
     ExtractionError,
@@ -29,6 +30,8 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "Content",
+    "Decision",
+    "DecisionHook",
     "ExtractionError",
     "FailOpen",
     "Guard",
@@ -41,5 +44,9 @@ __all__ = [
     "GuardrailsError",
     "Verdict",
     "__version__",
+    "add_hook",
+    "remove_hook",
+    "reset_stats",
+    "stats",
     "testing",
 ]
