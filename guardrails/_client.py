@@ -67,8 +67,27 @@ class ResponseTooLarge(Exception):
     """Raised by a shell into the exchange when the guard's response body passes the cap."""
 
 
+def _credentials(response: httpx.Response) -> list[str]:
+    """The credential values the request carried (``Bearer`` tokens, API-key headers)."""
+    try:
+        request = response.request
+    except RuntimeError:  # a response built by hand, with no request
+        return []
+    secrets: list[str] = []
+    for name, value in request.headers.items():
+        if any(word in name.lower() for word in ("auth", "token", "key", "secret")):
+            secrets.append(value)
+            _, _, token = value.partition(" ")
+            if token:
+                secrets.append(token.strip())
+    return [secret for secret in secrets if len(secret) >= 4]
+
+
 def _error_message(response: httpx.Response) -> str:
-    """The service's own error message, if its body has one; short, for logs and exceptions."""
+    """The service's own error message, if its body has one; short, for logs and exceptions.
+
+    Dropped if it echoes the request's credentials (some services quote a rejected key back).
+    """
     try:
         payload = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
@@ -82,6 +101,8 @@ def _error_message(response: httpx.Response) -> str:
             message = error
         message = message or payload.get("message") or payload.get("detail")
     if not isinstance(message, str):
+        return ""
+    if any(secret in message for secret in _credentials(response)):
         return ""
     return message[:200]
 
@@ -144,7 +165,7 @@ def exchange(
             raise GuardTimeout(
                 f"{guard} guard check exceeded its {deadline.timeout:g}s deadline", guard=guard
             )
-        breaker.before_call(guard)
+        probe = breaker.before_call(guard)
         request.extensions["timeout"] = {
             "connect": remaining,
             "read": remaining,
@@ -161,6 +182,12 @@ def exchange(
             error = GuardUnavailable(f"{guard} guard unreachable ({type(exc).__name__})", guard=guard)
         except ResponseTooLarge:
             error = GuardResponseError(f"{guard} guard response is larger than the cap", guard=guard)
+        except BaseException:
+            # Cancelled or closed mid-request: nothing was learnt about the guard's health, and a
+            # half-open breaker must not keep its one probe slot taken forever.
+            if probe:
+                breaker.release_probe()
+            raise
         else:
             assert response is not None
             failure = error_for_response(response, guard)
@@ -169,6 +196,13 @@ def exchange(
                     verdict = parse(response)
                 except GuardError as exc:
                     failure = exc
+                except Exception as exc:
+                    # Bad JSON, a missing key...: the service misbehaved, which may pass. Not
+                    # chained: the parser's message may quote the response, and so the prompt.
+                    failure = GuardResponseError(
+                        f"{guard} guard sent a response that could not be parsed ({type(exc).__name__})",
+                        guard=guard,
+                    )
                 else:
                     breaker.record_success()
                     return verdict

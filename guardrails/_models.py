@@ -89,7 +89,7 @@ class Content(BaseModel):
 
     Args:
         text: plain text.
-        messages: OpenAI chat messages (``[{"role": "user", "content": "..."}]``).
+        messages: OpenAI chat messages (``[{"role": "user", "content": "..."}]``, or SDK message objects).
         completion: an OpenAI chat completion (a dict, or an SDK object with ``model_dump()``).
         kind: ``"prompt"`` (default) or ``"response"``.
         metadata: optional context for the guard: ``user``, ``session_id`` (one conversation),
@@ -112,7 +112,7 @@ class Content(BaseModel):
         self,
         text: str | None = None,
         *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
+        messages: Sequence[Mapping[str, Any] | Any] | None = None,
         completion: Mapping[str, Any] | Any | None = None,
         kind: Kind = "prompt",
         metadata: Mapping[str, str] | None = None,
@@ -238,13 +238,20 @@ def as_content(value: Content | str, *, kind: Kind = "prompt") -> Content:
 
 
 def combine_verdicts(verdicts: Sequence[Verdict], *, guard: str) -> Verdict:
-    """Merge the verdicts of several windows of one content: any Block blocks, reasons merged."""
+    """Merge the verdicts of several windows of one content.
+
+    Any Block blocks; the reasons are those of the blocking windows (of every window when all
+    allow), first seen first, each once.
+    """
     if len(verdicts) == 1:
         return verdicts[0]
     if not verdicts:
         raise ValueError("no verdicts to combine")
     blocking = [v for v in verdicts if v.blocked]
-    reasons = list(dict.fromkeys(reason for v in verdicts for reason in v.reasons))
+    # A Block is explained by the blocking windows; an Allow window's "no violation" would only
+    # muddle it.
+    explaining = blocking or verdicts
+    reasons = list(dict.fromkeys(reason for v in explaining for reason in v.reasons))
     lead = blocking[0] if blocking else verdicts[0]
     masked = next((v.masked_data for v in verdicts if v.masked_data), None)
     return Verdict(

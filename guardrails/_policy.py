@@ -180,17 +180,22 @@ class CircuitBreaker:
             self._probing = False
         return self._state
 
-    def before_call(self, guard: str = "unknown") -> None:
-        """Raise `GuardUnavailable` (``circuit_open=True``) if calls must fail fast now."""
+    def before_call(self, guard: str = "unknown") -> bool:
+        """Raise `GuardUnavailable` (``circuit_open=True``) if calls must fail fast now.
+
+        Returns:
+            True when this call is the half-open probe: its caller must end it with
+            `record_success`, `record_failure` or, if it learnt nothing, `release_probe`.
+        """
         if self.failure_threshold == 0:
-            return
+            return False
         with self._lock:
             state = self._current_state(time.monotonic())
             if state is BreakerState.CLOSED:
-                return
+                return False
             if state is BreakerState.HALF_OPEN and not self._probing:
                 self._probing = True
-                return
+                return True
         raise GuardUnavailable(
             f"{guard} guard circuit breaker is open: failing fast", guard=guard, circuit_open=True
         )
@@ -218,6 +223,15 @@ class CircuitBreaker:
                 self._state = BreakerState.OPEN
                 self._opened_at = time.monotonic()
                 self._probing = False
+
+    def release_probe(self) -> None:
+        """The probe ended without an answer (cancelled, abandoned): let the next call probe.
+
+        Without this, a cancelled probe would leave the breaker half-open with its one probe
+        slot taken, failing every later call fast for good.
+        """
+        with self._lock:
+            self._probing = False
 
     def reset(self) -> None:
         """Close the breaker and forget past failures."""

@@ -1,0 +1,235 @@
+"""Trend Vision One AI Guard: the current API (v3.0, the default) and the beta API.
+
+v3: ``POST {base}/v3.0/aiSecurity/applyGuardrails`` with ``Authorization: Bearer <key>``,
+``TMV1-Application-Name`` (letters, digits, ``-``, ``_``; at most 64 characters),
+``TMV1-Request-Type`` and ``Prefer``. The request type follows the `Content`:
+
+- ``text``: ``SimpleRequestGuard``, body ``{"prompt": text}`` (one request per window);
+- ``messages``: ``OpenAIChatCompletionRequestV1``, body ``{"model": ..., "messages": [...]}`` (the
+  model from ``metadata["model"]``, omitted when unknown);
+- ``completion``: ``OpenAIChatCompletionResponseV1``, body the chat completion as is.
+
+beta: ``POST {base}/beta/aiSecurity/guard?detailedResponse=true|false`` with the bearer key; the
+body is ``{"guard": text}`` for text, and the same OpenAI shapes for messages and completions.
+
+A `Content` holding several of text, messages and completion is checked as several requests, and
+long text as several overlapping windows (the service is most comfortable with prompts under
+about 1024 characters); the verdicts are combined: any Block blocks, reasons are merged.
+
+Responses are read leniently: ``reasons`` (v3) or ``reason`` (beta), the action in any case; the
+detailed fields (``harmfulContent``, ``sensitiveInformation``, ``promptAttacks`` in v3;
+``harmful_content``, ``sensitive_information``, ``prompt_attack`` in beta) stay in `Verdict.raw`.
+A missing or unknown action is a `GuardResponseError`, never an Allow.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from .._client import DEFAULT_MAX_RESPONSE_BYTES
+from .._exceptions import ExtractionError, GuardResponseError
+from .._models import Action, Content, Verdict
+from .._policy import CircuitBreaker
+from ._common import (
+    KeyedRemoteGuard,
+    check_base_url,
+    decode_json_object,
+    encode_json,
+    region_url,
+    resolve_api_key,
+    split_windows,
+)
+
+__all__ = ["REGIONS", "TrendAIGuard"]
+
+#: Base URL of each Trend Vision One region.
+REGIONS: dict[str, str] = {
+    "us": "https://api.xdr.trendmicro.com",
+    "eu": "https://api.eu.xdr.trendmicro.com",
+    "jp": "https://api.xdr.trendmicro.co.jp",
+    "au": "https://api.au.xdr.trendmicro.com",
+    "in": "https://api.in.xdr.trendmicro.com",
+    "sg": "https://api.sg.xdr.trendmicro.com",
+    "mea": "https://api.mea.xdr.trendmicro.com",
+    "uk": "https://api.uk.xdr.trendmicro.com",
+    "usgov": "https://api.usgov.xdr.trendmicro.com",
+}
+
+V3_PATH = "/v3.0/aiSecurity/applyGuardrails"
+BETA_PATH = "/beta/aiSecurity/guard"
+ENV_API_KEY = "V1_API_KEY"
+
+_APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+SIMPLE_REQUEST = "SimpleRequestGuard"
+CHAT_REQUEST = "OpenAIChatCompletionRequestV1"
+CHAT_RESPONSE = "OpenAIChatCompletionResponseV1"
+
+
+class TrendAIGuard(KeyedRemoteGuard):
+    """Trend Vision One AI Guard.
+
+    Args:
+        api_key: the Vision One API key; defaults to the ``V1_API_KEY`` environment variable.
+        region: ``us`` (default), ``eu``, ``jp``, ``au``, ``in``, ``sg``, ``mea``, ``uk`` or ``usgov``.
+        base_url: overrides the region's URL (self-hosted, the emulator); https, or http on loopback.
+        app_name: the ``TMV1-Application-Name`` sent with v3 requests: letters, digits, ``-`` and
+            ``_``, at most 64 characters. Checked here, once: a Content's ``metadata["app_name"]``
+            does not change it.
+        api: ``"v3"`` (the current API, default) or ``"beta"``.
+        detailed: ask for the detailed response (per-category scores, kept in `Verdict.raw`).
+        timeout: overall deadline of one check in seconds, retries and backoff included.
+        retries: retries after the first attempt, for transient failures only.
+        transport: an httpx transport used instead of the network (e.g. `httpx.MockTransport`).
+        breaker: the circuit breaker; a fresh one per guard by default.
+        limits: connection pool limits.
+        backoff: base delay of the jittered exponential backoff, in seconds.
+        max_response_bytes: cap on the service's response body.
+        window_size: plain text longer than this many characters is checked in windows.
+        window_overlap: characters shared by consecutive windows (at most a quarter of a window).
+        max_windows: refuse (`ExtractionError`) text needing more windows than this, rather than
+            sending that many requests; None for no limit.
+        http2: use HTTP/2 (needs the ``h2`` extra).
+
+    Raises:
+        ValueError: no API key, an invalid application name, an unknown region or API, or a base
+            URL that is not https (or http on loopback).
+    """
+
+    name = "trend"
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        *,
+        region: str = "us",
+        base_url: str | None = None,
+        app_name: str = "guardrails",
+        api: Literal["v3", "beta"] = "v3",
+        detailed: bool = False,
+        timeout: float = 10.0,
+        retries: int = 2,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        breaker: CircuitBreaker | None = None,
+        limits: httpx.Limits | None = None,
+        backoff: float = 0.1,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        window_size: int = 1024,
+        window_overlap: int = 128,
+        max_windows: int | None = 128,
+        http2: bool = False,
+    ) -> None:
+        if api not in ("v3", "beta"):
+            raise ValueError(f"api must be 'v3' or 'beta', not {api!r}")
+        if not isinstance(app_name, str) or not _APP_NAME.fullmatch(app_name):
+            raise ValueError(
+                f"app_name {app_name!r} is not a valid TMV1-Application-Name: "
+                "use 1 to 64 letters, digits, '-' or '_'"
+            )
+        if window_size < 1 or not 0 <= window_overlap <= window_size // 4:
+            raise ValueError("window_size must be >= 1 and window_overlap between 0 and window_size // 4")
+        if max_windows is not None and max_windows < 1:
+            raise ValueError("max_windows must be at least 1 (or None)")
+        default_url = region_url(region, REGIONS, guard=self.name)
+        self._api_key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
+        url = check_base_url(base_url if base_url is not None else default_url, guard=self.name)
+        super().__init__(
+            base_url=url,
+            timeout=timeout,
+            retries=retries,
+            transport=transport,
+            breaker=breaker,
+            max_response_bytes=max_response_bytes,
+            limits=limits,
+            http2=http2,
+            backoff=backoff,
+        )
+        self.region = region.strip().lower()
+        self.app_name = app_name
+        self.api: Literal["v3", "beta"] = api
+        self.detailed = detailed
+        self.window_size = window_size
+        self.window_overlap = window_overlap
+        self.max_windows = max_windows
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _build_requests(self, content: Content) -> list[httpx.Request]:
+        requests: list[httpx.Request] = []
+        if content.text is not None:
+            windows = split_windows(content.text, size=self.window_size, overlap=self.window_overlap)
+            if self.max_windows is not None and len(windows) > self.max_windows:
+                raise ExtractionError(
+                    f"{self.name} guard: text of {len(content.text)} characters needs {len(windows)} "
+                    f"windows, more than max_windows={self.max_windows}"
+                )
+            key = "prompt" if self.api == "v3" else "guard"
+            requests.extend(self._request(SIMPLE_REQUEST, {key: window}) for window in windows)
+        if content.messages is not None:
+            body: dict[str, Any] = {}
+            model = content.metadata.get("model")
+            if model:
+                body["model"] = model
+            body["messages"] = content.messages
+            requests.append(self._request(CHAT_REQUEST, body))
+        if content.completion is not None:
+            requests.append(self._request(CHAT_RESPONSE, content.completion))
+        return requests
+
+    def _request(self, request_type: str, body: Any) -> httpx.Request:
+        headers = {
+            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        if self.api == "v3":
+            headers["TMV1-Application-Name"] = self.app_name
+            headers["TMV1-Request-Type"] = request_type
+            headers["Prefer"] = "return=representation" if self.detailed else "return=minimal"
+            url = httpx.URL(self.base_url + V3_PATH)
+        else:
+            url = httpx.URL(
+                self.base_url + BETA_PATH, params={"detailedResponse": "true" if self.detailed else "false"}
+            )
+        return httpx.Request("POST", url, headers=headers, content=encode_json(body, guard=self.name))
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def _parse_response(self, response: httpx.Response) -> Verdict:
+        payload = decode_json_object(response, guard=self.name)
+        action = Action.parse(payload.get("action"))
+        if action is None:
+            state = "an unknown" if "action" in payload else "no"
+            raise GuardResponseError(
+                f"{self.name} guard answered {state} action",
+                guard=self.name,
+                status_code=response.status_code,
+            )
+        verdict_id = payload.get("id")
+        return Verdict(
+            action=action,
+            reasons=_reasons(payload),
+            id=str(verdict_id) if isinstance(verdict_id, (str, int)) and verdict_id != "" else None,
+            guard=self.name,
+            raw=payload,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TrendAIGuard(api={self.api!r}, base_url={self.base_url!r}, app_name={self.app_name!r}, "
+            f"detailed={self.detailed}, timeout={self.timeout:g})"
+        )
+
+
+def _reasons(payload: dict[str, Any]) -> list[str]:
+    """``reasons`` (a list, v3) or ``reason`` (a string, beta), as a list of non-empty strings."""
+    value = payload.get("reasons", payload.get("reason"))
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return [str(item) for item in value if isinstance(item, (str, int, float)) and str(item).strip()]
