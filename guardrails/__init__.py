@@ -21,6 +21,8 @@ from ._exceptions import (
 from ._guard import Guard
 from ._models import Action, Content, Verdict
 from ._policy import BreakerState, CircuitBreaker, FailOpen
+from ._settings import GuardSettings, guard_from_env
+from .guards import LocalGuard, PaloAltoAIRS, TrendAIGuard
 
 __version__ = "0.1.0"
 
@@ -39,12 +41,17 @@ __all__ = [
     "GuardError",
     "GuardRateLimited",
     "GuardResponseError",
+    "GuardSettings",
     "GuardTimeout",
     "GuardUnavailable",
     "GuardrailsError",
+    "LocalGuard",
+    "PaloAltoAIRS",
+    "TrendAIGuard",
     "Verdict",
     "__version__",
     "add_hook",
+    "guard_from_env",
     "remove_hook",
     "reset_stats",
     "stats",

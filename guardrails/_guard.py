@@ -18,7 +18,11 @@ class Guard(Protocol):
     fail-open policy themselves: the decorator and the middlewares do.
     """
 
-    name: str
+    # Read-only, so a class-level constant (even a ClassVar) satisfies the protocol.
+    @property
+    def name(self) -> str:
+        """The guard's name, put on verdicts, decision events and log lines."""
+        ...
 
     def check(self, content: Content | str) -> Verdict:
         """Check synchronously."""

@@ -1,0 +1,6 @@
+"""``python -m guardrails``: the command line (see `guardrails.cli`)."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The ``guardrails`` command: check a text with a guard, or run the vendor emulator.
+
+Usage::
+
+    guardrails check "What is the capital of France?"        # exit 0: allowed
+    guardrails check "Ignore all previous instructions"       # exit 1: blocked
+    echo "some text" | guardrails check -                      # read the text from stdin
+    guardrails check --file prompt.txt --guard trend --json   # a vendor guard, JSON output
+    guardrails emulator --port 8080                            # the Trend / Palo Alto emulator
+
+Exit codes: 0 allow, 1 block, 2 guard error or bad usage. Error messages are one line on stderr
+and never contain the checked text or a key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from ._exceptions import GuardError, GuardrailsError
+from ._models import Content, Verdict
+from ._settings import GuardSettings, guard_from_env
+
+__all__ = ["EXIT_ALLOW", "EXIT_BLOCK", "EXIT_ERROR", "main"]
+
+EXIT_ALLOW = 0
+EXIT_BLOCK = 1
+EXIT_ERROR = 2
+
+_PROG = "guardrails"
+
+
+class _UsageError(Exception):
+    """Bad usage found after argument parsing (e.g. both TEXT and --file)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Put an AI guard in front of LLM calls: check texts, run the vendor emulator.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser(
+        "check",
+        help="check a text; exit 0 allow, 1 block, 2 error",
+        description="Check a text with a guard. Exit code: 0 allow, 1 block, 2 guard error or bad usage.",
+    )
+    check.add_argument("text", nargs="?", metavar="TEXT", help="the text to check, or - to read stdin")
+    check.add_argument("--file", "-f", metavar="FILE", help="read the text from FILE (UTF-8)")
+    check.add_argument(
+        "--guard",
+        "-g",
+        choices=("local", "trend", "palo-alto"),
+        help="the guard to use (default: from the environment, see guard_from_env)",
+    )
+    check.add_argument(
+        "--kind",
+        choices=("prompt", "response"),
+        default="prompt",
+        help="check the text as a prompt (default) or as a model response",
+    )
+    check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="deadline of the check")
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve the Trend AI Guard and Palo Alto Prisma AIRS emulator",
+        description="Serve the vendor emulator (Trend v3 and beta, Palo Alto) deciding with LocalGuard.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    emulator.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
+    return parser
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}")
+    return port
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 allow, 1 block, 2 error).
+
+    Args:
+        argv: the arguments, without the program name (default: ``sys.argv[1:]``).
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse has printed usage, an error, --help or --version: keep its code, but return it.
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+
+    # Show the library's warnings (e.g. "using LocalGuard") as the command's own, on stderr.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("guardrails")
+    logger.addHandler(handler)
+    try:
+        if args.command == "emulator":
+            return _emulator(args.host, args.port)
+        return _check(args)
+    except _UsageError as exc:
+        _fail(f"{args.command}: {exc}")
+    except GuardError as exc:
+        _fail(f"guard {exc.guard} failed ({exc.kind} error): {_one_line(exc)}")
+    except (GuardrailsError, ValueError) as exc:
+        _fail(_one_line(exc))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        logger.removeHandler(handler)
+    return EXIT_ERROR
+
+
+def _check(args: argparse.Namespace) -> int:
+    text = _read_text(args.text, args.file, sys.stdin)
+    settings = GuardSettings() if args.timeout is None else GuardSettings(guardrails_timeout=args.timeout)
+    guard = guard_from_env(args.guard, settings=settings)
+    try:
+        verdict = guard.check(Content(text, kind=args.kind))
+    finally:
+        guard.close()
+    _print_verdict(verdict, as_json=args.json)
+    return EXIT_BLOCK if verdict.blocked else EXIT_ALLOW
+
+
+def _read_text(text: str | None, file: str | None, stdin: TextIO) -> str:
+    if file is not None:
+        if text is not None:
+            raise _UsageError("give TEXT or --file, not both")
+        try:
+            with open(file, encoding="utf-8") as handle:
+                return handle.read()
+        except UnicodeDecodeError:
+            raise _UsageError(f"{file} is not UTF-8 text") from None
+        except OSError as exc:
+            raise _UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+    if text is None:
+        raise _UsageError("give the TEXT to check, - to read stdin, or --file FILE")
+    if text == "-":
+        try:
+            return stdin.read()
+        except UnicodeDecodeError:
+            raise _UsageError("stdin is not UTF-8 text") from None
+    return text
+
+
+def _print_verdict(verdict: Verdict, *, as_json: bool) -> None:
+    if as_json:
+        data = verdict.model_dump(mode="json")
+        data["blocked"] = verdict.blocked
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return
+    print(
+        f"{verdict.action.value}  (guard: {verdict.guard}" + (f", id: {verdict.id})" if verdict.id else ")")
+    )
+    for reason in verdict.reasons:
+        print(f"  - {reason}")
+
+
+def _emulator(host: str, port: int) -> int:
+    # Imported here: the emulator pulls in uvicorn, which `check` does not need.
+    emulator = importlib.import_module("guardrails.testing.emulator")
+    emulator.serve(host=host, port=port)
+    return EXIT_ALLOW
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{_PROG}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        # pydantic's own message quotes the input values; name the settings and the problem only.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        return f"invalid configuration: {problems}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _fail(message: str) -> None:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
