@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from guardrails import GuardError
-from guardrails.guards.paloalto import PaloAltoAIRS
-from guardrails.guards.trend import TrendAIGuard
+from guardrails import GuardError, PaloAltoAIRS, TrendAIGuard
 
 PROMPTS = {
     "benign": "What is the capital of France?",

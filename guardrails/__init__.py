@@ -21,12 +21,15 @@ from ._exceptions import (
 from ._guard import Guard
 from ._models import Action, Content, Verdict
 from ._policy import BreakerState, CircuitBreaker, FailOpen
+from ._routing import Route
 from ._settings import GuardSettings, guard_from_env
+from .asgi import GuardMiddleware as ASGIGuardMiddleware
 from .guards import LocalGuard, PaloAltoAIRS, TrendAIGuard
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIGuardMiddleware",
     "Action",
     "Blocked",
     "BreakerState",
@@ -47,6 +50,7 @@ __all__ = [
     "GuardrailsError",
     "LocalGuard",
     "PaloAltoAIRS",
+    "Route",
     "TrendAIGuard",
     "Verdict",
     "__version__",

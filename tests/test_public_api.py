@@ -6,6 +6,7 @@ import guardrails
 
 # The contract: names users import from `guardrails`. One per line, so adding one is a one-line change.
 PUBLIC_NAMES = [
+    "ASGIGuardMiddleware",
     "Action",
     "Blocked",
     "BreakerState",
@@ -26,6 +27,7 @@ PUBLIC_NAMES = [
     "GuardrailsError",
     "LocalGuard",
     "PaloAltoAIRS",
+    "Route",
     "TrendAIGuard",
     "Verdict",
     "__version__",

@@ -1,0 +1,478 @@
+"""ASGI middleware guarding the LLM endpoints of a Starlette or FastAPI app.
+
+Example::
+
+    app = FastAPI()
+    app.add_middleware(
+        GuardMiddleware,
+        guard=guard_from_env(),
+        routes=[
+            Route("/v1/chat/completions", scan_response=True),
+            Route("/summarize", extract=json_field("document"), fail_open=True),
+        ],
+        max_body_size=1_000_000,
+    )
+
+The decisions (what to scan, what to answer) live in the I/O-free `guardrails._http`, shared with
+the WSGI middleware; this module only moves ASGI messages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from typing import Any
+
+import anyio
+
+from ._body import BodyError, is_json_media_type
+from ._events import DecisionHook
+from ._exceptions import GuardError
+from ._guard import Guard, InProcessGuard
+from ._http import STATE_KEY, UNSCANNED_HEADER, Inspection, Reply, SSEScanner, SSEWindow, sse_error_event
+from ._models import Content, Verdict
+from ._policy import FailOpen, validate_fail_open
+from ._routing import Route, Router
+
+__all__ = ["GuardMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[Message], Any]
+ASGIApp = Callable[[Scope, Receive, Send], Any]
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+def _route_path(scope: Scope) -> str:
+    # What Starlette's router matches: the path below the app's root_path.
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("/", ""):
+        return path[len(root_path) :] or "/"
+    return path
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        # Repeated headers are one list (RFC 9110), except Content-Type, read as routers do: first.
+        if name in headers and name != "content-type":
+            headers[name] += ", " + value
+        else:
+            headers.setdefault(name, value)
+    return headers
+
+
+async def _send_reply(send: Send, reply: Reply, *, body: bool = True) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body if body else b""})
+
+
+def _response_headers(message: Message) -> dict[str, str]:
+    return {
+        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in message.get("headers", [])
+    }
+
+
+def _mark_unscanned(message: Message) -> Message:
+    return {**message, "headers": [*message.get("headers", []), (UNSCANNED_HEADER.encode(), b"1")]}
+
+
+class GuardMiddleware:
+    """Checks the requests (and optionally responses) of guarded routes with a guard.
+
+    Args:
+        app: the ASGI app.
+        guard: the guard asked; None: `guard_from_env()`, resolved on first use.
+        routes: the guarded routes; None guards every POST, PUT and PATCH with the default
+            extractor. Other requests, websockets and lifespan pass through untouched.
+        max_body_size: largest request body accepted on a guarded route, in bytes, before and after
+            decompression: 413 above it, the guard never asked.
+        fail_open: what a guard failure does on routes that do not say: False (503, the default),
+            True (the request goes on unscanned on transient errors, marked with the
+            ``x-guardrails-unscanned: 1`` response header) or ``"always"`` (also on configuration
+            errors).
+        on_decision: a hook, or hooks, called with every `Decision` of this middleware.
+        sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
+        max_response_size: largest JSON response buffered for checking on ``scan_response``
+            routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
+
+    On Allow the `Verdict` is in the request state (``request.state.guardrails``; None when the
+    request was not scanned). Error answers are JSON in the OpenAI error shape: 403
+    ``guardrail_blocked``, 503 ``guardrail_unavailable``, 413 ``request_too_large``, 415
+    ``unsupported_media_type`` (an unknown Content-Encoding), 400 ``invalid_request``.
+
+    The guards' HTTP clients are closed when the app's lifespan shuts down; without a lifespan they
+    are opened lazily and live as long as the guard.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        guard: Guard | None = None,
+        routes: Sequence[Route] | None = None,
+        max_body_size: int = 1_000_000,
+        fail_open: FailOpen = False,
+        on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+        sse_window: int = 1000,
+        max_response_size: int = 10_000_000,
+    ) -> None:
+        if max_body_size < 0:
+            raise ValueError("max_body_size must not be negative")
+        self.app = app
+        self.router = Router(routes)
+        self.max_body_size = max_body_size
+        self.fail_open = validate_fail_open(fail_open)
+        if on_decision is None:
+            self.hooks: tuple[DecisionHook, ...] = ()
+        elif callable(on_decision):
+            self.hooks = (on_decision,)
+        else:
+            self.hooks = tuple(on_decision)
+        self.sse_window = sse_window
+        self.max_response_size = max_response_size
+        self._guard = guard
+        self._guard_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        guard = self._guard if self._guard is not None else "guard_from_env()"
+        return f"GuardMiddleware(guard={guard!r}, routes={list(self.router.routes)!r})"
+
+    # -- guards ---------------------------------------------------------------------------------
+
+    def _default_guard(self) -> Guard:
+        guard = self._guard
+        if guard is None:
+            with self._guard_lock:
+                if self._guard is None:
+                    from ._settings import guard_from_env
+
+                    self._guard = guard_from_env()
+                guard = self._guard
+        return guard
+
+    async def _close_guards(self) -> None:
+        guards = {id(g): g for g in [self._guard, *(r.guard for r in self.router.routes)] if g is not None}
+        for guard in guards.values():
+            await guard.aclose()
+
+    # -- ASGI ---------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, self._lifespan_send(send))
+            else:
+                await self.app(scope, receive, send)
+            return
+        route = self.router.match(scope["method"], _route_path(scope))
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        await self._guarded(scope, receive, send, route)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self._close_guards()
+            await send(message)
+
+        return lifespan_send
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
+        method: str = scope["method"]
+        headers = _headers(scope)
+        guard: Guard | None
+        try:
+            guard = route.guard or self._default_guard()
+            guard_name = getattr(guard, "name", type(guard).__name__)
+            setup_error: BaseException | None = None
+        except Exception as exc:
+            guard, guard_name, setup_error = None, "unconfigured", exc
+        inspection = Inspection(
+            route,
+            method=method,
+            path=scope["path"],
+            headers=headers,
+            guard_name=guard_name,
+            fail_open=self.fail_open,
+            max_body_size=self.max_body_size,
+            hooks=self.hooks,
+        )
+        head = method == "HEAD"
+        reply = inspection.content_length_error(headers.get("content-length"))
+        if reply is not None:
+            await _send_reply(send, reply, body=not head)
+            return
+
+        chunks = bytearray()
+        more_body = True
+        while more_body:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks += message.get("body", b"")
+            if len(chunks) > self.max_body_size:
+                await _send_reply(send, inspection.too_large(), body=not head)
+                return
+            more_body = message.get("more_body", False)
+        body = bytes(chunks)
+
+        verdict: Verdict | None = None
+        prepared = inspection.prepare(body)
+        if isinstance(prepared, Reply):
+            await _send_reply(send, prepared, body=not head)
+            return
+        if prepared is not None:
+            if guard is None:
+                assert setup_error is not None
+                reply = inspection.failure(_as_guard_error(setup_error, guard_name))
+            else:
+                started = time.perf_counter()
+                outcome = await _check(guard, prepared, receive)
+                if outcome is None:
+                    return  # the client left: no app, no answer
+                verdict, error = outcome
+                latency = time.perf_counter() - started
+                if error is not None:
+                    reply = inspection.failure(error, latency)
+                else:
+                    assert verdict is not None
+                    reply = inspection.verdict(verdict, latency)
+            if reply is not None:
+                await _send_reply(send, reply, body=not head)
+                return
+
+        scope.setdefault("state", {})[STATE_KEY] = verdict
+        app_send = _unscanned_send(send) if inspection.unscanned else send
+        responses: _ResponseCheck | None = None
+        if route.scan_response and not head and guard is not None:
+            responses = _ResponseCheck(
+                inspection, guard, app_send, window_chars=self.sse_window, max_size=self.max_response_size
+            )
+            app_send = responses.send
+        pending: Message | None = {"type": "http.request", "body": body, "more_body": False}
+
+        async def replay() -> Message:
+            nonlocal pending
+            if pending is not None:
+                message, pending = pending, None
+                return message
+            if responses is not None and responses.closed:
+                # The response was cut short: tell an app that polls for a disconnect to stop.
+                return dict(_DISCONNECT)
+            # Later calls wait on the real receive (until the client disconnects): no spinning.
+            return await receive()  # type: ignore[no-any-return]
+
+        await self.app(scope, replay, app_send)
+
+
+def _as_guard_error(error: BaseException, guard_name: str) -> GuardError:
+    if isinstance(error, GuardError):
+        return error
+    # Building the default guard failed (bad settings): a configuration error.
+    return GuardError(
+        f"the guard could not be set up ({type(error).__name__})", guard=guard_name, transient=False
+    )
+
+
+def _unscanned_send(send: Send) -> Send:
+    async def unscanned_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = _mark_unscanned(message)
+        await send(message)
+
+    return unscanned_send
+
+
+async def _check(
+    guard: Guard, content: Content, receive: Receive
+) -> tuple[Verdict | None, BaseException | None] | None:
+    """Ask the guard; None if the client disconnected meanwhile (the check is then cancelled)."""
+    if isinstance(guard, InProcessGuard):
+        # No I/O and no await inside: nothing to race with a disconnect, and a task group per
+        # request would cost more than the check.
+        try:
+            return await guard.acheck(content), None
+        except Exception as exc:
+            return None, exc
+    verdict: Verdict | None = None
+    error: BaseException | None = None
+    disconnected = False
+    async with anyio.create_task_group() as group:
+
+        async def watch_disconnect() -> None:
+            nonlocal disconnected
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch_disconnect)
+        try:
+            verdict = await guard.acheck(content)
+        except Exception as exc:
+            error = exc
+        finally:
+            group.cancel_scope.cancel()
+    if disconnected:
+        return None
+    return verdict, error
+
+
+async def _ask(guard: Guard, content: Content) -> tuple[Verdict | None, BaseException | None, float]:
+    started = time.perf_counter()
+    try:
+        verdict = await guard.acheck(content)
+    except Exception as exc:
+        return None, exc, time.perf_counter() - started
+    return verdict, None, time.perf_counter() - started
+
+
+class _ResponseCheck:
+    """The response side of one request of a ``scan_response`` route (per request, never shared).
+
+    JSON responses are buffered, checked whole, and replaced by the error on Block; event streams
+    are checked window by window as they stream, and end with an SSE ``error`` event on Block.
+    Other responses pass through.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_headers",
+        "_mode",
+        "_scanner",
+        "_send",
+        "_start",
+        "closed",
+        "guard",
+        "inspection",
+        "max_size",
+    )
+
+    def __init__(
+        self, inspection: Inspection, guard: Guard, send: Send, *, window_chars: int, max_size: int
+    ) -> None:
+        self.inspection = inspection
+        self.max_size = max_size
+        self.guard = guard
+        self.closed = False
+        self._send = send
+        self._mode = "pass"
+        self._start: Message | None = None
+        self._headers: dict[str, str] = {}
+        self._buffer = bytearray()
+        self._scanner = SSEScanner(window_chars=window_chars)
+
+    async def send(self, message: Message) -> None:
+        if self.closed:
+            return  # after a Block the rest of the app's response goes nowhere
+        if message["type"] == "http.response.start":
+            self._headers = _response_headers(message)
+            media_type = self._headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_type == "text/event-stream":
+                self._mode = "sse"
+            elif is_json_media_type(media_type):
+                # Don't send the start until the body is checked: a Block changes the status.
+                self._mode = "json"
+                self._start = message
+                return
+            await self._send(message)
+        elif message["type"] != "http.response.body" or self._mode == "pass":
+            await self._send(message)
+        elif self._mode == "json":
+            self._buffer += message.get("body", b"")
+            if len(self._buffer) > self.max_size:
+                await self._too_large(message)
+            elif not message.get("more_body", False):
+                await self._send_json()
+        else:
+            more_body = message.get("more_body", False)
+            for window in self._scanner.feed(message.get("body", b"")):
+                if not await self._release(window, more_body=True):
+                    return
+            if not more_body:
+                last = self._scanner.finish()
+                if last is None:
+                    await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+                else:
+                    await self._release(last, more_body=False)
+
+    async def _too_large(self, message: Message) -> None:
+        # Too big to buffer and check: a configuration matter (raise the cap or do not scan).
+        error = GuardError(
+            "the response is larger than the scanning cap", guard=self.inspection.guard_name, transient=False
+        )
+        reply = self.inspection.response_failure(error)
+        if reply is not None:
+            self.closed = True
+            await _send_reply(self._send, reply)
+            return
+        assert self._start is not None
+        self._mode = "pass"
+        await self._send(_mark_unscanned(self._start))
+        await self._send({**message, "body": bytes(self._buffer)})
+        self._buffer.clear()
+
+    async def _send_json(self) -> None:
+        assert self._start is not None
+        start, body = self._start, bytes(self._buffer)
+        self._buffer.clear()
+        reply: Reply | None = None
+        try:
+            content = self.inspection.response_content(body, self._headers)
+        except BodyError as exc:
+            content = None
+            reply = self.inspection.response_failure(_unreadable_response(exc, self.inspection.guard_name))
+        if content is not None:
+            verdict, error, latency = await _ask(self.guard, self._with_route(content))
+            if error is not None:
+                reply = self.inspection.response_failure(error, latency)
+            else:
+                assert verdict is not None
+                reply = self.inspection.response_verdict(verdict, latency)
+        if reply is not None:
+            self.closed = True
+            await _send_reply(self._send, reply)
+            return
+        if self.inspection.unscanned:
+            start = _mark_unscanned(start)
+        await self._send(start)
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _release(self, window: SSEWindow, *, more_body: bool) -> bool:
+        if window.text:
+            content = self._with_route(Content(window.text, kind="response"))
+            verdict, error, latency = await _ask(self.guard, content)
+            if error is not None:
+                reply = self.inspection.response_failure(error, latency)
+            else:
+                assert verdict is not None
+                reply = self.inspection.response_verdict(verdict, latency)
+            if reply is not None:
+                self.closed = True
+                await self._send(
+                    {"type": "http.response.body", "body": sse_error_event(reply), "more_body": False}
+                )
+                return False
+        await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
+        return True
+
+    def _with_route(self, content: Content) -> Content:
+        return content.model_copy(update={"metadata": {"route": self.inspection.route_name}})
+
+
+def _unreadable_response(error: BodyError, guard_name: str) -> GuardError:
+    # Nothing the guard can fix: a configuration matter, failing open only under "always".
+    return GuardError(
+        f"the response could not be decoded for scanning ({error.code})", guard=guard_name, transient=False
+    )
