@@ -13,8 +13,7 @@ import json
 import httpx
 import openai
 
-from guardrails._exceptions import Blocked
-from guardrails.guards.local import LocalGuard
+from guardrails import Blocked, LocalGuard
 from guardrails.integrations.openai import GuardedTransport
 
 

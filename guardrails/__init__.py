@@ -5,7 +5,7 @@ One AI Guard, Palo Alto Prisma AIRS, or the in-process `LocalGuard`), and raise 
 Block; a fail-open or fail-closed policy decides what happens when the guard is down.
 """
 
-from . import testing
+from . import extractors, testing
 from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats
 from ._exceptions import (
     Blocked,
@@ -24,7 +24,9 @@ from ._policy import BreakerState, CircuitBreaker, FailOpen
 from ._routing import Route
 from ._settings import GuardSettings, guard_from_env
 from .asgi import GuardMiddleware as ASGIGuardMiddleware
+from .decorator import guarded
 from .guards import LocalGuard, PaloAltoAIRS, TrendAIGuard
+from .wsgi import GuardMiddleware as WSGIGuardMiddleware
 
 __version__ = "0.1.0"
 
@@ -53,9 +55,12 @@ __all__ = [
     "Route",
     "TrendAIGuard",
     "Verdict",
+    "WSGIGuardMiddleware",
     "__version__",
     "add_hook",
+    "extractors",
     "guard_from_env",
+    "guarded",
     "remove_hook",
     "reset_stats",
     "stats",

@@ -1,0 +1,574 @@
+"""WSGI middleware guarding the LLM endpoints of a Flask, Django or any WSGI app.
+
+Example::
+
+    app = Flask(__name__)
+    app.wsgi_app = GuardMiddleware(
+        app.wsgi_app,
+        guard=guard_from_env(),
+        routes=[Route("/chat", fail_open=True)],
+    )
+
+The decisions (what to scan, what to answer) live in the I/O-free `guardrails._http`, shared with
+the ASGI middleware; this module only reads ``wsgi.input`` and moves the response along. Guards are
+asked with the synchronous ``check``, on the server's request thread.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from http import HTTPStatus
+from typing import IO, TYPE_CHECKING
+
+from ._body import BodyError, is_json_media_type
+from ._events import DecisionHook
+from ._exceptions import GuardError
+from ._guard import Guard
+from ._http import (
+    UNSCANNED_HEADER,
+    Inspection,
+    Reply,
+    SSEScanner,
+    error_reply,
+    guard_setup_error,
+    sse_error_event,
+    unreadable_response_error,
+)
+from ._models import Content, Verdict
+from ._policy import FailOpen, validate_fail_open
+from ._routing import Route, Router
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["ORIGINAL_INPUT_KEY", "VERDICT_KEY", "GuardMiddleware"]
+
+#: Environ key of the `Verdict` on a guarded request that reached the app (None when unscanned).
+VERDICT_KEY = "guardrails.verdict"
+#: Environ key of the server's original ``wsgi.input``, replaced by a buffer of the same bytes.
+ORIGINAL_INPUT_KEY = "guardrails.original_input"
+
+Headers = list[tuple[str, str]]
+
+_READ_SIZE = 64 * 1024
+
+
+def _route_path(environ: WSGIEnvironment) -> str:
+    # What the app routes on: PATH_INFO (below the SCRIPT_NAME mount), whose latin-1 characters are
+    # the raw bytes of a UTF-8 path (PEP 3333), decoded as werkzeug and Django decode them.
+    path: str = environ.get("PATH_INFO", "") or "/"
+    try:
+        return path.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return path
+
+
+class _EnvironHeaders(Mapping[str, str]):
+    """The request headers (names lower case), read from the environ on demand.
+
+    Copying every ``HTTP_*`` key up front would cost more than everything else the middleware does
+    for a request; the extractors only ever look at a few headers.
+    """
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: WSGIEnvironment) -> None:
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        value = self._environ.get(key)
+        if not isinstance(value, str) or not value:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        for key, value in list(self._environ.items()):
+            if not isinstance(value, str) or not value:
+                continue
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield key.replace("_", "-").lower()
+            elif key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                yield key[5:].replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+def _send_reply(start_response: StartResponse, reply: Reply, *, body: bool = True) -> list[bytes]:
+    start_response(_status_line(reply.status), list(reply.headers))
+    return [reply.body] if body else []
+
+
+def _mark_unscanned(headers: Headers) -> Headers:
+    return [*headers, (UNSCANNED_HEADER, "1")]
+
+
+def _response_headers(headers: Headers) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers}
+
+
+def _close(iterable: Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
+
+
+class _Incomplete(Exception):
+    """The input ended before its Content-Length: the client went away mid-body."""
+
+
+def _read_exactly(stream: IO[bytes], length: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < length:
+        chunk = stream.read(min(_READ_SIZE, length - len(chunks)))
+        if not chunk:
+            raise _Incomplete
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _read_capped(stream: IO[bytes], max_size: int) -> bytes | None:
+    """Read a terminated input to its end; None as soon as it is longer than ``max_size``."""
+    chunks = bytearray()
+    while True:
+        # Never ask for much more than the cap: the running total passing it is enough to refuse.
+        chunk = stream.read(min(_READ_SIZE, max_size + 1 - len(chunks)))
+        if not chunk:
+            return bytes(chunks)
+        chunks += chunk
+        if len(chunks) > max_size:
+            return None
+
+
+def _is_chunked(environ: WSGIEnvironment) -> bool:
+    codings = environ.get("HTTP_TRANSFER_ENCODING")
+    if not codings:
+        return False
+    return "chunked" in (coding.strip().lower() for coding in codings.split(","))
+
+
+def _ask(guard: Guard, content: Content) -> tuple[Verdict | None, BaseException | None, float]:
+    started = time.perf_counter()
+    try:
+        verdict = guard.check(content)
+    except Exception as exc:
+        return None, exc, time.perf_counter() - started
+    return verdict, None, time.perf_counter() - started
+
+
+def _decide(inspection: Inspection, guard: Guard, content: Content, *, response: bool) -> Reply | None:
+    verdict, error, latency = _ask(guard, content)
+    if error is not None:
+        failure = inspection.response_failure if response else inspection.failure
+        return failure(error, latency)
+    assert verdict is not None
+    return (inspection.response_verdict if response else inspection.verdict)(verdict, latency)
+
+
+class GuardMiddleware:
+    """Checks the requests (and optionally responses) of guarded routes with a guard.
+
+    Args:
+        app: the WSGI app (e.g. ``flask_app.wsgi_app``).
+        guard: the guard asked (with ``check``); None: `guard_from_env()`, resolved once, on first use.
+        routes: the guarded routes, matched on ``PATH_INFO`` (the path below the ``SCRIPT_NAME``
+            mount, as the app routes it); None guards every POST, PUT and PATCH with the default
+            extractor. Other requests pass through untouched.
+        max_body_size: largest request body accepted on a guarded route, in bytes, before and after
+            decompression: 413 above it, the guard never asked.
+        fail_open: what a guard failure does on routes that do not say: False (503, the default),
+            True (the request goes on unscanned on transient errors, marked with the
+            ``x-guardrails-unscanned: 1`` response header) or ``"always"`` (also on configuration
+            errors).
+        on_decision: a hook, or hooks, called with every `Decision` of this middleware.
+        sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
+        max_response_size: largest JSON response buffered for checking on ``scan_response``
+            routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
+
+    On a guarded request the body is read once (exactly ``CONTENT_LENGTH`` bytes, or a terminated
+    chunked input to its end, capped) and the app gets ``wsgi.input`` as a buffer of the identical
+    bytes, with a matching ``CONTENT_LENGTH`` (and no ``Transfer-Encoding``); the server's stream is kept, unclosed, in
+    ``environ["guardrails.original_input"]``. On Allow the `Verdict` is in
+    ``environ["guardrails.verdict"]`` (None when the request was not scanned). Error answers are JSON
+    in the OpenAI error shape: 403 ``guardrail_blocked``, 503 ``guardrail_unavailable``, 413
+    ``request_too_large``, 415 ``unsupported_media_type`` (an unknown Content-Encoding), 400
+    ``invalid_request``.
+
+    Thread-safe: all per-request state lives in locals, and a remote guard shares one connection
+    pool between the server's threads. `close` releases the guards' HTTP clients.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        guard: Guard | None = None,
+        routes: Sequence[Route] | None = None,
+        max_body_size: int = 1_000_000,
+        fail_open: FailOpen = False,
+        on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+        sse_window: int = 1000,
+        max_response_size: int = 10_000_000,
+    ) -> None:
+        if max_body_size < 0:
+            raise ValueError("max_body_size must not be negative")
+        if sse_window < 1:
+            raise ValueError("sse_window must be positive")
+        self.app = app
+        self.router = Router(routes)
+        self.max_body_size = max_body_size
+        self.fail_open = validate_fail_open(fail_open)
+        if on_decision is None:
+            self.hooks: tuple[DecisionHook, ...] = ()
+        elif callable(on_decision):
+            self.hooks = (on_decision,)
+        else:
+            self.hooks = tuple(on_decision)
+        self.sse_window = sse_window
+        self.max_response_size = max_response_size
+        self._guard = guard
+        self._guard_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        guard = self._guard if self._guard is not None else "guard_from_env()"
+        return f"GuardMiddleware(guard={guard!r}, routes={list(self.router.routes)!r})"
+
+    def _default_guard(self) -> Guard:
+        guard = self._guard
+        if guard is None:
+            with self._guard_lock:
+                if self._guard is None:
+                    from ._settings import guard_from_env
+
+                    self._guard = guard_from_env()
+                guard = self._guard
+        assert guard is not None
+        return guard
+
+    def close(self) -> None:
+        """Close the guards' HTTP clients (the middleware's guard and the routes' guards)."""
+        guards = {id(g): g for g in [self._guard, *(r.guard for r in self.router.routes)] if g is not None}
+        for guard in guards.values():
+            guard.close()
+
+    # -- WSGI ---------------------------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        route = self.router.match(environ.get("REQUEST_METHOD", "GET"), _route_path(environ))
+        if route is None:
+            return self.app(environ, start_response)
+        return self._guarded(environ, start_response, route)
+
+    def _guarded(
+        self, environ: WSGIEnvironment, start_response: StartResponse, route: Route
+    ) -> Iterable[bytes]:
+        method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        headers = _EnvironHeaders(environ)
+        guard: Guard | None
+        try:
+            guard = route.guard or self._default_guard()
+            guard_name = getattr(guard, "name", type(guard).__name__)
+            setup_error: BaseException | None = None
+        except Exception as exc:
+            guard, guard_name, setup_error = None, "unconfigured", exc
+        inspection = Inspection(
+            route,
+            method=method,
+            path=_route_path(environ),
+            headers=headers,
+            guard_name=guard_name,
+            fail_open=self.fail_open,
+            max_body_size=self.max_body_size,
+            hooks=self.hooks,
+        )
+        head = method == "HEAD"
+
+        body = self._read_body(environ, inspection)
+        if isinstance(body, Reply):
+            return _send_reply(start_response, body, body=not head)
+
+        verdict: Verdict | None = None
+        prepared = inspection.prepare(body)
+        if isinstance(prepared, Reply):
+            return _send_reply(start_response, prepared, body=not head)
+        if prepared is not None:
+            if guard is None:
+                assert setup_error is not None
+                reply = inspection.failure(guard_setup_error(setup_error, guard_name))
+            else:
+                verdict, error, latency = _ask(guard, prepared)
+                if error is not None:
+                    reply = inspection.failure(error, latency)
+                else:
+                    assert verdict is not None
+                    reply = inspection.verdict(verdict, latency)
+            if reply is not None:
+                return _send_reply(start_response, reply, body=not head)
+
+        environ[ORIGINAL_INPUT_KEY] = environ.get("wsgi.input")
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        # The app now reads a buffer of known length: a chunked body would otherwise be read as
+        # empty by apps that ignore terminated inputs (Django), or to the end by others (werkzeug).
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.pop("wsgi.input_terminated", None)
+        environ[VERDICT_KEY] = verdict
+        if route.scan_response and not head and guard is not None:
+            return _scan_response(
+                self.app,
+                environ,
+                start_response,
+                inspection,
+                guard,
+                window_chars=self.sse_window,
+                max_size=self.max_response_size,
+            )
+        if not inspection.unscanned:
+            return self.app(environ, start_response)
+
+        def unscanned_start_response(
+            status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+        ) -> Callable[[bytes], object]:
+            return start_response(status, _mark_unscanned(headers), exc_info)
+
+        return self.app(environ, unscanned_start_response)
+
+    def _read_body(self, environ: WSGIEnvironment, inspection: Inspection) -> bytes | Reply:
+        """The request body as the app would read it (werkzeug's rules), or the answer refusing it."""
+        stream: IO[bytes] | None = environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        declared: str | None = None if _is_chunked(environ) else environ.get("CONTENT_LENGTH") or None
+        try:
+            if declared is not None:
+                reply = inspection.content_length_error(declared)
+                if reply is not None:
+                    return reply
+                return _read_exactly(stream, int(declared))
+            if environ.get("wsgi.input_terminated"):
+                body = _read_capped(stream, self.max_body_size)
+                return inspection.too_large() if body is None else body
+        except (_Incomplete, OSError):
+            # Werkzeug answers a client that went away mid-body with a 400 too; nothing to record.
+            return error_reply(
+                400,
+                "invalid_request",
+                "The request body ended before it was complete.",
+                code="incomplete_body",
+            )
+        # No length and no terminated input: the app reads an empty body (werkzeug's safe fallback).
+        return b""
+
+
+# -- responses -------------------------------------------------------------------------------------------
+
+
+class _Capture:
+    """Holds the app's start_response call until the middleware knows what to send."""
+
+    __slots__ = ("exc_info", "headers", "sent", "start_response", "status", "written")
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+        self.status: str | None = None
+        self.headers: Headers = []
+        self.exc_info: OptExcInfo | None = None
+        self.sent = False
+        self.written: list[bytes] = []
+
+    def __call__(
+        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        if self.sent:
+            # Headers already went out: the server's start_response re-raises exc_info (PEP 3333).
+            return self.start_response(status, headers, exc_info)
+        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        return self.written.append
+
+    def send(self, status: str, headers: Headers) -> None:
+        self.sent = True
+        self.start_response(status, headers, self.exc_info)
+
+
+def _scan_response(
+    app: WSGIApplication,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    inspection: Inspection,
+    guard: Guard,
+    *,
+    window_chars: int,
+    max_size: int,
+) -> Iterable[bytes]:
+    capture = _Capture(start_response)
+    app_iter = app(environ, capture)
+    try:
+        items = iter(app_iter)
+        pending = capture.written
+        # Apps may call start_response lazily, on the first iteration: pull until they have.
+        while capture.status is None:
+            item = next(items, None)
+            if item is None:
+                raise RuntimeError("the WSGI app returned without calling start_response")
+            pending.append(item)
+        status, headers = capture.status, capture.headers
+        media_type = _response_headers(headers).get("content-type", "").split(";")[0].strip().lower()
+        if is_json_media_type(media_type):
+            body = bytearray()
+            for item in itertools.chain(pending, items):
+                body += item
+                if len(body) > max_size:
+                    return _too_large_json(capture, inspection, app_iter, items, status, headers, bytes(body))
+            pending.clear()
+            _close(app_iter)
+            return _checked_json(capture, inspection, guard, status, headers, bytes(body))
+        capture.send(status, _mark_unscanned(headers) if inspection.unscanned else headers)
+    except BaseException:
+        _close(app_iter)
+        raise
+    if media_type == "text/event-stream":
+        return _EventStream(app_iter, items, pending, inspection, guard, window_chars=window_chars)
+    return _Passthrough(app_iter, items, pending)
+
+
+def _too_large_json(
+    capture: _Capture,
+    inspection: Inspection,
+    app_iter: Iterable[bytes],
+    items: Iterator[bytes],
+    status: str,
+    headers: Headers,
+    head: bytes,
+) -> Iterable[bytes]:
+    # Too big to buffer and check: a configuration matter (raise the cap or do not scan).
+    error = GuardError(
+        "the response is larger than the scanning cap", guard=inspection.guard_name, transient=False
+    )
+    reply = inspection.response_failure(error)
+    if reply is not None:
+        _close(app_iter)
+        capture.send(_status_line(reply.status), list(reply.headers))
+        return [reply.body]
+    capture.send(status, _mark_unscanned(headers))
+    return _Passthrough(app_iter, items, [head])
+
+
+def _checked_json(
+    capture: _Capture, inspection: Inspection, guard: Guard, status: str, headers: Headers, body: bytes
+) -> list[bytes]:
+    reply: Reply | None = None
+    try:
+        content = inspection.response_content(body, _response_headers(headers))
+    except BodyError as exc:
+        content = None
+        reply = inspection.response_failure(unreadable_response_error(exc, inspection.guard_name))
+    if content is not None:
+        content = content.model_copy(update={"metadata": {"route": inspection.route_name}})
+        reply = _decide(inspection, guard, content, response=True)
+    if reply is not None:
+        capture.send(_status_line(reply.status), list(reply.headers))
+        return [reply.body]
+    capture.send(status, _mark_unscanned(headers) if inspection.unscanned else headers)
+    return [body]
+
+
+class _Passthrough:
+    """The app's response after what it wrote or yielded early; closes the app's iterable."""
+
+    __slots__ = ("_app_iter", "_items", "_pending")
+
+    def __init__(self, app_iter: Iterable[bytes], items: Iterator[bytes], pending: list[bytes]) -> None:
+        self._app_iter = app_iter
+        self._items = items
+        self._pending = pending
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._pending:
+            return self._pending.pop(0)
+        return next(self._items)
+
+    def close(self) -> None:
+        _close(self._app_iter)
+
+
+class _EventStream:
+    """A ``text/event-stream`` response checked window by window as it streams (per request).
+
+    At most one window of events is held back; on Block the client gets an SSE ``error`` event in
+    place of the rest, and the app's iterable is closed.
+    """
+
+    __slots__ = ("_app_iter", "_done", "_guard", "_inspection", "_items", "_out", "_pending", "_scanner")
+
+    def __init__(
+        self,
+        app_iter: Iterable[bytes],
+        items: Iterator[bytes],
+        pending: list[bytes],
+        inspection: Inspection,
+        guard: Guard,
+        *,
+        window_chars: int,
+    ) -> None:
+        self._app_iter = app_iter
+        self._items = items
+        self._pending = pending
+        self._inspection = inspection
+        self._guard = guard
+        self._scanner = SSEScanner(window_chars=window_chars)
+        self._out: list[bytes] = []
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        while not self._out:
+            if self._done:
+                raise StopIteration
+            if self._pending:
+                chunk: bytes | None = self._pending.pop(0)
+            else:
+                chunk = next(self._items, None)
+            if chunk is None:
+                self._done = True
+                last = self._scanner.finish()
+                if last is not None:
+                    self._release(last.text, last.data)
+            else:
+                for window in self._scanner.feed(chunk):
+                    if not self._release(window.text, window.data):
+                        break
+        return self._out.pop(0)
+
+    def _release(self, text: str, data: bytes) -> bool:
+        if text:
+            content = Content(text, kind="response", metadata={"route": self._inspection.route_name})
+            reply = _decide(self._inspection, self._guard, content, response=True)
+            if reply is not None:
+                self._done = True
+                self._out.append(sse_error_event(reply))
+                return False
+        self._out.append(data)
+        return True
+
+    def close(self) -> None:
+        _close(self._app_iter)
