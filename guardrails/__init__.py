@@ -6,6 +6,7 @@ Block; a fail-open or fail-closed policy decides what happens when the guard is 
 """
 
 from . import extractors, testing
+from ._cache import LRUCache, VerdictCache
 from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats
 from ._exceptions import (
     Blocked,
@@ -20,6 +21,7 @@ from ._exceptions import (
 )
 from ._guard import Guard
 from ._models import Action, Content, Verdict
+from ._otel import instrument, uninstrument
 from ._policy import BreakerState, CircuitBreaker, FailOpen
 from ._routing import Route
 from ._settings import GuardSettings, guard_from_env
@@ -50,19 +52,23 @@ __all__ = [
     "GuardTimeout",
     "GuardUnavailable",
     "GuardrailsError",
+    "LRUCache",
     "LocalGuard",
     "PaloAltoAIRS",
     "Route",
     "TrendAIGuard",
     "Verdict",
+    "VerdictCache",
     "WSGIGuardMiddleware",
     "__version__",
     "add_hook",
     "extractors",
     "guard_from_env",
     "guarded",
+    "instrument",
     "remove_hook",
     "reset_stats",
     "stats",
     "testing",
+    "uninstrument",
 ]

@@ -16,7 +16,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Collection, Generator, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 import anyio
 import httpx
 
+from ._cache import VerdictCache, VerdictMemo, cache_key, resolve_cache
 from ._exceptions import (
     GuardAuthError,
     GuardError,
@@ -33,7 +34,7 @@ from ._exceptions import (
     GuardUnavailable,
 )
 from ._models import Content, Verdict, as_content, combine_verdicts
-from ._policy import CircuitBreaker, Deadline, Retry, parse_retry_after
+from ._policy import BreakerState, CircuitBreaker, Deadline, Retry, parse_retry_after
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -102,9 +103,39 @@ def _error_message(response: httpx.Response) -> str:
         message = message or payload.get("message") or payload.get("detail")
     if not isinstance(message, str):
         return ""
-    if any(secret in message for secret in _credentials(response)):
+    if any(secret in message for secret in _credentials(response)) or _quotes_request(message, response):
         return ""
     return message[:200]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+# Shortest run of characters shared with the request that counts as quoting it.
+_QUOTE_RUN = 12
+
+
+def _quotes_request(message: str, response: httpx.Response) -> bool:
+    """Whether a service's error message quotes the request's text (and so, maybe, the prompt)."""
+    try:
+        body = response.request.content
+    except (RuntimeError, httpx.RequestNotRead):
+        return False
+    try:
+        text = "\n".join(_strings(json.loads(body)))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        text = body.decode("utf-8", "replace")
+    if len(message) < _QUOTE_RUN:
+        return len(message) >= 4 and message in text
+    return any(message[i : i + _QUOTE_RUN] in text for i in range(len(message) - _QUOTE_RUN + 1))
 
 
 def error_for_response(response: httpx.Response, guard: str) -> GuardError | None:
@@ -319,7 +350,9 @@ class RemoteGuard:
 
     Subclasses set `name` and implement `_build_requests` (one request per window of the content)
     and `_parse_response`; both are pure. This class owns the HTTP clients, the retry schedule, the
-    deadline and the circuit breaker.
+    deadline, the circuit breaker and the verdict cache. A subclass whose verdicts depend on more
+    than its base URL says so in `_cache_identity`, and names the metadata its requests use in
+    `_cache_metadata`.
 
     Args:
         base_url: the service's base URL.
@@ -330,9 +363,15 @@ class RemoteGuard:
         max_response_bytes: cap on the guard's response body.
         limits: connection pool limits of the HTTP clients.
         http2: use HTTP/2 (needs the ``h2`` extra).
+        backoff: base delay of the jittered exponential backoff, in seconds.
+        cache: cache verdicts: None (default) or False for no cache, True for an in-memory
+            `LRUCache` with its defaults, or any `VerdictCache`. With a cache, concurrent identical
+            checks also share one guard call (see `guardrails._cache`).
     """
 
     name: ClassVar[str] = "remote"
+    #: The `Content.metadata` entries the requests use (they are part of the cache key); None: all.
+    _cache_metadata: ClassVar[Collection[str] | None] = None
 
     def __init__(
         self,
@@ -346,6 +385,7 @@ class RemoteGuard:
         limits: httpx.Limits | None = None,
         http2: bool = False,
         backoff: float = 0.1,
+        cache: VerdictCache | bool | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -359,6 +399,8 @@ class RemoteGuard:
         self.retry = Retry(attempts=retries + 1, backoff=backoff)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self.max_response_bytes = max_response_bytes
+        self.cache = resolve_cache(cache)
+        self._memo = VerdictMemo(self.cache) if self.cache is not None else None
         self._transport = transport
         self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._http2 = http2
@@ -377,6 +419,11 @@ class RemoteGuard:
         """Turn a 2xx response into a Verdict; raise `GuardResponseError` if it is not usable."""
         raise NotImplementedError
 
+    def _cache_identity(self) -> tuple[object, ...]:
+        """What, besides the content, makes this guard's verdicts what they are (never a secret in clear)."""
+        cls = type(self)
+        return (f"{cls.__module__}.{cls.__qualname__}", self.base_url)
+
     # -- checks -----------------------------------------------------------------------------------
 
     def _flow(self, request: httpx.Request, deadline: Deadline) -> Flow:
@@ -389,9 +436,39 @@ class RemoteGuard:
             breaker=self.breaker,
         )
 
+    def _cache_key(self, content: Content) -> str | None:
+        return cache_key(self._cache_identity(), content, self._cache_metadata)
+
     def check(self, content: Content | str) -> Verdict:
         """Check `content`, blocking; returns a Verdict or raises a `GuardError`."""
-        requests = self._build_requests(as_content(content))
+        content = as_content(content)
+        memo = self._memo
+        if memo is not None:
+            key = self._cache_key(content)
+            if key is not None:
+                return memo.check(key, lambda: self._check(content))
+        return self._check(content)
+
+    async def acheck(self, content: Content | str) -> Verdict:
+        """Check `content` without blocking the event loop; windows are checked concurrently."""
+        content = as_content(content)
+        memo = self._memo
+        if memo is not None:
+            key = self._cache_key(content)
+            if key is not None:
+                return await memo.acheck(key, lambda: self._acheck(content))
+        return await self._acheck(content)
+
+    def _fail_if_open(self) -> None:
+        # Checked before any work: building the requests costs more than failing fast should.
+        if self.breaker.state is BreakerState.OPEN:
+            raise GuardUnavailable(
+                f"{self.name} guard circuit breaker is open: failing fast", guard=self.name, circuit_open=True
+            )
+
+    def _check(self, content: Content) -> Verdict:
+        self._fail_if_open()
+        requests = self._build_requests(content)
         deadline = Deadline(self.timeout)
         client = self._sync_client()
         verdicts = [
@@ -402,9 +479,9 @@ class RemoteGuard:
         ]
         return combine_verdicts(verdicts, guard=self.name)
 
-    async def acheck(self, content: Content | str) -> Verdict:
-        """Check `content` without blocking the event loop; windows are checked concurrently."""
-        requests = self._build_requests(as_content(content))
+    async def _acheck(self, content: Content) -> Verdict:
+        self._fail_if_open()
+        requests = self._build_requests(content)
         deadline = Deadline(self.timeout)
         client = self._async_client()
         try:

@@ -3,7 +3,11 @@
 The decorator and both middlewares call `record(...)` once per decision. Hooks registered with
 `add_hook` (globally) or passed as ``on_decision=`` (per decorator / middleware) receive the
 `Decision`; a hook that raises is logged and never breaks the request. `stats()` is a snapshot
-of the counters per outcome.
+of the counters per outcome. Every decision is also reported to OpenTelemetry when it is
+installed (see `guardrails._otel`).
+
+`log_extra` gives the structured fields every ``guardrails`` log line about a decision carries,
+the same names wherever the line is logged from.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from . import _otel
 
 __all__ = [
     "OUTCOMES",
@@ -20,6 +26,7 @@ __all__ = [
     "DecisionHook",
     "Outcome",
     "add_hook",
+    "log_extra",
     "record",
     "remove_hook",
     "reset_stats",
@@ -109,11 +116,54 @@ def reset_stats() -> None:
             _counts[outcome] = 0
 
 
+def log_extra(decision: Decision, **fields: Any) -> dict[str, Any]:
+    """The structured ``extra`` fields of a log line about `decision`.
+
+    Every field is prefixed ``guardrails_`` so that it cannot collide with a `logging.LogRecord`
+    attribute or another library's fields: ``guardrails_outcome``, ``guardrails_guard``,
+    ``guardrails_target``, ``guardrails_kind``, ``guardrails_verdict_id``, ``guardrails_reasons``
+    (a list), ``guardrails_error`` (an exception class name) and ``guardrails_latency_ms``. None of
+    them can hold the scanned text.
+
+    Args:
+        decision: the decision the line is about.
+        **fields: more fields, prefixed the same way (e.g. ``status_code=401``).
+
+    Example::
+
+        logger.info("guardrails blocked ...", extra=log_extra(decision))
+    """
+    extra: dict[str, Any] = {
+        "guardrails_outcome": decision.outcome,
+        "guardrails_guard": decision.guard,
+        "guardrails_target": decision.target,
+        "guardrails_kind": decision.kind,
+        "guardrails_verdict_id": decision.verdict_id,
+        "guardrails_reasons": list(decision.reasons),
+        "guardrails_error": decision.error,
+        "guardrails_latency_ms": round(decision.latency * 1000.0, 3),
+    }
+    for name, value in fields.items():
+        extra[f"guardrails_{name}"] = value
+    return extra
+
+
 def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
-    """Count a decision and hand it to the global hooks, then to `hooks` (per call site)."""
+    """Count a decision, report it to OpenTelemetry, then hand it to the global hooks and `hooks`.
+
+    Thread-safe and task-safe: counting happens under a lock no code awaits under. A hook that
+    raises is logged on the ``guardrails`` logger; the other hooks still run and the exception
+    never reaches the caller.
+
+    Args:
+        decision: what happened.
+        hooks: the call site's own hooks (the decorator's or middleware's ``on_decision``), called
+            after the global ones.
+    """
     with _lock:
         _counts[decision.outcome] += 1
         everyone = [*_hooks, *hooks] if _hooks else list(hooks)
+    _otel.emit(decision)
     for hook in everyone:
         try:
             hook(decision)

@@ -42,7 +42,7 @@ from ._body import (
     json_strings,
     parse_json,
 )
-from ._events import Decision, DecisionHook, Outcome, record
+from ._events import Decision, DecisionHook, Outcome, log_extra, record
 from ._exceptions import ExtractionError, GuardError
 from ._models import Content, Verdict
 from ._policy import FailOpen, should_fail_open
@@ -228,20 +228,20 @@ class Inspection:
         verdict: Verdict | None = None,
         error: BaseException | None = None,
         latency: float = 0.0,
-    ) -> None:
-        record(
-            Decision(
-                outcome=outcome,
-                guard=verdict.guard if verdict is not None else self.guard_name,
-                target=self.target,
-                kind=kind,
-                verdict_id=verdict.id if verdict is not None else None,
-                reasons=tuple(verdict.reasons) if verdict is not None else (),
-                error=type(error).__name__ if error is not None else None,
-                latency=latency,
-            ),
-            self.hooks,
+    ) -> Decision:
+        decision = Decision(
+            outcome=outcome,
+            guard=verdict.guard if verdict is not None else self.guard_name,
+            target=self.target,
+            kind=kind,
+            verdict_id=verdict.id if verdict is not None else None,
+            reasons=tuple(verdict.reasons) if verdict is not None else (),
+            error=type(error).__name__ if error is not None else None,
+            latency=latency,
+            cached=verdict.cached if verdict is not None else False,
         )
+        record(decision, self.hooks)
+        return decision
 
     # -- the request --------------------------------------------------------------------------------
 
@@ -262,8 +262,14 @@ class Inspection:
 
     def _body_error(self, error: BodyError) -> Reply:
         outcome: Outcome = "too_large" if isinstance(error, BodyTooLarge) else "invalid"
-        self._record(outcome, error=error)
-        logger.info("guardrails refused %s: %s (%d)", self.target, error.code, error.status)
+        decision = self._record(outcome, error=error)
+        logger.info(
+            "guardrails refused %s: %s (%d)",
+            self.target,
+            error.code,
+            error.status,
+            extra=log_extra(decision, status_code=error.status),
+        )
         return _body_error_reply(error)
 
     def prepare(self, body: bytes) -> Content | Reply | None:
@@ -297,9 +303,12 @@ class Inspection:
             return self._body_error(InvalidBody(str(exc) or "the request body could not be read"))
         except Exception as exc:
             # A bug in a custom extractor: fail closed. Its message may quote the body: log the type.
-            self._record("error", error=exc)
+            decision = self._record("error", error=exc)
             logger.error(
-                "guardrails extractor of %s raised %s: failing closed", self.target, type(exc).__name__
+                "guardrails extractor of %s raised %s: failing closed",
+                self.target,
+                type(exc).__name__,
+                extra=log_extra(decision),
             )
             return error_reply(
                 500, "server_error", "The guardrail could not read this request.", code="extractor_failed"
@@ -356,7 +365,7 @@ class Inspection:
 
     def _verdict(self, verdict: Verdict, latency: float, kind: str) -> Reply | None:
         if verdict.blocked:
-            self._record("blocked", kind=kind, verdict=verdict, latency=latency)
+            decision = self._record("blocked", kind=kind, verdict=verdict, latency=latency)
             logger.info(
                 "guardrails blocked the %s of %s (guard %s, reasons %s, verdict id %s)",
                 kind,
@@ -364,6 +373,7 @@ class Inspection:
                 verdict.guard,
                 ", ".join(verdict.reasons) or "none given",
                 verdict.id,
+                extra=log_extra(decision),
             )
             return _blocked_reply(verdict, kind)
         self._record("allowed", kind=kind, verdict=verdict, latency=latency)
@@ -379,26 +389,32 @@ class Inspection:
             )
         if should_fail_open(self.fail_open, error):
             self.unscanned = True
-            self._record("failed_open", kind=kind, error=error, latency=latency)
-            logger.warning(
-                "guardrails %s guard failed on the %s of %s (%s, %s): failing open, unscanned",
+            decision = self._record("failed_open", kind=kind, error=error, latency=latency)
+            # A configuration error is logged at ERROR even when the route lets it through.
+            log = logger.warning if error.transient else logger.error
+            log(
+                "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing open, unscanned",
                 error.guard,
                 kind,
                 self.target,
                 type(error).__name__,
                 error.kind,
+                error.status_code,
+                extra=log_extra(decision, status_code=error.status_code),
             )
             return None
-        self._record("error", kind=kind, error=error, latency=latency)
+        decision = self._record("error", kind=kind, error=error, latency=latency)
         log = logger.warning if error.transient else logger.error
+        # The class and status only: a vendor's error message may quote the request.
         log(
-            "guardrails %s guard failed on the %s of %s (%s, %s): failing closed: %s",
+            "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing closed",
             error.guard,
             kind,
             self.target,
             type(error).__name__,
             error.kind,
-            error,
+            error.status_code,
+            extra=log_extra(decision, status_code=error.status_code),
         )
         return _unavailable_reply(error)
 

@@ -206,6 +206,8 @@ class Verdict(BaseModel):
         raw: the guard's full response payload (detailed fields included).
         masked_data: masked text the guard returned (Palo Alto ``prompt_masked_data`` /
             ``response_masked_data``), if any.
+        cached: True when this check did not ask the guard itself: the verdict came from the
+            guard's verdict cache, or from an identical check it joined while in flight.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -216,6 +218,7 @@ class Verdict(BaseModel):
     guard: str = "unknown"
     raw: dict[str, Any] = Field(default_factory=dict)
     masked_data: dict[str, Any] | None = None
+    cached: bool = False
 
     @property
     def blocked(self) -> bool:

@@ -22,7 +22,7 @@ import anyio
 import wrapt
 
 from . import extractors
-from ._events import Decision, DecisionHook, Outcome, record
+from ._events import Decision, DecisionHook, Outcome, log_extra, record
 from ._exceptions import Blocked, ExtractionError, GuardError
 from ._models import Content, Verdict
 from ._policy import FailOpen, should_fail_open, validate_fail_open
@@ -301,15 +301,12 @@ class _Guarded:
                 f"extractor {_describe(self.extract if kind == 'prompt' else self.extract_response)} "
                 f"raised {type(exc).__name__}"
             )
-        record(Decision(outcome="invalid", guard="", target=self.target, kind=kind), self.hooks)
+        decision = Decision(outcome="invalid", guard="", target=self.target, kind=kind)
+        record(decision, self.hooks)
         if not self.monitor:
             # The cause stays on __context__ but is not printed: its message may quote the argument.
             raise ExtractionError(message) from None
-        logger.error(
-            "%s (monitor mode: the call goes on)",
-            message,
-            extra={"guard": "", "target": self.target, "outcome": "invalid", "kind": kind},
-        )
+        logger.error("%s (monitor mode: the call goes on)", message, extra=log_extra(decision))
 
     # Judging ------------------------------------------------------------------------------------
 
@@ -322,14 +319,25 @@ class _Guarded:
         reasons = tuple(verdict.reasons)
         if not verdict.blocked:
             record(
-                Decision("allowed", guard.name, self.target, kind, verdict.id, reasons, None, latency),
+                Decision(
+                    "allowed",
+                    guard.name,
+                    self.target,
+                    kind,
+                    verdict.id,
+                    reasons,
+                    None,
+                    latency,
+                    verdict.cached,
+                ),
                 self.hooks,
             )
             return None
         outcome: Outcome = "monitored" if self.monitor else "blocked"
-        record(
-            Decision(outcome, guard.name, self.target, kind, verdict.id, reasons, None, latency), self.hooks
+        decision = Decision(
+            outcome, guard.name, self.target, kind, verdict.id, reasons, None, latency, verdict.cached
         )
+        record(decision, self.hooks)
         logger.info(
             "%s guard %s the %s of %s: %s",
             guard.name,
@@ -337,14 +345,7 @@ class _Guarded:
             kind,
             self.target,
             "; ".join(reasons) or "no reason given",
-            extra={
-                "guard": guard.name,
-                "target": self.target,
-                "outcome": outcome,
-                "kind": kind,
-                "reasons": list(reasons),
-                "verdict_id": verdict.id,
-            },
+            extra=log_extra(decision),
         )
         return None if self.monitor else Blocked(verdict)
 
@@ -353,9 +354,8 @@ class _Guarded:
         proceed = self.monitor or should_fail_open(self.fail_open, error)
         outcome: Outcome = "failed_open" if proceed else "error"
         name = type(error).__name__
-        record(
-            Decision(outcome, guard.name, self.target, kind, None, (), name, _perf() - started), self.hooks
-        )
+        decision = Decision(outcome, guard.name, self.target, kind, None, (), name, _perf() - started)
+        record(decision, self.hooks)
         # The error's class and status only: the guard's own message is not ours to vouch for.
         logger.log(
             logging.WARNING if error.transient else logging.ERROR,
@@ -367,14 +367,7 @@ class _Guarded:
             kind,
             self.target,
             "failing open" if proceed else "failing closed",
-            extra={
-                "guard": guard.name,
-                "target": self.target,
-                "outcome": outcome,
-                "kind": kind,
-                "error": name,
-                "status_code": error.status_code,
-            },
+            extra=log_extra(decision, status_code=error.status_code),
         )
         return proceed
 

@@ -252,8 +252,8 @@ def test_fail_open_logs_a_warning_without_the_prompt(caplog: pytest.LogCaptureFi
         ask(SECRET)
     [record] = caplog.records
     assert record.levelno == logging.WARNING
-    assert record.__dict__["outcome"] == "failed_open"
-    assert record.__dict__["error"] == "GuardUnavailable"
+    assert record.__dict__["guardrails_outcome"] == "failed_open"
+    assert record.__dict__["guardrails_error"] == "GuardUnavailable"
     assert "failing open" in record.getMessage()
     assert "4111" not in record.getMessage()
 
@@ -269,7 +269,7 @@ def test_configuration_error_is_logged_at_error(caplog: pytest.LogCaptureFixture
         ask("hello")
     [record] = caplog.records
     assert record.levelno == logging.ERROR
-    assert record.__dict__["status_code"] == 401
+    assert record.__dict__["guardrails_status_code"] == 401
     assert "failing closed" in record.getMessage()
 
 
@@ -284,14 +284,16 @@ def test_block_is_logged_at_info_with_reasons_and_verdict_id(caplog: pytest.LogC
         ask(SECRET)
     [record] = caplog.records
     assert record.levelno == logging.INFO
-    fields = {key: record.__dict__[key] for key in ("guard", "outcome", "reasons", "verdict_id")}
+    fields = {
+        key: record.__dict__[f"guardrails_{key}"] for key in ("guard", "outcome", "reasons", "verdict_id")
+    }
     assert fields == {
         "guard": "static",
         "outcome": "blocked",
         "reasons": ["prompt_attack"],
         "verdict_id": "static",
     }
-    assert record.__dict__["target"].endswith("ask")
+    assert record.__dict__["guardrails_target"].endswith("ask")
     assert "4111" not in record.getMessage()
 
 

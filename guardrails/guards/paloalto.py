@@ -37,6 +37,12 @@ A Block with no true flag gets the ``category`` (e.g. ``"malicious"``) as its re
 
 A ``category`` of ``"error"`` or ``"timeout"`` (or ``"error": true`` / ``"timeout": true``)
 without a Block means the scan did not complete: a transient `GuardResponseError`, never an Allow.
+
+Caching (``cache=``): the key covers the content, the profile, the metadata sent (``app_name``,
+``app_user``, ``ai_model`` and the Content's ``session_id``, ``transaction_id``, ``user``,
+``model``, ``app_name``, ``user_ip``), the base URL and a digest of the API key. A new
+``transaction_id`` per turn therefore means a new scan per turn. Verdicts with masked data are
+not cached: the masked copy is still the user's text.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from .._cache import VerdictCache, secret_digest
 from .._client import DEFAULT_MAX_RESPONSE_BYTES
 from .._exceptions import ExtractionError, GuardResponseError
 from .._models import Action, Content, Verdict
@@ -104,6 +111,8 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         backoff: base delay of the jittered exponential backoff, in seconds.
         max_response_bytes: cap on the service's response body.
         http2: use HTTP/2 (needs the ``h2`` extra).
+        cache: cache verdicts: None (default) for no cache, True for an in-memory `LRUCache`, or
+            any `VerdictCache`; concurrent identical checks then share one call. See "Caching" above.
 
     Raises:
         ValueError: no API key, no profile (and not `linked_profile`), an unknown region, or a
@@ -132,6 +141,7 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         backoff: float = 0.1,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         http2: bool = False,
+        cache: VerdictCache | bool | None = None,
     ) -> None:
         if not profile_id and not profile_name and not linked_profile:
             raise ValueError(
@@ -142,6 +152,7 @@ class PaloAltoAIRS(KeyedRemoteGuard):
             raise ValueError(f"profile_name must be at most {MAX_PROFILE_NAME_LENGTH} characters")
         default_url = region_url(region, REGIONS, guard=self.name)
         self._api_key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
+        self._key_digest = secret_digest(self._api_key)
         if base_url is None:
             base_url = os.environ.get(ENV_ENDPOINT) or default_url
         super().__init__(
@@ -154,6 +165,7 @@ class PaloAltoAIRS(KeyedRemoteGuard):
             limits=limits,
             http2=http2,
             backoff=backoff,
+            cache=cache,
         )
         self.region = region.strip().lower()
         self.profile_name = profile_name or None
@@ -162,6 +174,22 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         self.app_name = app_name
         self.app_user = app_user
         self.ai_model = ai_model
+
+    # -- cache ----------------------------------------------------------------------------------
+
+    _cache_metadata = ("session_id", "transaction_id", "app_name", "user", "model", "user_ip")
+
+    def _cache_identity(self) -> tuple[object, ...]:
+        return (
+            *super()._cache_identity(),
+            self._key_digest,
+            self.profile_id,
+            self.profile_name,
+            self.linked_profile,
+            self.app_name,
+            self.app_user,
+            self.ai_model,
+        )
 
     # -- requests -------------------------------------------------------------------------------
 

@@ -20,6 +20,10 @@ Responses are read leniently: ``reasons`` (v3) or ``reason`` (beta), the action 
 detailed fields (``harmfulContent``, ``sensitiveInformation``, ``promptAttacks`` in v3;
 ``harmful_content``, ``sensitive_information``, ``prompt_attack`` in beta) stay in `Verdict.raw`.
 A missing or unknown action is a `GuardResponseError`, never an Allow.
+
+Caching (``cache=``): the key covers the content (``metadata["model"]`` is the only metadata sent),
+the API variant, application name, detailed flag, window settings, base URL and a digest of the
+API key.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
+from .._cache import VerdictCache, secret_digest
 from .._client import DEFAULT_MAX_RESPONSE_BYTES
 from .._exceptions import ExtractionError, GuardResponseError
 from .._models import Action, Content, Verdict
@@ -94,6 +99,8 @@ class TrendAIGuard(KeyedRemoteGuard):
         max_windows: refuse (`ExtractionError`) text needing more windows than this, rather than
             sending that many requests; None for no limit.
         http2: use HTTP/2 (needs the ``h2`` extra).
+        cache: cache verdicts: None (default) for no cache, True for an in-memory `LRUCache`, or
+            any `VerdictCache`; concurrent identical checks then share one call. See "Caching" above.
 
     Raises:
         ValueError: no API key, an invalid application name, an unknown region or API, or a base
@@ -122,6 +129,7 @@ class TrendAIGuard(KeyedRemoteGuard):
         window_overlap: int = 128,
         max_windows: int | None = 128,
         http2: bool = False,
+        cache: VerdictCache | bool | None = None,
     ) -> None:
         if api not in ("v3", "beta"):
             raise ValueError(f"api must be 'v3' or 'beta', not {api!r}")
@@ -136,6 +144,7 @@ class TrendAIGuard(KeyedRemoteGuard):
             raise ValueError("max_windows must be at least 1 (or None)")
         default_url = region_url(region, REGIONS, guard=self.name)
         self._api_key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
+        self._key_digest = secret_digest(self._api_key)
         url = check_base_url(base_url if base_url is not None else default_url, guard=self.name)
         super().__init__(
             base_url=url,
@@ -147,6 +156,7 @@ class TrendAIGuard(KeyedRemoteGuard):
             limits=limits,
             http2=http2,
             backoff=backoff,
+            cache=cache,
         )
         self.region = region.strip().lower()
         self.app_name = app_name
@@ -155,6 +165,21 @@ class TrendAIGuard(KeyedRemoteGuard):
         self.window_size = window_size
         self.window_overlap = window_overlap
         self.max_windows = max_windows
+
+    # -- cache ----------------------------------------------------------------------------------
+
+    _cache_metadata = ("model",)
+
+    def _cache_identity(self) -> tuple[object, ...]:
+        return (
+            *super()._cache_identity(),
+            self._key_digest,
+            self.api,
+            self.app_name,
+            self.detailed,
+            self.window_size,
+            self.window_overlap,
+        )
 
     # -- requests -------------------------------------------------------------------------------
 

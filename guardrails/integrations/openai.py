@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from .._body import is_json_media_type, json_strings
-from .._events import Decision, DecisionHook, Outcome, record
+from .._events import Decision, DecisionHook, Outcome, log_extra, record
 from .._exceptions import Blocked, ExtractionError, GuardError
 from .._models import Content, Verdict, message_texts
 from .._policy import FailOpen, should_fail_open, validate_fail_open
@@ -385,8 +385,12 @@ class _Call:
         try:
             content = _prompt_of(endpoint, body, path)
         except ExtractionError as exc:
-            self._record("invalid", "prompt", error=exc)
-            logger.error("guardrails could not read the request of %s: refusing to send it", self.target)
+            decision = self._record("invalid", "prompt", error=exc)
+            logger.error(
+                "guardrails could not read the request of %s: refusing to send it",
+                self.target,
+                extra=log_extra(decision),
+            )
             raise
         if content is None:
             self._record("skipped", "prompt")
@@ -412,20 +416,20 @@ class _Call:
         verdict: Verdict | None = None,
         error: BaseException | None = None,
         latency: float = 0.0,
-    ) -> None:
-        record(
-            Decision(
-                outcome=outcome,
-                guard=verdict.guard if verdict is not None else self.guard_name,
-                target=self.target,
-                kind=kind,
-                verdict_id=verdict.id if verdict is not None else None,
-                reasons=tuple(verdict.reasons) if verdict is not None else (),
-                error=type(error).__name__ if error is not None else None,
-                latency=latency,
-            ),
-            self.hooks,
+    ) -> Decision:
+        decision = Decision(
+            outcome=outcome,
+            guard=verdict.guard if verdict is not None else self.guard_name,
+            target=self.target,
+            kind=kind,
+            verdict_id=verdict.id if verdict is not None else None,
+            reasons=tuple(verdict.reasons) if verdict is not None else (),
+            error=type(error).__name__ if error is not None else None,
+            latency=latency,
+            cached=verdict.cached if verdict is not None else False,
         )
+        record(decision, self.hooks)
+        return decision
 
     def settle(self, kind: Kind, verdict: Verdict | None, error: Exception | None, latency: float) -> None:
         """Apply the policy to one check: return to go on, or raise `OpenAIBlocked` / the `GuardError`."""
@@ -434,7 +438,7 @@ class _Call:
             return
         assert verdict is not None
         if verdict.blocked:
-            self._record("blocked", kind, verdict=verdict, latency=latency)
+            decision = self._record("blocked", kind, verdict=verdict, latency=latency)
             logger.info(
                 "guardrails blocked the %s of %s (guard %s, reasons %s, verdict id %s)",
                 kind,
@@ -442,6 +446,7 @@ class _Call:
                 verdict.guard,
                 ", ".join(verdict.reasons) or "none given",
                 verdict.id,
+                extra=log_extra(decision),
             )
             raise OpenAIBlocked(verdict)
         self._record("allowed", kind, verdict=verdict, latency=latency)
@@ -456,26 +461,32 @@ class _Call:
                 transient=False,
             )
         if should_fail_open(self.fail_open, failure):
-            self._record("failed_open", kind, error=failure, latency=latency)
-            logger.warning(
-                "guardrails %s guard failed on the %s of %s (%s, %s): failing open, unscanned",
+            decision = self._record("failed_open", kind, error=failure, latency=latency)
+            # A configuration error is logged at ERROR even when the caller lets it through.
+            log = logger.warning if failure.transient else logger.error
+            log(
+                "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing open, unscanned",
                 failure.guard,
                 kind,
                 self.target,
                 type(failure).__name__,
                 failure.kind,
+                failure.status_code,
+                extra=log_extra(decision, status_code=failure.status_code),
             )
             return
-        self._record("error", kind, error=failure, latency=latency)
+        decision = self._record("error", kind, error=failure, latency=latency)
         log = logger.warning if failure.transient else logger.error
+        # The class and status only: a vendor's error message may quote the request.
         log(
-            "guardrails %s guard failed on the %s of %s (%s, %s): failing closed: %s",
+            "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing closed",
             failure.guard,
             kind,
             self.target,
             type(failure).__name__,
             failure.kind,
-            failure,
+            failure.status_code,
+            extra=log_extra(decision, status_code=failure.status_code),
         )
         if failure is error:
             raise failure

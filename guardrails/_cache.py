@@ -1,0 +1,412 @@
+"""The verdict cache of remote guards, and single-flight for concurrent identical checks.
+
+Opt-in per guard (``TrendAIGuard(..., cache=True)``):
+
+- `VerdictCache` is the plug-in point: ``get(key)`` and ``set(key, verdict)``, thread-safe and
+  quick (``acheck`` calls them inline, on the event loop). `LRUCache` is the in-memory one.
+- `cache_key` is a BLAKE2b digest of the guard's configuration identity and of what is scanned: the
+  cache holds digests and verdicts, never the prompt text. The digest is 256 bits, so crafting a
+  prompt that collides with another one's (to borrow its Allow) is out of reach.
+- `VerdictMemo` sits in front of a guard's checks: a hit returns the stored verdict; on a miss,
+  concurrent identical checks share one guard call: threads calling ``check`` with each other,
+  tasks calling ``acheck`` with the other tasks of their event loop.
+
+What is cached: Allow and Block verdicts alike, never errors. Verdicts carrying ``masked_data``
+(Palo Alto's masked copy of the prompt or response) are not stored, since masked text is still
+the user's text; they are still shared with the identical checks in flight.
+
+Verdicts that did not come from the caller's own guard call (a hit, or a shared call) have
+``cached=True``. They are one object shared by every such caller (and share `Verdict.raw` with
+the verdict the first caller got): treat verdicts, their lists and dicts included, as read-only.
+
+A cache that fails (a remote backend down) never fails a check: the error is logged as a warning
+and the check goes on as a miss.
+
+When the shared call fails, every check waiting on it raises a copy of the same error (no
+stampede of retries against a guard that just failed). When it ends without an outcome (the
+leading task was cancelled, the leading thread interrupted), a waiting check takes the lead and
+calls the guard itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import anyio
+from pydantic import SecretStr
+
+from ._models import Content, Verdict
+
+logger = logging.getLogger("guardrails")
+
+__all__ = ["LRUCache", "VerdictCache", "VerdictMemo", "cache_key", "resolve_cache", "secret_digest"]
+
+
+@runtime_checkable
+class VerdictCache(Protocol):
+    """Where a guard keeps verdicts by key. Implementations must be thread-safe.
+
+    Both methods are called inline by ``check`` and ``acheck`` (on the event loop): they must not
+    block for long. Keys are hex digests; values are frozen `Verdict` objects.
+    """
+
+    def get(self, key: str) -> Verdict | None:
+        """The verdict stored under `key`, or None if there is none (or it expired)."""
+        ...
+
+    def set(self, key: str, verdict: Verdict) -> None:
+        """Store `verdict` under `key`."""
+        ...
+
+
+class LRUCache:
+    """An in-memory `VerdictCache`: least recently used entries go first, entries expire.
+
+    Args:
+        maxsize: most entries kept; the least recently used one is dropped to make room.
+        ttl: seconds an entry stays valid after it is stored; None for no expiry.
+        clock: the monotonic clock the TTL is measured with (a fake one in tests).
+
+    Attributes:
+        hits: `get` calls that found a valid entry.
+        misses: `get` calls that found none, or an expired one.
+    """
+
+    def __init__(
+        self,
+        maxsize: int = 10_000,
+        ttl: float | None = 300.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        if ttl is not None and not ttl > 0:
+            raise ValueError("ttl must be a positive number of seconds (or None)")
+        self.maxsize = maxsize
+        self.ttl = ttl
+        self.hits = 0
+        self.misses = 0
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Verdict | None:
+        """The verdict stored under `key` if it has not expired; marks it most recently used."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                if entry[0] > self._clock():
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry[1]
+                del self._entries[key]
+            self.misses += 1
+            return None
+
+    def set(self, key: str, verdict: Verdict) -> None:
+        """Store `verdict` under `key` for `ttl` seconds, dropping the least recently used entry if full."""
+        expires = math.inf if self.ttl is None else self._clock() + self.ttl
+        with self._lock:
+            self._entries[key] = (expires, verdict)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop every entry (the hit and miss counts are kept)."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"LRUCache(maxsize={self.maxsize}, ttl={self.ttl!r}, size={len(self)})"
+
+
+def resolve_cache(cache: VerdictCache | bool | None) -> VerdictCache | None:
+    """A guard's ``cache=`` argument: None or False (no cache), True (a default `LRUCache`), or a cache.
+
+    Raises:
+        TypeError: `cache` is none of those.
+    """
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return LRUCache()
+    if isinstance(cache, VerdictCache):
+        return cache
+    raise TypeError(f"cache must be None, True or a VerdictCache (get/set), not {type(cache).__name__}")
+
+
+def secret_digest(secret: SecretStr) -> str:
+    """A digest standing for a credential in a guard's cache identity (the key itself never is)."""
+    return hashlib.blake2b(
+        secret.get_secret_value().encode(), digest_size=16, person=b"guardrails-key"
+    ).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _seeded(identity: tuple[object, ...]) -> hashlib.blake2b:
+    # Guards keep their identity for life: hash it once, and start each key from a copy.
+    return hashlib.blake2b(
+        repr(identity).encode("utf-8", "surrogatepass"), digest_size=32, person=b"guardrails"
+    )
+
+
+def _utf8(text: str | None) -> bytes:
+    return b"" if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def cache_key(
+    identity: tuple[object, ...], content: Content, metadata_keys: Collection[str] | None = None
+) -> str | None:
+    """The cache key of checking `content` with a guard configured as `identity`.
+
+    Args:
+        identity: what makes the guard's verdicts differ (class, URL, API variant, profile, a digest
+            of the API key, ...): plain strings, numbers, booleans and None.
+        content: what is scanned: its kind, text, messages, completion and prompt all count.
+        metadata_keys: the metadata entries that change the guard's request (e.g. Palo Alto's
+            session and transaction ids); None when they all do.
+
+    Returns:
+        A hex digest, or None when the content cannot be keyed (not JSON-serializable: the guard
+        would refuse to send it anyway).
+    """
+    metadata = content.metadata
+    if metadata and metadata_keys is not None:
+        metadata = {key: metadata[key] for key in metadata_keys if key in metadata}
+    structured = b""
+    if content.messages is not None or content.completion is not None or metadata:
+        try:
+            structured = json.dumps(
+                [content.messages, content.completion, metadata],
+                ensure_ascii=False,
+                sort_keys=True,
+                separators=(",", ":"),
+                allow_nan=False,
+            ).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError):
+            return None
+    text = _utf8(content.text)
+    prompt = _utf8(content.prompt)
+    digest = _seeded(identity).copy()
+    # Every part length-prefixed (-1 for an absent one): no two contents feed the same bytes.
+    digest.update(
+        b"%s %d %d %d;"
+        % (
+            content.kind.encode(),
+            -1 if content.text is None else len(text),
+            -1 if content.prompt is None else len(prompt),
+            len(structured),
+        )
+    )
+    digest.update(text)
+    digest.update(prompt)
+    digest.update(structured)
+    return digest.hexdigest()
+
+
+def _shared(verdict: Verdict) -> Verdict:
+    """The copy handed to cache hits and to the checks that joined a call, marked as such."""
+    # Shallow: a deep copy of `raw` would cost more than the rest of a miss. Verdicts are frozen
+    # models, and their lists and dicts are read-only by contract.
+    return verdict.model_copy(update={"cached": True})
+
+
+def _cacheable(verdict: Verdict) -> bool:
+    return not verdict.masked_data
+
+
+def _copy_error(error: Exception) -> Exception:
+    """A copy of `error` for one more caller to raise: each raise gets a traceback of its own."""
+    try:
+        clone = copy.copy(error)
+    except Exception:  # pragma: no cover - an exception class that cannot be copied
+        return error
+    clone.__cause__ = error.__cause__
+    clone.__suppress_context__ = error.__suppress_context__
+    return clone
+
+
+class _Latch:
+    """A one-shot gate for threads: shut when made, open for good once `set`.
+
+    Cheaper to make than a `threading.Event`, and one is made per cache miss.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        # Each waiter passes the lock on to the next as soon as it gets it.
+        with self._lock:
+            pass
+
+
+_Done = TypeVar("_Done", _Latch, anyio.Event)
+
+
+class _Flight(Generic[_Done]):
+    """One guard call in flight, which identical checks wait on."""
+
+    __slots__ = ("done", "error", "verdict")
+
+    def __init__(self, done: _Done) -> None:
+        self.done: _Done = done
+        self.verdict: Verdict | None = None
+        self.error: Exception | None = None
+
+    def outcome(self) -> Verdict | None:
+        """The shared verdict; raises a copy of the shared error; None if the call ended without either."""
+        if self.error is not None:
+            raise _copy_error(self.error)
+        return self.verdict
+
+
+def _event_loop() -> object:
+    # Waiters are keyed by event loop: an anyio.Event belongs to the loop that made it.
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # pragma: no cover - trio: one loop per thread
+        return threading.get_ident()
+
+
+def _cache_failed(operation: str, error: Exception) -> None:
+    # The exception's message is left out: a backend's error may quote the key or its payload.
+    logger.warning("verdict cache %s failed (%s): going on without it", operation, type(error).__name__)
+
+
+class VerdictMemo:
+    """A `VerdictCache` in front of a guard's checks, with single-flight on misses.
+
+    Args:
+        cache: where verdicts are kept.
+    """
+
+    def __init__(self, cache: VerdictCache) -> None:
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._threads: dict[str, _Flight[_Latch]] = {}
+        self._tasks: dict[tuple[object, str], _Flight[anyio.Event]] = {}
+        # Calls finished so far: tells a new leader whether its cache miss may be stale.
+        self._landed = 0
+
+    def check(self, key: str, call: Callable[[], Verdict]) -> Verdict:
+        """The cached verdict for `key`, or the verdict of `call()` shared with identical checks."""
+        landed = self._landed
+        verdict = self._get(key)
+        if verdict is not None:
+            return verdict
+        while True:
+            with self._lock:
+                flight = self._threads.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._threads[key] = _Flight(_Latch())
+                stale = self._landed != landed
+            if leader:
+                return self._lead(key, flight, call, recheck=stale)
+            flight.done.wait()
+            verdict = flight.outcome()
+            if verdict is not None:
+                return verdict
+            landed = -1  # the leader gave up: whoever leads next looks at the cache again
+
+    async def acheck(self, key: str, call: Callable[[], Awaitable[Verdict]]) -> Verdict:
+        """The cached verdict for `key`, or the verdict of ``await call()`` shared with identical checks."""
+        verdict = self._get(key)
+        if verdict is not None:
+            return verdict
+        # No await between the miss and taking the lead, and flights are per event loop: unlike
+        # threads, no other check can land in between, so the miss is never stale here.
+        slot = (_event_loop(), key)
+        while True:
+            with self._lock:
+                flight = self._tasks.get(slot)
+                leader = flight is None
+                if flight is None:
+                    flight = self._tasks[slot] = _Flight(anyio.Event())
+            if leader:
+                return await self._alead(slot, flight, call)
+            await flight.done.wait()
+            verdict = flight.outcome()
+            if verdict is not None:
+                return verdict
+
+    def _lead(
+        self, key: str, flight: _Flight[_Latch], call: Callable[[], Verdict], *, recheck: bool
+    ) -> Verdict:
+        try:
+            # An identical check may have stored its verdict and left between our cache miss and
+            # our taking the lead: look again rather than call the guard twice.
+            verdict = self._get(key) if recheck else None
+            if verdict is not None:
+                flight.verdict = verdict
+                return verdict
+            verdict = call()
+            self._publish(key, flight, verdict)
+            return verdict
+        except Exception as exc:
+            flight.error = exc
+            raise
+        finally:
+            # Interrupted or not, the waiters must wake: with no outcome, one of them takes the lead.
+            with self._lock:
+                del self._threads[key]
+                self._landed += 1
+            flight.done.set()
+
+    async def _alead(
+        self, slot: tuple[object, str], flight: _Flight[anyio.Event], call: Callable[[], Awaitable[Verdict]]
+    ) -> Verdict:
+        try:
+            verdict = await call()
+            self._publish(slot[1], flight, verdict)
+            return verdict
+        except Exception as exc:
+            flight.error = exc
+            raise
+        finally:
+            # Cancelled or not, the waiters must wake: with no outcome, one of them takes the lead.
+            with self._lock:
+                del self._tasks[slot]
+            flight.done.set()
+
+    def _publish(self, key: str, flight: _Flight[Any], verdict: Verdict) -> None:
+        shared = _shared(verdict)
+        flight.verdict = shared
+        if _cacheable(verdict):
+            try:
+                self.cache.set(key, shared)
+            except Exception as exc:
+                _cache_failed("set", exc)
+
+    def _get(self, key: str) -> Verdict | None:
+        try:
+            return self.cache.get(key)
+        except Exception as exc:
+            _cache_failed("get", exc)
+            return None
+
+    def __repr__(self) -> str:
+        return f"VerdictMemo({self.cache!r})"
