@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -42,15 +43,18 @@ from ._body import (
     json_strings,
     parse_json,
 )
-from ._events import Decision, DecisionHook, Outcome, log_extra, record
+from ._events import Decision, DecisionHook, Outcome, log_extra
 from ._exceptions import ExtractionError, GuardError
+from ._guard import Guard
+from ._judge import Judge, as_guard_error
 from ._models import Content, Verdict
-from ._policy import FailOpen, should_fail_open
-from ._routing import DEFAULT_ROUTE, Route, normalize_path
+from ._policy import FailOpen, validate_fail_open
+from ._routing import DEFAULT_ROUTE, Route, Router, normalize_path
 
 __all__ = [
     "STATE_KEY",
     "UNSCANNED_HEADER",
+    "GuardedRoutes",
     "Inspection",
     "Reply",
     "SSEScanner",
@@ -180,10 +184,9 @@ class Inspection:
 
     __slots__ = (
         "content",
-        "fail_open",
         "guard_name",
         "headers",
-        "hooks",
+        "judge",
         "max_body_size",
         "method",
         "path",
@@ -210,38 +213,21 @@ class Inspection:
         self.path = path
         self.headers = headers
         self.guard_name = guard_name
-        self.fail_open: FailOpen = route.fail_open if route.fail_open is not None else fail_open
         self.max_body_size = max_body_size
-        self.hooks = hooks
         # The route template, not the path (paths carry ids and other user data), unless the
         # catch-all default route matched: its template says nothing.
         self.route_name = normalize_path(path) if route is DEFAULT_ROUTE else route.path
         self.target = f"{method} {self.route_name}"
+        self.judge = Judge(
+            self.target,
+            hooks=tuple(hooks),
+            fail_open=route.fail_open if route.fail_open is not None else fail_open,
+        )
         self.unscanned = False
         self.content: Content | None = None
 
-    def _record(
-        self,
-        outcome: Outcome,
-        *,
-        kind: str = "prompt",
-        verdict: Verdict | None = None,
-        error: BaseException | None = None,
-        latency: float = 0.0,
-    ) -> Decision:
-        decision = Decision(
-            outcome=outcome,
-            guard=verdict.guard if verdict is not None else self.guard_name,
-            target=self.target,
-            kind=kind,
-            verdict_id=verdict.id if verdict is not None else None,
-            reasons=tuple(verdict.reasons) if verdict is not None else (),
-            error=type(error).__name__ if error is not None else None,
-            latency=latency,
-            cached=verdict.cached if verdict is not None else False,
-        )
-        record(decision, self.hooks)
-        return decision
+    def _record(self, outcome: Outcome, *, error: BaseException | None = None) -> Decision:
+        return self.judge.record(outcome, guard=self.guard_name, error=error)
 
     # -- the request --------------------------------------------------------------------------------
 
@@ -364,59 +350,98 @@ class Inspection:
     # -- shared -------------------------------------------------------------------------------------------
 
     def _verdict(self, verdict: Verdict, latency: float, kind: str) -> Reply | None:
-        if verdict.blocked:
-            decision = self._record("blocked", kind=kind, verdict=verdict, latency=latency)
-            logger.info(
-                "guardrails blocked the %s of %s (guard %s, reasons %s, verdict id %s)",
-                kind,
-                self.target,
-                verdict.guard,
-                ", ".join(verdict.reasons) or "none given",
-                verdict.id,
-                extra=log_extra(decision),
-            )
+        if self.judge.verdict(verdict, kind=kind, latency=latency):
             return _blocked_reply(verdict, kind)
-        self._record("allowed", kind=kind, verdict=verdict, latency=latency)
         return None
 
     def _failure(self, error: BaseException, latency: float, kind: str) -> Reply | None:
-        if not isinstance(error, GuardError):
-            # A guard that raises something else is broken: a configuration error, never transient.
-            error = GuardError(
-                f"{self.guard_name} guard raised {type(error).__name__}",
-                guard=self.guard_name,
-                transient=False,
-            )
-        if should_fail_open(self.fail_open, error):
+        failure = as_guard_error(error, self.guard_name)
+        if self.judge.failure(failure, kind=kind, latency=latency):
             self.unscanned = True
-            decision = self._record("failed_open", kind=kind, error=error, latency=latency)
-            # A configuration error is logged at ERROR even when the route lets it through.
-            log = logger.warning if error.transient else logger.error
-            log(
-                "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing open, unscanned",
-                error.guard,
-                kind,
-                self.target,
-                type(error).__name__,
-                error.kind,
-                error.status_code,
-                extra=log_extra(decision, status_code=error.status_code),
-            )
             return None
-        decision = self._record("error", kind=kind, error=error, latency=latency)
-        log = logger.warning if error.transient else logger.error
-        # The class and status only: a vendor's error message may quote the request.
-        log(
-            "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing closed",
-            error.guard,
-            kind,
-            self.target,
-            type(error).__name__,
-            error.kind,
-            error.status_code,
-            extra=log_extra(decision, status_code=error.status_code),
+        return _unavailable_reply(failure)
+
+
+class GuardedRoutes:
+    """The configuration both middlewares share, and what they do before reading a request.
+
+    Validates the options, resolves the default guard lazily and once (thread-safe), and starts
+    the `Inspection` of a matched request. The middlewares subclass it and add only their I/O.
+    """
+
+    def __init__(
+        self,
+        *,
+        guard: Guard | None,
+        routes: Sequence[Route] | None,
+        max_body_size: int,
+        fail_open: FailOpen,
+        on_decision: DecisionHook | Iterable[DecisionHook] | None,
+        sse_window: int,
+        max_response_size: int,
+    ) -> None:
+        if max_body_size < 0:
+            raise ValueError("max_body_size must not be negative")
+        if sse_window < 1:
+            raise ValueError("sse_window must be positive")
+        if max_response_size < 0:
+            raise ValueError("max_response_size must not be negative")
+        self.router = Router(routes)
+        self.max_body_size = max_body_size
+        self.fail_open = validate_fail_open(fail_open)
+        if on_decision is None:
+            self.hooks: tuple[DecisionHook, ...] = ()
+        elif callable(on_decision):
+            self.hooks = (on_decision,)
+        else:
+            self.hooks = tuple(on_decision)
+        self.sse_window = sse_window
+        self.max_response_size = max_response_size
+        self._guard = guard
+        self._guard_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        guard = self._guard if self._guard is not None else "guard_from_env()"
+        return f"GuardMiddleware(guard={guard!r}, routes={list(self.router.routes)!r})"
+
+    def _default_guard(self) -> Guard:
+        guard = self._guard
+        if guard is None:
+            with self._guard_lock:
+                if self._guard is None:
+                    from ._settings import guard_from_env
+
+                    self._guard = guard_from_env()
+                guard = self._guard
+        return guard
+
+    def _guards(self) -> list[Guard]:
+        """Every guard configured (the middleware's and the routes'), each once."""
+        guards = {id(g): g for g in [self._guard, *(r.guard for r in self.router.routes)] if g is not None}
+        return list(guards.values())
+
+    def _inspect(
+        self, route: Route, *, method: str, path: str, headers: Mapping[str, str]
+    ) -> tuple[Inspection, Guard | None, BaseException | None]:
+        """Start a matched request's inspection: its guard, or why there is none (bad settings)."""
+        guard: Guard | None
+        try:
+            guard = route.guard or self._default_guard()
+            guard_name = getattr(guard, "name", type(guard).__name__)
+            setup_error: BaseException | None = None
+        except Exception as exc:
+            guard, guard_name, setup_error = None, "unconfigured", exc
+        inspection = Inspection(
+            route,
+            method=method,
+            path=path,
+            headers=headers,
+            guard_name=guard_name,
+            fail_open=self.fail_open,
+            max_body_size=self.max_body_size,
+            hooks=self.hooks,
         )
-        return _unavailable_reply(error)
+        return inspection, guard, setup_error
 
 
 # -- server-sent events ----------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ the WSGI middleware; this module only moves ASGI messages.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any
@@ -30,10 +29,21 @@ from ._body import BodyError, is_json_media_type
 from ._events import DecisionHook
 from ._exceptions import GuardError
 from ._guard import Guard, InProcessGuard
-from ._http import STATE_KEY, UNSCANNED_HEADER, Inspection, Reply, SSEScanner, SSEWindow, sse_error_event
+from ._http import (
+    STATE_KEY,
+    UNSCANNED_HEADER,
+    GuardedRoutes,
+    Inspection,
+    Reply,
+    SSEScanner,
+    SSEWindow,
+    guard_setup_error,
+    sse_error_event,
+    unreadable_response_error,
+)
 from ._models import Content, Verdict
-from ._policy import FailOpen, validate_fail_open
-from ._routing import Route, Router
+from ._policy import FailOpen
+from ._routing import Route
 
 __all__ = ["GuardMiddleware"]
 
@@ -84,7 +94,7 @@ def _mark_unscanned(message: Message) -> Message:
     return {**message, "headers": [*message.get("headers", []), (UNSCANNED_HEADER.encode(), b"1")]}
 
 
-class GuardMiddleware:
+class GuardMiddleware(GuardedRoutes):
     """Checks the requests (and optionally responses) of guarded routes with a guard.
 
     Args:
@@ -124,43 +134,19 @@ class GuardMiddleware:
         sse_window: int = 1000,
         max_response_size: int = 10_000_000,
     ) -> None:
-        if max_body_size < 0:
-            raise ValueError("max_body_size must not be negative")
+        super().__init__(
+            guard=guard,
+            routes=routes,
+            max_body_size=max_body_size,
+            fail_open=fail_open,
+            on_decision=on_decision,
+            sse_window=sse_window,
+            max_response_size=max_response_size,
+        )
         self.app = app
-        self.router = Router(routes)
-        self.max_body_size = max_body_size
-        self.fail_open = validate_fail_open(fail_open)
-        if on_decision is None:
-            self.hooks: tuple[DecisionHook, ...] = ()
-        elif callable(on_decision):
-            self.hooks = (on_decision,)
-        else:
-            self.hooks = tuple(on_decision)
-        self.sse_window = sse_window
-        self.max_response_size = max_response_size
-        self._guard = guard
-        self._guard_lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        guard = self._guard if self._guard is not None else "guard_from_env()"
-        return f"GuardMiddleware(guard={guard!r}, routes={list(self.router.routes)!r})"
-
-    # -- guards ---------------------------------------------------------------------------------
-
-    def _default_guard(self) -> Guard:
-        guard = self._guard
-        if guard is None:
-            with self._guard_lock:
-                if self._guard is None:
-                    from ._settings import guard_from_env
-
-                    self._guard = guard_from_env()
-                guard = self._guard
-        return guard
 
     async def _close_guards(self) -> None:
-        guards = {id(g): g for g in [self._guard, *(r.guard for r in self.router.routes)] if g is not None}
-        for guard in guards.values():
+        for guard in self._guards():
             await guard.aclose()
 
     # -- ASGI ---------------------------------------------------------------------------------------
@@ -189,22 +175,8 @@ class GuardMiddleware:
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         method: str = scope["method"]
         headers = _headers(scope)
-        guard: Guard | None
-        try:
-            guard = route.guard or self._default_guard()
-            guard_name = getattr(guard, "name", type(guard).__name__)
-            setup_error: BaseException | None = None
-        except Exception as exc:
-            guard, guard_name, setup_error = None, "unconfigured", exc
-        inspection = Inspection(
-            route,
-            method=method,
-            path=scope["path"],
-            headers=headers,
-            guard_name=guard_name,
-            fail_open=self.fail_open,
-            max_body_size=self.max_body_size,
-            hooks=self.hooks,
+        inspection, guard, setup_error = self._inspect(
+            route, method=method, path=scope["path"], headers=headers
         )
         head = method == "HEAD"
         reply = inspection.content_length_error(headers.get("content-length"))
@@ -233,7 +205,7 @@ class GuardMiddleware:
         if prepared is not None:
             if guard is None:
                 assert setup_error is not None
-                reply = inspection.failure(_as_guard_error(setup_error, guard_name))
+                reply = inspection.failure(guard_setup_error(setup_error, inspection.guard_name))
             else:
                 started = time.perf_counter()
                 outcome = await _check(guard, prepared, receive)
@@ -272,15 +244,6 @@ class GuardMiddleware:
             return await receive()  # type: ignore[no-any-return]
 
         await self.app(scope, replay, app_send)
-
-
-def _as_guard_error(error: BaseException, guard_name: str) -> GuardError:
-    if isinstance(error, GuardError):
-        return error
-    # Building the default guard failed (bad settings): a configuration error.
-    return GuardError(
-        f"the guard could not be set up ({type(error).__name__})", guard=guard_name, transient=False
-    )
 
 
 def _unscanned_send(send: Send) -> Send:
@@ -432,7 +395,9 @@ class _ResponseCheck:
             content = self.inspection.response_content(body, self._headers)
         except BodyError as exc:
             content = None
-            reply = self.inspection.response_failure(_unreadable_response(exc, self.inspection.guard_name))
+            reply = self.inspection.response_failure(
+                unreadable_response_error(exc, self.inspection.guard_name)
+            )
         if content is not None:
             verdict, error, latency = await _ask(self.guard, self._with_route(content))
             if error is not None:
@@ -469,10 +434,3 @@ class _ResponseCheck:
 
     def _with_route(self, content: Content) -> Content:
         return content.model_copy(update={"metadata": {"route": self.inspection.route_name}})
-
-
-def _unreadable_response(error: BodyError, guard_name: str) -> GuardError:
-    # Nothing the guard can fix: a configuration matter, failing open only under "always".
-    return GuardError(
-        f"the response could not be decoded for scanning ({error.code})", guard=guard_name, transient=False
-    )

@@ -22,10 +22,11 @@ import anyio
 import wrapt
 
 from . import extractors
-from ._events import Decision, DecisionHook, Outcome, log_extra, record
+from ._events import DecisionHook, log_extra
 from ._exceptions import Blocked, ExtractionError, GuardError
+from ._judge import Judge
 from ._models import Content, Verdict
-from ._policy import FailOpen, should_fail_open, validate_fail_open
+from ._policy import FailOpen, validate_fail_open
 
 if TYPE_CHECKING:
     from ._guard import Guard
@@ -248,7 +249,7 @@ class _Guarded:
         self.scan_response = scan_response
         self.on_block = on_block
         self.monitor = monitor
-        self.hooks = hooks
+        self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor)
         self.stream_window = stream_window
         self.stream_overlap = stream_overlap
 
@@ -301,8 +302,7 @@ class _Guarded:
                 f"extractor {_describe(self.extract if kind == 'prompt' else self.extract_response)} "
                 f"raised {type(exc).__name__}"
             )
-        decision = Decision(outcome="invalid", guard="", target=self.target, kind=kind)
-        record(decision, self.hooks)
+        decision = self.judge.record("invalid", kind=kind)
         if not self.monitor:
             # The cause stays on __context__ but is not printed: its message may quote the argument.
             raise ExtractionError(message) from None
@@ -311,65 +311,17 @@ class _Guarded:
     # Judging ------------------------------------------------------------------------------------
 
     def skipped(self, kind: str) -> None:
-        record(Decision(outcome="skipped", guard="", target=self.target, kind=kind), self.hooks)
+        self.judge.record("skipped", kind=kind)
 
-    def _judge(self, guard: Guard, verdict: Verdict, kind: str, started: float) -> Blocked | None:
+    def _judge(self, verdict: Verdict, kind: str, started: float) -> Blocked | None:
         """Record (and log a block); the `Blocked` to raise, or None if the call goes on."""
-        latency = _perf() - started
-        reasons = tuple(verdict.reasons)
-        if not verdict.blocked:
-            record(
-                Decision(
-                    "allowed",
-                    guard.name,
-                    self.target,
-                    kind,
-                    verdict.id,
-                    reasons,
-                    None,
-                    latency,
-                    verdict.cached,
-                ),
-                self.hooks,
-            )
-            return None
-        outcome: Outcome = "monitored" if self.monitor else "blocked"
-        decision = Decision(
-            outcome, guard.name, self.target, kind, verdict.id, reasons, None, latency, verdict.cached
-        )
-        record(decision, self.hooks)
-        logger.info(
-            "%s guard %s the %s of %s: %s",
-            guard.name,
-            "would have blocked (monitor mode)" if self.monitor else "blocked",
-            kind,
-            self.target,
-            "; ".join(reasons) or "no reason given",
-            extra=log_extra(decision),
-        )
-        return None if self.monitor else Blocked(verdict)
+        if self.judge.verdict(verdict, kind=kind, latency=_perf() - started):
+            return Blocked(verdict)
+        return None
 
     def _failed(self, guard: Guard, error: GuardError, kind: str, started: float) -> bool:
         """Record and log a guard failure; True if the call goes on (fail open, monitor mode)."""
-        proceed = self.monitor or should_fail_open(self.fail_open, error)
-        outcome: Outcome = "failed_open" if proceed else "error"
-        name = type(error).__name__
-        decision = Decision(outcome, guard.name, self.target, kind, None, (), name, _perf() - started)
-        record(decision, self.hooks)
-        # The error's class and status only: the guard's own message is not ours to vouch for.
-        logger.log(
-            logging.WARNING if error.transient else logging.ERROR,
-            "%s guard %s (%s, status %s) checking the %s of %s; %s",
-            guard.name,
-            "failed" if error.transient else "configuration error",
-            name,
-            error.status_code,
-            kind,
-            self.target,
-            "failing open" if proceed else "failing closed",
-            extra=log_extra(decision, status_code=error.status_code),
-        )
-        return proceed
+        return self.judge.failure(error, guard=guard.name, kind=kind, latency=_perf() - started)
 
     def check(self, content: Content) -> Blocked | None:
         """Ask the guard synchronously; the `Blocked` to raise, or None if the call goes on."""
@@ -381,7 +333,7 @@ class _Guarded:
             if self._failed(guard, error, content.kind, started):
                 return None
             raise
-        return self._judge(guard, verdict, content.kind, started)
+        return self._judge(verdict, content.kind, started)
 
     async def acheck(self, content: Content) -> Blocked | None:
         """Ask the guard asynchronously; the `Blocked` to raise, or None if the call goes on."""
@@ -393,7 +345,7 @@ class _Guarded:
             if self._failed(guard, error, content.kind, started):
                 return None
             raise
-        return self._judge(guard, verdict, content.kind, started)
+        return self._judge(verdict, content.kind, started)
 
     def blocked(self, blocked: Blocked) -> Any:
         if self.on_block is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
@@ -30,6 +29,7 @@ from ._exceptions import GuardError
 from ._guard import Guard
 from ._http import (
     UNSCANNED_HEADER,
+    GuardedRoutes,
     Inspection,
     Reply,
     SSEScanner,
@@ -39,8 +39,8 @@ from ._http import (
     unreadable_response_error,
 )
 from ._models import Content, Verdict
-from ._policy import FailOpen, validate_fail_open
-from ._routing import Route, Router
+from ._policy import FailOpen
+from ._routing import Route
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -180,7 +180,7 @@ def _decide(inspection: Inspection, guard: Guard, content: Content, *, response:
     return (inspection.response_verdict if response else inspection.verdict)(verdict, latency)
 
 
-class GuardMiddleware:
+class GuardMiddleware(GuardedRoutes):
     """Checks the requests (and optionally responses) of guarded routes with a guard.
 
     Args:
@@ -225,45 +225,20 @@ class GuardMiddleware:
         sse_window: int = 1000,
         max_response_size: int = 10_000_000,
     ) -> None:
-        if max_body_size < 0:
-            raise ValueError("max_body_size must not be negative")
-        if sse_window < 1:
-            raise ValueError("sse_window must be positive")
+        super().__init__(
+            guard=guard,
+            routes=routes,
+            max_body_size=max_body_size,
+            fail_open=fail_open,
+            on_decision=on_decision,
+            sse_window=sse_window,
+            max_response_size=max_response_size,
+        )
         self.app = app
-        self.router = Router(routes)
-        self.max_body_size = max_body_size
-        self.fail_open = validate_fail_open(fail_open)
-        if on_decision is None:
-            self.hooks: tuple[DecisionHook, ...] = ()
-        elif callable(on_decision):
-            self.hooks = (on_decision,)
-        else:
-            self.hooks = tuple(on_decision)
-        self.sse_window = sse_window
-        self.max_response_size = max_response_size
-        self._guard = guard
-        self._guard_lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        guard = self._guard if self._guard is not None else "guard_from_env()"
-        return f"GuardMiddleware(guard={guard!r}, routes={list(self.router.routes)!r})"
-
-    def _default_guard(self) -> Guard:
-        guard = self._guard
-        if guard is None:
-            with self._guard_lock:
-                if self._guard is None:
-                    from ._settings import guard_from_env
-
-                    self._guard = guard_from_env()
-                guard = self._guard
-        assert guard is not None
-        return guard
 
     def close(self) -> None:
         """Close the guards' HTTP clients (the middleware's guard and the routes' guards)."""
-        guards = {id(g): g for g in [self._guard, *(r.guard for r in self.router.routes)] if g is not None}
-        for guard in guards.values():
+        for guard in self._guards():
             guard.close()
 
     # -- WSGI ---------------------------------------------------------------------------------------
@@ -279,22 +254,8 @@ class GuardMiddleware:
     ) -> Iterable[bytes]:
         method: str = environ.get("REQUEST_METHOD", "GET").upper()
         headers = _EnvironHeaders(environ)
-        guard: Guard | None
-        try:
-            guard = route.guard or self._default_guard()
-            guard_name = getattr(guard, "name", type(guard).__name__)
-            setup_error: BaseException | None = None
-        except Exception as exc:
-            guard, guard_name, setup_error = None, "unconfigured", exc
-        inspection = Inspection(
-            route,
-            method=method,
-            path=_route_path(environ),
-            headers=headers,
-            guard_name=guard_name,
-            fail_open=self.fail_open,
-            max_body_size=self.max_body_size,
-            hooks=self.hooks,
+        inspection, guard, setup_error = self._inspect(
+            route, method=method, path=_route_path(environ), headers=headers
         )
         head = method == "HEAD"
 
@@ -309,7 +270,7 @@ class GuardMiddleware:
         if prepared is not None:
             if guard is None:
                 assert setup_error is not None
-                reply = inspection.failure(guard_setup_error(setup_error, guard_name))
+                reply = inspection.failure(guard_setup_error(setup_error, inspection.guard_name))
             else:
                 verdict, error, latency = _ask(guard, prepared)
                 if error is not None:

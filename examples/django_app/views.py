@@ -1,3 +1,4 @@
+# mypy: disable-error-code="untyped-decorator"
 """The views know nothing about the guard: the middleware wrapping the Django application checks
 every POST /chat body before Django sees it, and answers 403 itself on Block."""
 

@@ -65,10 +65,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from .._body import is_json_media_type, json_strings
-from .._events import Decision, DecisionHook, Outcome, log_extra, record
-from .._exceptions import Blocked, ExtractionError, GuardError
+from .._events import DecisionHook, log_extra
+from .._exceptions import Blocked, ExtractionError
+from .._judge import Judge, as_guard_error
 from .._models import Content, Verdict, message_texts
-from .._policy import FailOpen, should_fail_open, validate_fail_open
+from .._policy import FailOpen, validate_fail_open
 
 try:
     from openai import OpenAIError as _SDKError
@@ -363,7 +364,7 @@ class _EventWindows:
 class _Call:
     """One guarded API call: where it goes, and the policy applied to each of its checks."""
 
-    __slots__ = ("fail_open", "guard", "guard_name", "hooks", "metadata", "prompt", "target")
+    __slots__ = ("guard", "guard_name", "judge", "metadata", "prompt", "target")
 
     def __init__(
         self,
@@ -376,8 +377,7 @@ class _Call:
         self.guard = guard
         self.guard_name: str = getattr(guard, "name", type(guard).__name__)
         self.target = f"{request.method} {request.url.path}"
-        self.fail_open = fail_open
-        self.hooks = hooks
+        self.judge = Judge(self.target, hooks=hooks, fail_open=fail_open)
         self.metadata: dict[str, str] = {"route": request.url.path}
         self.prompt: str | None = None
 
@@ -385,7 +385,7 @@ class _Call:
         try:
             content = _prompt_of(endpoint, body, path)
         except ExtractionError as exc:
-            decision = self._record("invalid", "prompt", error=exc)
+            decision = self.judge.record("invalid", guard=self.guard_name, error=exc)
             logger.error(
                 "guardrails could not read the request of %s: refusing to send it",
                 self.target,
@@ -393,7 +393,7 @@ class _Call:
             )
             raise
         if content is None:
-            self._record("skipped", "prompt")
+            self.judge.record("skipped", guard=self.guard_name)
             return None
         self.metadata = content.metadata
         self.prompt = content.as_text()
@@ -402,95 +402,24 @@ class _Call:
     def response_content(self, body: bytes) -> Content | None:
         content = _answer_of(body, self.metadata, self.prompt)
         if content is None:
-            self._record("skipped", "response")
+            self.judge.record("skipped", guard=self.guard_name, kind="response")
         return content
 
     def window_content(self, text: str) -> Content:
         return Content(text, kind="response", metadata=self.metadata)
 
-    def _record(
-        self,
-        outcome: Outcome,
-        kind: Kind,
-        *,
-        verdict: Verdict | None = None,
-        error: BaseException | None = None,
-        latency: float = 0.0,
-    ) -> Decision:
-        decision = Decision(
-            outcome=outcome,
-            guard=verdict.guard if verdict is not None else self.guard_name,
-            target=self.target,
-            kind=kind,
-            verdict_id=verdict.id if verdict is not None else None,
-            reasons=tuple(verdict.reasons) if verdict is not None else (),
-            error=type(error).__name__ if error is not None else None,
-            latency=latency,
-            cached=verdict.cached if verdict is not None else False,
-        )
-        record(decision, self.hooks)
-        return decision
-
     def settle(self, kind: Kind, verdict: Verdict | None, error: Exception | None, latency: float) -> None:
         """Apply the policy to one check: return to go on, or raise `OpenAIBlocked` / the `GuardError`."""
         if error is not None:
-            self._failure(kind, error, latency)
-            return
+            failure = as_guard_error(error, self.guard_name)
+            if self.judge.failure(failure, kind=kind, latency=latency):
+                return
+            if failure is error:
+                raise failure
+            raise failure from error
         assert verdict is not None
-        if verdict.blocked:
-            decision = self._record("blocked", kind, verdict=verdict, latency=latency)
-            logger.info(
-                "guardrails blocked the %s of %s (guard %s, reasons %s, verdict id %s)",
-                kind,
-                self.target,
-                verdict.guard,
-                ", ".join(verdict.reasons) or "none given",
-                verdict.id,
-                extra=log_extra(decision),
-            )
+        if self.judge.verdict(verdict, kind=kind, latency=latency):
             raise OpenAIBlocked(verdict)
-        self._record("allowed", kind, verdict=verdict, latency=latency)
-
-    def _failure(self, kind: Kind, error: Exception, latency: float) -> None:
-        failure = error
-        if not isinstance(failure, GuardError):
-            # A guard raising anything else is broken: a configuration error, never transient.
-            failure = GuardError(
-                f"{self.guard_name} guard raised {type(error).__name__}",
-                guard=self.guard_name,
-                transient=False,
-            )
-        if should_fail_open(self.fail_open, failure):
-            decision = self._record("failed_open", kind, error=failure, latency=latency)
-            # A configuration error is logged at ERROR even when the caller lets it through.
-            log = logger.warning if failure.transient else logger.error
-            log(
-                "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing open, unscanned",
-                failure.guard,
-                kind,
-                self.target,
-                type(failure).__name__,
-                failure.kind,
-                failure.status_code,
-                extra=log_extra(decision, status_code=failure.status_code),
-            )
-            return
-        decision = self._record("error", kind, error=failure, latency=latency)
-        log = logger.warning if failure.transient else logger.error
-        # The class and status only: a vendor's error message may quote the request.
-        log(
-            "guardrails %s guard failed on the %s of %s (%s, %s, status %s): failing closed",
-            failure.guard,
-            kind,
-            self.target,
-            type(failure).__name__,
-            failure.kind,
-            failure.status_code,
-            extra=log_extra(decision, status_code=failure.status_code),
-        )
-        if failure is error:
-            raise failure
-        raise failure from error
 
 
 def _ask(guard: Guard, content: Content) -> tuple[Verdict | None, Exception | None, float]:
