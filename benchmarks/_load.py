@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 READY_TIMEOUT = 20.0
 TREND_KEY = "test-v1-key"
@@ -194,45 +193,6 @@ def serve_emulator(*, tls: bool = False) -> Iterator[Server]:
         yield server
 
 
-class _CompleteScanResponses:
-    """ASGI wrapper adding the fields the official Palo Alto SDK requires to the emulator's scan answers.
-
-    ``pan-aisecurity`` (0.11) validates a scan response with ``timeout``, ``error`` and ``errors``
-    required, which the emulator leaves out; every client then receives the same bytes.
-    """
-
-    _FIELDS = b'{"timeout":false,"error":false,"errors":[],'
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from guardrails.testing.emulator import PANW_PATH
-
-        if scope["type"] != "http" or scope["path"] != PANW_PATH:
-            await self.app(scope, receive, send)
-            return
-        start: Message = {}
-
-        async def patched_send(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message  # held until the body is known: its Content-Length changes
-                return
-            body = message.get("body", b"")
-            if start and start["status"] == 200 and body.startswith(b"{") and b'"timeout"' not in body:
-                body = self._FIELDS + body[1:]
-                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-                start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-                message = {**message, "body": body}
-            if start:
-                await send(start)
-                start = {}
-            await send(message)
-
-        await self.app(scope, receive, patched_send)
-
-
 def _serve_emulator_main(port: int, tls_dir: str | None) -> None:
     import uvicorn
 
@@ -246,7 +206,7 @@ def _serve_emulator_main(port: int, tls_dir: str | None) -> None:
         }
     # 4096: room for a thousand concurrent connections arriving at once.
     uvicorn.run(
-        _CompleteScanResponses(create_app()),
+        create_app(),
         host="127.0.0.1",
         port=port,
         log_level="warning",

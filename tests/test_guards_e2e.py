@@ -1,6 +1,7 @@
 """TrendAIGuard (v3 and beta) and PaloAltoAIRS end to end, against the emulator under uvicorn on 127.0.0.1.
 
-Every test runs each guard both ways: ``check`` (in a worker thread) and ``acheck``.
+Every test runs each guard three ways: ``check`` (in a worker thread), and ``acheck`` on each async
+backend (aiohttp and httpx).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ MARGIN = 0.3
 CAP = 64 * 1024
 
 APIS: list[Api] = ["trend-v3", "trend-beta", "panw"]
-Mode = Literal["sync", "async"]
+Mode = Literal["sync", "async-aiohttp", "async-httpx"]
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +71,7 @@ def api(request: pytest.FixtureRequest) -> Api:
     return request.param
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async-aiohttp", "async-httpx"])
 def mode(request: pytest.FixtureRequest) -> Mode:
     return request.param
 
@@ -103,7 +104,11 @@ def make_guard(
 async def check(guard: RemoteGuard, content: Content | str, mode: Mode) -> Verdict:
     if mode == "sync":
         return await anyio.to_thread.run_sync(guard.check, content)
-    return await guard.acheck(content)
+    guard.async_backend = "aiohttp" if mode == "async-aiohttp" else "httpx"
+    try:
+        return await guard.acheck(content)
+    finally:
+        await guard.aclose()
 
 
 async def fail(guard: RemoteGuard, mode: Mode, content: Content | str = BENIGN) -> GuardError:

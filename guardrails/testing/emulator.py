@@ -61,7 +61,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -616,6 +616,10 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
         "report_id": f"R{scan_id}",
         "prompt_detected": _panw_flags(prompt_findings) if prompts else {},
         "response_detected": _panw_flags(response_findings, response=True) if responses else {},
+        # The service reports its own scan failures here; the official SDK requires the fields.
+        "timeout": False,
+        "error": False,
+        "errors": [],
     }
     if isinstance(payload.get("tr_id"), str):
         result["tr_id"] = payload["tr_id"]
@@ -713,7 +717,10 @@ async def _wait(request: Request, seconds: float) -> bool:
 def _endpoint(emulator: Emulator, api: Api, handler: _Handler, cap: int) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         emulator._arrived(api)
-        raw, too_large = await _read_body(request, cap)
+        try:
+            raw, too_large = await _read_body(request, cap)
+        except ClientDisconnect:
+            return Response(status_code=499)  # never sent: the client left mid-body
         payload, valid_json = _decode(raw) if not too_large else (None, False)
         status: int | None = None
         fault_kind: FaultKind | None = None

@@ -1,0 +1,126 @@
+"""An httpx async transport on aiohttp: the guards' fast path under concurrency.
+
+httpx's connection pool costs several times more CPU per request than aiohttp's under
+concurrency (see benchmarks/README.md for the figures), and a guard sits on the critical path of
+every LLM call. `AiohttpTransport` keeps every httpx type the guards use (`httpx.Request`,
+`httpx.Response`, httpx's exceptions) and moves the bytes with aiohttp. Used by the remote guards
+for `acheck` when aiohttp is installed (the ``aiohttp`` extra) and the loop is asyncio; pass
+``async_backend="httpx"`` to a guard to opt out.
+
+- No redirects are followed and no body is decompressed here (httpx decodes while the guard reads,
+  under its size cap).
+- aiohttp's exceptions become the httpx exceptions the retry policy knows: timeouts
+  `httpx.ConnectTimeout` / `httpx.ReadTimeout`, connection failures `httpx.ConnectError`, a
+  dropped connection `httpx.RemoteProtocolError`, other transport faults `httpx.ReadError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx
+
+__all__ = ["AiohttpTransport"]
+
+# Headers aiohttp computes itself from the request it sends.
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(64 * 1024):
+                yield chunk
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise httpx.ReadTimeout(str(exc) or "read timed out", request=self._request) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=self._request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(str(exc), request=self._request) from exc
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Sends httpx requests with an `aiohttp.ClientSession`, created lazily in the running loop.
+
+    Args:
+        limits: the connection pool size (``max_connections``) and keep-alive expiry.
+        ssl: an `ssl.SSLContext` (a private CA), False to skip verification, or None (default:
+            the system's trust store).
+    """
+
+    def __init__(self, *, limits: httpx.Limits | None = None, ssl: Any = None) -> None:
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._limit = limits.max_connections or 0
+        self._keepalive = limits.keepalive_expiry if limits.keepalive_expiry is not None else 5.0
+        self._ssl = ssl if ssl is not None else True
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                keepalive_timeout=self._keepalive,
+                ssl=self._ssl,
+                enable_cleanup_closed=False,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,
+                trust_env=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            self._session = session
+        return session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeouts.get("pool"),
+            sock_connect=timeouts.get("connect"),
+            sock_read=timeouts.get("read"),
+        )
+        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _OWN_HEADERS]
+        try:
+            response = await self._session_now().request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=await request.aread(),
+                allow_redirects=False,
+                timeout=timeout,
+            )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_ResponseStream(response, request),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
