@@ -50,7 +50,7 @@ from _load import (
     serve_emulators,
 )
 
-from guardrails._client import RemoteGuard
+from guardrails._client import AsyncBackend, RemoteGuard
 from guardrails._models import Content
 from guardrails.guards.paloalto import PaloAltoAIRS
 from guardrails.guards.trend import TrendAIGuard
@@ -145,12 +145,10 @@ def make_guard(
     limits: httpx.Limits | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: float = 10.0,
+    backend: AsyncBackend = "auto",
 ) -> RemoteGuard:
-    if transport is None and server.tls is not None:
-        # A guard has no `verify=` option: trusting a private CA takes a transport of one's own.
-        transport = httpx.AsyncHTTPTransport(
-            verify=server.tls.client_context(), limits=limits or default_limits(), trust_env=False
-        )
+    """A guard on `server`; ``backend="auto"`` is the default: aiohttp when installed."""
+    verify = server.tls.client_context() if server.tls is not None else True
     if api == "trend-v3":
         return TrendAIGuard(
             TREND_KEY,
@@ -159,6 +157,8 @@ def make_guard(
             limits=limits,
             transport=transport,
             timeout=timeout,
+            async_backend=backend,
+            verify=verify,
         )
     return PaloAltoAIRS(
         PANW_KEY,
@@ -167,18 +167,9 @@ def make_guard(
         limits=limits,
         transport=transport,
         timeout=timeout,
+        async_backend=backend,
+        verify=verify,
     )
-
-
-def aiohttp_transport(server: Server, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """An httpx transport that sends with aiohttp (the ``httpx-aiohttp`` package), if installed."""
-    if importlib.util.find_spec("httpx_aiohttp") is None:
-        return None
-    from httpx_aiohttp import AiohttpTransport
-
-    verify = server.tls.client_context() if server.tls else True
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(verify=verify, limits=limits, trust_env=False)
-    return transport
 
 
 def guard_client(label: str, guard: RemoteGuard) -> Client:
@@ -363,13 +354,13 @@ async def run_scaling(server: Server, plan: Plan) -> None:
     configs: list[tuple[str, Client]] = [
         ("guard, default pool (100)", guard_client("guard", make_guard("trend-v3", server))),
         ("guard, max_connections=1000", guard_client("guard", make_guard("trend-v3", server, big))),
+        (
+            "guard, httpx backend, max_connections=1000",
+            guard_client("guard", make_guard("trend-v3", server, big, backend="httpx")),
+        ),
     ]
     wire = wire_of(make_guard("trend-v3", server))
     configs.append(("httpx loop, max_connections=1000", httpx_client("httpx", wire, server, big)))
-    transport = aiohttp_transport(server, big)
-    if transport is not None:
-        guard = make_guard("trend-v3", server, transport=transport)
-        configs.append(("guard aiohttp transport, 1000", guard_client("guard", guard)))
     rows: list[list[str]] = []
     try:
         for label, client in configs:
@@ -423,11 +414,8 @@ async def memory_child(url: str, client_kind: str, in_flight: int, max_connectio
     client: Client
     if client_kind == "guard":
         client = guard_client("guard", guard)
-    elif client_kind == "guard-aiohttp":
-        transport = aiohttp_transport(server, limits)
-        client = guard_client(
-            "guard", make_guard("trend-v3", server, limits, transport=transport, timeout=60)
-        )
+    elif client_kind == "guard-httpx":
+        client = guard_client("guard", make_guard("trend-v3", server, limits, timeout=60, backend="httpx"))
     else:
         client = httpx_client("httpx", wire_of(guard), server, limits)
     sampled = 0
@@ -461,13 +449,10 @@ def run_memory(server: Server, plan: Plan) -> None:
     pool = default_limits().max_connections or 100
     configs = [
         (f"guard, default pool ({pool})", "guard", pool),
+        (f"guard, {plan.in_flight} connections", "guard", plan.in_flight),
+        (f"guard, httpx backend, pool of {pool}", "guard-httpx", pool),
         (f"httpx loop, pool of {pool}", "httpx", pool),
     ]
-    if importlib.util.find_spec("httpx_aiohttp") is not None:
-        # httpcore's pool costs CPU quadratic in connections (table 2): 1000 connections take aiohttp.
-        configs.append(
-            (f"guard aiohttp transport, {plan.in_flight} connections", "guard-aiohttp", plan.in_flight)
-        )
 
     def child(kind: str, connections: int) -> subprocess.Popen[str]:
         options = {"url": server.url, "client": kind, "in_flight": plan.in_flight, "connections": connections}
@@ -622,7 +607,7 @@ async def run_tuning(plan: Plan) -> None:
         ["operation", "us/op"],
         rows,
         f"median of 5 x {n} calls. HTTP/2 needs an h2 server; uvicorn (the emulator's) speaks HTTP/1.1 only. "
-        "Keep-alive pool size: the 'keepalive=100' rows of table 1.",
+        "The guard's async backend: the 'httpx backend' rows of tables 1-3.",
     )
 
 
@@ -633,7 +618,6 @@ SECTIONS = ("throughput", "scaling", "memory", "tuning")
 
 
 async def run_throughput_section(http: Server, https: Server, plan: Plan) -> None:
-    keepalive = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     limits = default_limits()
     groups: list[tuple[str, list[Client]]] = []
     for api in ("trend-v3", "panw"):
@@ -642,22 +626,14 @@ async def run_throughput_section(http: Server, https: Server, plan: Plan) -> Non
             guard_client("guard", make_guard(api, http)),
             httpx_client("httpx loop", wire, http, limits),
             aiohttp_client("aiohttp loop", wire, 100),
-            guard_client("guard keepalive=100", make_guard(api, http, keepalive)),
+            guard_client("guard, httpx backend", make_guard(api, http, backend="httpx")),
         ]
-        transport = aiohttp_transport(http, keepalive)
-        if transport is not None:
-            group.append(guard_client("guard aiohttp transport", make_guard(api, http, transport=transport)))
         groups.append((f"{api}, http", group))
     https_group = [
         guard_client("guard", make_guard("panw", https)),
         httpx_client("httpx loop", wire_of(make_guard("panw", https)), https, limits),
-        guard_client("guard keepalive=100", make_guard("panw", https, keepalive)),
+        guard_client("guard, httpx backend", make_guard("panw", https, backend="httpx")),
     ]
-    transport = aiohttp_transport(https, keepalive)
-    if transport is not None:
-        https_group.append(
-            guard_client("guard aiohttp transport", make_guard("panw", https, transport=transport))
-        )
     sdk = sdk_client("pan-aisecurity SDK", https)
     if isinstance(sdk, Client):
         https_group.insert(1, sdk)

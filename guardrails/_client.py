@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Iterator
@@ -48,6 +50,8 @@ __all__ = [
     "run_async",
     "run_sync",
 ]
+
+logger = logging.getLogger("guardrails")
 
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 # Slack given to the async shell's hard deadline over the per-operation timeouts.
@@ -353,10 +357,10 @@ AsyncBackend = Literal["auto", "httpx", "aiohttp"]
 _HAS_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
 
 
-def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def _aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
     from ._aiohttp import AiohttpTransport
 
-    return AiohttpTransport(limits=limits)
+    return AiohttpTransport(limits=limits, ssl=None if verify is True else verify)
 
 
 class RemoteGuard:
@@ -381,6 +385,10 @@ class RemoteGuard:
         cache: cache verdicts: None (default) or False for no cache, True for an in-memory
             `LRUCache` with its defaults, or any `VerdictCache`. With a cache, concurrent identical
             checks also share one guard call (see `guardrails._cache`).
+        async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio),
+            ``"aiohttp"`` or ``"httpx"``.
+        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or the path
+            of a CA bundle (a private CA), or False (not recommended: logged as a warning).
     """
 
     name: ClassVar[str] = "remote"
@@ -401,6 +409,7 @@ class RemoteGuard:
         backoff: float = 0.1,
         cache: VerdictCache | bool | None = None,
         async_backend: AsyncBackend = "auto",
+        verify: ssl.SSLContext | str | bool = True,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
@@ -426,6 +435,11 @@ class RemoteGuard:
         self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._http2 = http2
         self.async_backend: AsyncBackend = async_backend
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
+        if verify is False and url.scheme == "https":
+            logger.warning("%s guard: TLS certificate verification is off for %s", self.name, url.host)
+        self._verify: ssl.SSLContext | bool = verify
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
@@ -552,6 +566,7 @@ class RemoteGuard:
             "timeout": self.timeout,
             "trust_env": False,
             "http2": self._http2,
+            "verify": self._verify,
         }
 
     def _sync_client(self) -> httpx.Client:
@@ -583,7 +598,7 @@ class RemoteGuard:
                     if self._transport is not None and transport is None:
                         raise TypeError("this guard's transport has no async side: use check()")
                     if transport is None and self._use_aiohttp(loop):
-                        transport = _aiohttp_transport(self._limits)
+                        transport = _aiohttp_transport(self._limits, self._verify)
                     self._aclient = httpx.AsyncClient(transport=transport, **self._client_options())
                     self._aclient_loop = loop
                 client = self._aclient

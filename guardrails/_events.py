@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -26,11 +26,13 @@ __all__ = [
     "DecisionHook",
     "Outcome",
     "add_hook",
+    "count",
     "log_extra",
     "record",
     "remove_hook",
     "reset_stats",
     "stats",
+    "wanted",
 ]
 
 logger = logging.getLogger("guardrails")
@@ -86,21 +88,25 @@ class DecisionHook(Protocol):
 
 
 _lock = threading.Lock()
-_hooks: list[DecisionHook] = []
+# Replaced, never mutated: `record` reads it without the lock.
+_hooks: tuple[DecisionHook, ...] = ()
 _counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
 
 
 def add_hook(hook: DecisionHook) -> None:
     """Register a hook called with every decision, process-wide."""
+    global _hooks
     with _lock:
-        _hooks.append(hook)
+        _hooks = (*_hooks, hook)
 
 
 def remove_hook(hook: DecisionHook) -> None:
     """Unregister a hook added with `add_hook` (no error if it is not registered)."""
+    global _hooks
     with _lock:
         if hook in _hooks:
-            _hooks.remove(hook)
+            index = _hooks.index(hook)
+            _hooks = _hooks[:index] + _hooks[index + 1 :]
 
 
 def stats() -> Mapping[str, int]:
@@ -148,6 +154,20 @@ def log_extra(decision: Decision, **fields: Any) -> dict[str, Any]:
     return extra
 
 
+def count(outcome: Outcome) -> None:
+    """Count a decision nobody else would see (see `wanted`): no `Decision` needs building."""
+    with _lock:
+        _counts[outcome] += 1
+
+
+def wanted(hooks: Sequence[DecisionHook] = ()) -> bool:
+    """Whether a `Decision` would reach anyone but the counters: a hook, or OpenTelemetry.
+
+    The hot path (an allowed call with no hooks and no telemetry) then only calls `count`.
+    """
+    return bool(_hooks or hooks) or _otel.wanted()
+
+
 def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
     """Count a decision, report it to OpenTelemetry, then hand it to the global hooks and `hooks`.
 
@@ -162,13 +182,13 @@ def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
     """
     with _lock:
         _counts[decision.outcome] += 1
-        everyone = [*_hooks, *hooks] if _hooks else list(hooks)
     _otel.emit(decision)
-    for hook in everyone:
-        try:
-            hook(decision)
-        except Exception:
-            logger.exception(
-                "guardrails decision hook %r raised; the request goes on",
-                getattr(hook, "__qualname__", hook),
-            )
+    for group in (_hooks, hooks):
+        for hook in group:
+            try:
+                hook(decision)
+            except Exception:
+                logger.exception(
+                    "guardrails decision hook %r raised; the request goes on",
+                    getattr(hook, "__qualname__", hook),
+                )

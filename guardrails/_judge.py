@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ._events import Decision, DecisionHook, Outcome, log_extra, record
+from ._events import Decision, DecisionHook, Outcome, count, log_extra, record, wanted
 from ._exceptions import GuardError
 from ._models import Verdict
 from ._policy import FailOpen, should_fail_open
@@ -101,7 +101,10 @@ class Judge:
     def verdict(self, verdict: Verdict, *, kind: str = "prompt", latency: float = 0.0) -> bool:
         """Record a verdict; True when the caller must refuse (a Block outside monitor mode)."""
         if not verdict.blocked:
-            self.record("allowed", kind=kind, verdict=verdict, latency=latency)
+            if wanted(self.hooks):
+                self.record("allowed", kind=kind, verdict=verdict, latency=latency)
+            else:
+                count("allowed")  # the hot path: nobody would read the event
             return False
         outcome: Outcome = "monitored" if self.monitor else "blocked"
         decision = self.record(outcome, kind=kind, verdict=verdict, latency=latency)

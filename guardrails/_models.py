@@ -118,14 +118,19 @@ class Content(BaseModel):
         metadata: Mapping[str, str] | None = None,
         prompt: str | None = None,
     ) -> None:
-        super().__init__(
-            text=text,
-            messages=messages,
-            completion=completion,
-            kind=kind,
-            metadata=metadata if metadata is not None else {},
-            prompt=prompt,
-        )
+        # Only what was given: a field left out skips its validators (a plain prompt is the hot path).
+        fields: dict[str, Any] = {"text": text} if text is not None else {}
+        if messages is not None:
+            fields["messages"] = messages
+        if completion is not None:
+            fields["completion"] = completion
+        if kind != "prompt":
+            fields["kind"] = kind
+        if metadata:
+            fields["metadata"] = metadata
+        if prompt is not None:
+            fields["prompt"] = prompt
+        super().__init__(**fields)
 
     @field_validator("messages", mode="before")
     @classmethod

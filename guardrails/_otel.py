@@ -12,8 +12,8 @@
 - a histogram ``guardrails.check.duration`` (seconds) of the decisions that asked a guard.
 
 Spans and metrics go to the global providers (``trace.set_tracer_provider``,
-``metrics.set_meter_provider``), or to the ones given to `instrument`. With no SDK configured the
-API's own no-op providers make this cost about a microsecond per decision.
+``metrics.set_meter_provider``), or to the ones given to `instrument`. While the application has
+set no global provider, nothing is built (a check of the global costs a fraction of a microsecond).
 
 Without ``opentelemetry-api`` none of this costs anything: the import is attempted once, at the
 first decision, never at ``import guardrails``.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from ._events import Decision
 
-__all__ = ["SPAN_NAME", "emit", "instrument", "uninstrument"]
+__all__ = ["SPAN_NAME", "emit", "instrument", "uninstrument", "wanted"]
 
 logger = logging.getLogger("guardrails")
 
@@ -44,7 +44,7 @@ DURATION_METRIC: Final = "guardrails.check.duration"
 class _Telemetry:
     """The tracer and instruments bound to one pair of providers."""
 
-    __slots__ = ("_error", "_status", "decisions", "duration", "tracer")
+    __slots__ = ("_error", "_metrics_unset", "_status", "_tracing_unset", "decisions", "duration", "tracer")
 
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
         from opentelemetry import metrics, trace
@@ -63,8 +63,29 @@ class _Telemetry:
         )
         self._status = trace.Status
         self._error = trace.StatusCode.ERROR
+        # While the application has set no provider the API's proxies would only build no-op spans
+        # and instruments: skip the work (a few microseconds per decision) until it sets one.
+        self._tracing_unset = _unset_check("opentelemetry.trace", "_TRACER_PROVIDER")
+        self._metrics_unset = _unset_check("opentelemetry.metrics._internal", "_METER_PROVIDER")
+        if tracer_provider is not None:
+            self._tracing_unset = _never
+        if meter_provider is not None:
+            self._metrics_unset = _never
 
     def emit(self, decision: Decision) -> None:
+        if not self._tracing_unset():
+            self._span(decision)
+        if not self._metrics_unset():
+            labels = {
+                "guardrails.outcome": decision.outcome,
+                "guardrails.guard": decision.guard,
+                "guardrails.kind": decision.kind,
+            }
+            self.decisions.add(1, labels)
+            if decision.latency > 0:
+                self.duration.record(decision.latency, labels)
+
+    def _span(self, decision: Decision) -> None:
         end = time.time_ns()
         attributes: dict[str, Any] = {
             "guardrails.outcome": decision.outcome,
@@ -88,14 +109,26 @@ class _Telemetry:
             span.set_status(self._status(self._error, decision.error))
         span.end(end_time=end)
 
-        labels = {
-            "guardrails.outcome": decision.outcome,
-            "guardrails.guard": decision.guard,
-            "guardrails.kind": decision.kind,
-        }
-        self.decisions.add(1, labels)
-        if decision.latency > 0:
-            self.duration.record(decision.latency, labels)
+
+def _never() -> bool:
+    return False
+
+
+def _unset_check(module_name: str, attribute: str) -> Any:
+    """A function telling whether the application has set no global provider yet.
+
+    Reads the API's module global directly: ``get_tracer_provider()`` reads the environment on
+    every call while no provider is set, which costs more than the rest of a decision.
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:  # pragma: no cover - an API laid out differently
+        return _never
+    if not hasattr(module, attribute):  # pragma: no cover - an API laid out differently
+        return _never
+    return lambda: getattr(module, attribute) is None
 
 
 class _Pending:
@@ -117,6 +150,18 @@ def _load_global() -> _Telemetry | None:
             except ImportError:
                 _active = None
         return _active
+
+
+def wanted() -> bool:
+    """Whether a decision would reach OpenTelemetry now (an SDK provider set, or `instrument` called)."""
+    telemetry = _active
+    if telemetry is None:
+        return False
+    if isinstance(telemetry, _Pending):
+        telemetry = _load_global()
+        if telemetry is None:
+            return False
+    return not (telemetry._tracing_unset() and telemetry._metrics_unset())
 
 
 def emit(decision: Decision) -> None:

@@ -48,6 +48,7 @@ not cached: the masked copy is still the user's text.
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Any
 
 import httpx
@@ -113,6 +114,8 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         http2: use HTTP/2 (needs the ``h2`` extra).
         async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio: several
             times less CPU per check under concurrency), ``"aiohttp"`` or ``"httpx"``.
+        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or a CA
+            bundle path (a private CA), or False (not recommended).
         cache: cache verdicts: None (default) for no cache, True for an in-memory `LRUCache`, or
             any `VerdictCache`; concurrent identical checks then share one call. See "Caching" above.
 
@@ -144,6 +147,7 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         http2: bool = False,
         async_backend: AsyncBackend = "auto",
+        verify: ssl.SSLContext | str | bool = True,
         cache: VerdictCache | bool | None = None,
     ) -> None:
         if not profile_id and not profile_name and not linked_profile:
@@ -168,6 +172,7 @@ class PaloAltoAIRS(KeyedRemoteGuard):
             limits=limits,
             http2=http2,
             async_backend=async_backend,
+            verify=verify,
             backoff=backoff,
             cache=cache,
         )

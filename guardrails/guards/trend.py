@@ -29,6 +29,7 @@ API key.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any, Literal
 
 import httpx
@@ -101,6 +102,8 @@ class TrendAIGuard(KeyedRemoteGuard):
         http2: use HTTP/2 (needs the ``h2`` extra).
         async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio: several
             times less CPU per check under concurrency), ``"aiohttp"`` or ``"httpx"``.
+        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or a CA
+            bundle path (a private CA), or False (not recommended).
         cache: cache verdicts: None (default) for no cache, True for an in-memory `LRUCache`, or
             any `VerdictCache`; concurrent identical checks then share one call. See "Caching" above.
 
@@ -132,6 +135,7 @@ class TrendAIGuard(KeyedRemoteGuard):
         max_windows: int | None = 128,
         http2: bool = False,
         async_backend: AsyncBackend = "auto",
+        verify: ssl.SSLContext | str | bool = True,
         cache: VerdictCache | bool | None = None,
     ) -> None:
         if api not in ("v3", "beta"):
@@ -159,6 +163,7 @@ class TrendAIGuard(KeyedRemoteGuard):
             limits=limits,
             http2=http2,
             async_backend=async_backend,
+            verify=verify,
             backoff=backoff,
             cache=cache,
         )
