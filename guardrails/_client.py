@@ -271,10 +271,32 @@ def _strip_encoding(response: httpx.Response, body: bytes) -> httpx.Response:
     )
 
 
+def _plain_and_small(response: httpx.Response, max_bytes: int) -> bool:
+    """An unencoded body whose declared length is under the cap: read whole, no copy needed."""
+    headers = response.headers
+    length = headers.get("content-length")
+    encoding = headers.get("content-encoding")
+    return (
+        length is not None
+        and length.isdigit()
+        and int(length) <= max_bytes
+        and (encoding is None or encoding.strip().lower() == "identity")
+    )
+
+
 def _send_sync(
-    client: httpx.Client, request: httpx.Request, max_bytes: int, deadline: Deadline
+    transport: httpx.BaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
 ) -> httpx.Response:
-    response = client.send(request, stream=True, follow_redirects=False)
+    # Straight to the transport: a client would add cookies, auth and redirect handling, all of
+    # which a guard must not have, at a cost larger than the rest of the exchange.
+    response = transport.handle_request(request)
+    response.request = request
+    if _plain_and_small(response, max_bytes):
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
     try:
         body = bytearray()
         for chunk in response.iter_bytes():
@@ -289,9 +311,16 @@ def _send_sync(
 
 
 async def _send_async(
-    client: httpx.AsyncClient, request: httpx.Request, max_bytes: int, deadline: Deadline
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
 ) -> httpx.Response:
-    response = await client.send(request, stream=True, follow_redirects=False)
+    response = await transport.handle_async_request(request)
+    response.request = request
+    if _plain_and_small(response, max_bytes):
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
     try:
         body = bytearray()
         async for chunk in response.aiter_bytes():
@@ -305,8 +334,8 @@ async def _send_async(
     return _strip_encoding(response, bytes(body))
 
 
-def run_sync(client: httpx.Client, flow: Flow, *, max_bytes: int, deadline: Deadline) -> Verdict:
-    """Drive an exchange with a blocking client."""
+def run_sync(transport: httpx.BaseTransport, flow: Flow, *, max_bytes: int, deadline: Deadline) -> Verdict:
+    """Drive an exchange with a blocking transport."""
     try:
         step = next(flow)
         while True:
@@ -315,7 +344,7 @@ def run_sync(client: httpx.Client, flow: Flow, *, max_bytes: int, deadline: Dead
                 step = flow.send(None)
                 continue
             try:
-                response = _send_sync(client, step, max_bytes, deadline)
+                response = _send_sync(transport, step, max_bytes, deadline)
             except (httpx.HTTPError, ResponseTooLarge) as exc:
                 step = flow.throw(exc)
             else:
@@ -326,8 +355,10 @@ def run_sync(client: httpx.Client, flow: Flow, *, max_bytes: int, deadline: Dead
         flow.close()
 
 
-async def run_async(client: httpx.AsyncClient, flow: Flow, *, max_bytes: int, deadline: Deadline) -> Verdict:
-    """Drive an exchange with an async client; cancellation propagates as usual."""
+async def run_async(
+    transport: httpx.AsyncBaseTransport, flow: Flow, *, max_bytes: int, deadline: Deadline
+) -> Verdict:
+    """Drive an exchange with an async transport; cancellation propagates as usual."""
     try:
         step = next(flow)
         while True:
@@ -336,7 +367,7 @@ async def run_async(client: httpx.AsyncClient, flow: Flow, *, max_bytes: int, de
                 step = flow.send(None)
                 continue
             try:
-                response = await _send_async(client, step, max_bytes, deadline)
+                response = await _send_async(transport, step, max_bytes, deadline)
             except (httpx.HTTPError, ResponseTooLarge) as exc:
                 step = flow.throw(exc)
             else:
@@ -441,9 +472,9 @@ class RemoteGuard:
             logger.warning("%s guard: TLS certificate verification is off for %s", self.name, url.host)
         self._verify: ssl.SSLContext | bool = verify
         self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
-        self._aclient_loop: object | None = None
+        self._sync_pool: httpx.BaseTransport | None = None
+        self._async_pool: httpx.AsyncBaseTransport | None = None
+        self._async_pool_loop: object | None = None
 
     # -- what subclasses provide ---------------------------------------------------------------
 
@@ -506,10 +537,10 @@ class RemoteGuard:
         self._fail_if_open()
         requests = self._build_requests(content)
         deadline = Deadline(self.timeout)
-        client = self._sync_client()
+        transport = self._sync_transport()
         verdicts = [
             run_sync(
-                client, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
+                transport, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
             )
             for request in requests
         ]
@@ -519,33 +550,35 @@ class RemoteGuard:
         self._fail_if_open()
         requests = self._build_requests(content)
         deadline = Deadline(self.timeout)
-        client = self._async_client()
+        transport = self._async_transport()
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
             with anyio.fail_after(self.timeout + _DEADLINE_MARGIN):
                 if len(requests) == 1:
-                    return await self._arun(client, requests[0], deadline)
-                verdicts = await self._arun_all(client, requests, deadline)
+                    return await self._arun(transport, requests[0], deadline)
+                verdicts = await self._arun_all(transport, requests, deadline)
         except TimeoutError as exc:
             raise GuardTimeout(
                 f"{self.name} guard check exceeded its {self.timeout:g}s deadline", guard=self.name
             ) from exc
         return combine_verdicts(verdicts, guard=self.name)
 
-    async def _arun(self, client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline) -> Verdict:
+    async def _arun(
+        self, transport: httpx.AsyncBaseTransport, request: httpx.Request, deadline: Deadline
+    ) -> Verdict:
         return await run_async(
-            client, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
+            transport, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
         )
 
     async def _arun_all(
-        self, client: httpx.AsyncClient, requests: list[httpx.Request], deadline: Deadline
+        self, transport: httpx.AsyncBaseTransport, requests: list[httpx.Request], deadline: Deadline
     ) -> list[Verdict]:
         results: list[Verdict | None] = [None] * len(requests)
         errors: list[BaseException] = []
 
         async def one(index: int, request: httpx.Request) -> None:
             try:
-                results[index] = await self._arun(client, request, deadline)
+                results[index] = await self._arun(transport, request, deadline)
             except GuardError as exc:
                 errors.append(exc)
                 group.cancel_scope.cancel()
@@ -557,52 +590,48 @@ class RemoteGuard:
             raise errors[0]
         return [verdict for verdict in results if verdict is not None]
 
-    # -- clients ----------------------------------------------------------------------------------
+    # -- connection pools -------------------------------------------------------------------------
 
-    def _client_options(self) -> dict[str, Any]:
-        return {
-            "follow_redirects": False,
-            "limits": self._limits,
-            "timeout": self.timeout,
-            "trust_env": False,
-            "http2": self._http2,
-            "verify": self._verify,
-        }
+    def _pool_options(self) -> dict[str, Any]:
+        # No proxies or certificates from the environment: the guard's traffic goes where its
+        # configuration says, verified as it says.
+        return {"limits": self._limits, "trust_env": False, "http2": self._http2, "verify": self._verify}
 
-    def _sync_client(self) -> httpx.Client:
-        client = self._client
-        if client is None:
+    def _sync_transport(self) -> httpx.BaseTransport:
+        transport = self._sync_pool
+        if transport is None:
             with self._lock:
-                if self._client is None:
-                    transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
-                    if self._transport is not None and transport is None:
+                if self._sync_pool is None:
+                    given = self._transport
+                    if given is not None and not isinstance(given, httpx.BaseTransport):
                         raise TypeError("this guard's transport has no sync side: use acheck()")
-                    self._client = httpx.Client(transport=transport, **self._client_options())
-                client = self._client
-        return client
+                    self._sync_pool = given or httpx.HTTPTransport(**self._pool_options())
+                transport = self._sync_pool
+        return transport
 
-    def _async_client(self) -> httpx.AsyncClient:
-        # An AsyncClient's connections belong to the event loop that opened them: a guard used
-        # from a second loop (tests, asyncio.run() called twice) gets a client of its own.
+    def _async_transport(self) -> httpx.AsyncBaseTransport:
+        # A pool's connections belong to the event loop that opened them: a guard used from a
+        # second loop (tests, asyncio.run() called twice) gets a pool of its own.
         try:
             loop: object | None = asyncio.get_running_loop()
         except RuntimeError:  # pragma: no cover - trio
             loop = None
-        client = self._aclient
-        if client is None or self._aclient_loop is not loop:
+        transport = self._async_pool
+        if transport is None or self._async_pool_loop is not loop:
             with self._lock:
-                if self._aclient is None or self._aclient_loop is not loop:
-                    transport = (
-                        self._transport if isinstance(self._transport, httpx.AsyncBaseTransport) else None
-                    )
-                    if self._transport is not None and transport is None:
+                if self._async_pool is None or self._async_pool_loop is not loop:
+                    given = self._transport
+                    if given is not None and not isinstance(given, httpx.AsyncBaseTransport):
                         raise TypeError("this guard's transport has no async side: use check()")
-                    if transport is None and self._use_aiohttp(loop):
-                        transport = _aiohttp_transport(self._limits, self._verify)
-                    self._aclient = httpx.AsyncClient(transport=transport, **self._client_options())
-                    self._aclient_loop = loop
-                client = self._aclient
-        return client
+                    if given is not None:
+                        self._async_pool = given
+                    elif self._use_aiohttp(loop):
+                        self._async_pool = _aiohttp_transport(self._limits, self._verify)
+                    else:
+                        self._async_pool = httpx.AsyncHTTPTransport(**self._pool_options())
+                    self._async_pool_loop = loop
+                transport = self._async_pool
+        return transport
 
     def _use_aiohttp(self, loop: object | None) -> bool:
         # aiohttp speaks asyncio only, and HTTP/1.1 only.
@@ -611,20 +640,20 @@ class RemoteGuard:
         return _HAS_AIOHTTP
 
     def close(self) -> None:
-        """Close the blocking client's connection pool."""
+        """Close the blocking connection pool."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            transport, self._sync_pool = self._sync_pool, None
+        if transport is not None:
+            transport.close()
 
     async def aclose(self) -> None:
-        """Close both clients."""
+        """Close both connection pools."""
         self.close()
         with self._lock:
-            aclient, self._aclient = self._aclient, None
-            self._aclient_loop = None
-        if aclient is not None:
-            await aclient.aclose()
+            transport, self._async_pool = self._async_pool, None
+            self._async_pool_loop = None
+        if transport is not None:
+            await transport.aclose()
 
     def __enter__(self: _T) -> _T:
         return self
