@@ -28,7 +28,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ._body import (
@@ -60,6 +60,7 @@ __all__ = [
     "SSEScanner",
     "SSEWindow",
     "error_reply",
+    "event_data",
     "guard_setup_error",
     "sse_error_event",
     "unreadable_response_error",
@@ -463,13 +464,14 @@ class SSEWindow:
     data: bytes
 
 
+def event_data(event: bytes) -> str:
+    """The data of one server-sent event: its ``data:`` lines, joined by newlines."""
+    lines = _LINE.split(event.decode("utf-8", "replace"))
+    return "\n".join(line[5:].removeprefix(" ") for line in lines if line.startswith("data:"))
+
+
 def _event_text(event: bytes) -> str:
-    data = [
-        line[5:].removeprefix(" ")
-        for line in _LINE.split(event.decode("utf-8", "replace"))
-        if line.startswith("data:")
-    ]
-    payload = "\n".join(data)
+    payload = event_data(event)
     if not payload.strip() or payload.strip() == "[DONE]":
         return ""
     try:
@@ -487,17 +489,20 @@ class SSEScanner:
     Complete events are held back until their text reaches ``window_chars`` (or their bytes
     ``max_window_bytes``); then `feed` returns them as an `SSEWindow`. Each window's text starts
     with the last ``overlap`` characters of the previous one, so a phrase cut by a window boundary is
-    still seen whole. From an OpenAI chat-completion chunk the deltas' content and tool-call
-    arguments are taken; from other JSON, its strings; from other data, the data itself.
+    still seen whole. By default, from an OpenAI chat-completion chunk the deltas' content and
+    tool-call arguments are taken; from other JSON, its strings; from other data, the data itself.
 
     Args:
         window_chars: characters of text per window.
         overlap: characters of the previous window repeated at the start of the next.
         max_window_bytes: bytes of events held back at most, text or not.
+        event_text: what text one event (its raw bytes) adds, if not the default above (the
+            OpenAI transport reads Responses API streams, whose text needs state across events).
     """
 
     __slots__ = (
         "_chars",
+        "_event_text",
         "_held",
         "_partial",
         "_tail",
@@ -508,10 +513,16 @@ class SSEScanner:
     )
 
     def __init__(
-        self, *, window_chars: int = 1000, overlap: int = 100, max_window_bytes: int = 65536
+        self,
+        *,
+        window_chars: int = 1000,
+        overlap: int = 100,
+        max_window_bytes: int = 65536,
+        event_text: Callable[[bytes], str] | None = None,
     ) -> None:
         if window_chars < 1 or overlap < 0 or max_window_bytes < 1:
             raise ValueError("window_chars and max_window_bytes must be positive, overlap not negative")
+        self._event_text = event_text or _event_text
         self.window_chars = window_chars
         self.overlap = overlap
         self.max_window_bytes = max_window_bytes
@@ -538,13 +549,8 @@ class SSEScanner:
         windows: list[SSEWindow] = []
         start = 0
         for end in _EVENT_END.finditer(self._partial):
-            event = bytes(self._partial[start : end.end()])
+            self._take(bytes(self._partial[start : end.end()]))
             start = end.end()
-            self._held += event
-            text = _event_text(event)
-            if text:
-                self._text.append(text)
-                self._chars += len(text)
             if self._chars >= self.window_chars or len(self._held) >= self.max_window_bytes:
                 windows.append(self._cut())
         del self._partial[:start]
@@ -553,14 +559,18 @@ class SSEScanner:
     def finish(self) -> SSEWindow | None:
         """The stream ended: everything still held, the last incomplete event included."""
         if self._partial:
-            self._held += self._partial
-            text = _event_text(bytes(self._partial))
-            if text:
-                self._text.append(text)
+            self._take(bytes(self._partial))
             self._partial.clear()
         if not self._held:
             return None
         return self._cut()
+
+    def _take(self, event: bytes) -> None:
+        self._held += event
+        text = self._event_text(event)
+        if text:
+            self._text.append(text)
+            self._chars += len(text)
 
 
 def sse_error_event(reply: Reply) -> bytes:

@@ -55,11 +55,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -67,6 +65,7 @@ import httpx
 from .._body import is_json_media_type, json_strings
 from .._events import DecisionHook, log_extra
 from .._exceptions import Blocked, ExtractionError
+from .._http import SSEScanner, SSEWindow, event_data
 from .._judge import Judge, as_guard_error
 from .._models import Content, Verdict, message_texts
 from .._policy import FailOpen, validate_fail_open
@@ -220,14 +219,6 @@ def _answer_of(body: bytes, metadata: Mapping[str, str], prompt: str | None) -> 
 
 # -- server-sent events -----------------------------------------------------------------------------
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-_LINE = re.compile(r"\r\n|\n|\r")
-
-
-def _event_data(event: bytes) -> str:
-    lines = _LINE.split(event.decode("utf-8", "replace"))
-    return "\n".join(line[5:].removeprefix(" ") for line in lines if line.startswith("data:"))
-
 
 class _StreamText:
     """The generated text of each event of one stream (chat completion chunks or Responses events).
@@ -243,7 +234,7 @@ class _StreamText:
         self._streamed: set[str] = set()
 
     def __call__(self, event: bytes) -> str:
-        payload = _event_data(event).strip()
+        payload = event_data(event).strip()
         if not payload or payload == "[DONE]":
             return ""
         try:
@@ -292,70 +283,6 @@ class _StreamText:
 
     def _was_streamed(self, item: Any) -> bool:
         return isinstance(item, Mapping) and item.get("id") in self._streamed
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    text: str
-    data: bytes
-
-
-class _EventWindows:
-    """Cuts an event stream into windows: complete events, held until their text is checked.
-
-    (`guardrails._http.SSEScanner` does the same for the middlewares, with a fixed notion of an
-    event's text; Responses API streams need the stateful one of `_StreamText`.)
-    """
-
-    __slots__ = ("_chars", "_event_text", "_held", "_partial", "_tail", "_text", "overlap", "window_chars")
-
-    def __init__(self, window_chars: int, overlap: int) -> None:
-        self.window_chars = window_chars
-        self.overlap = overlap
-        self._event_text = _StreamText()
-        self._partial = bytearray()
-        self._held = bytearray()
-        self._text: list[str] = []
-        self._chars = 0
-        self._tail = ""
-
-    def _take(self, event: bytes) -> None:
-        self._held += event
-        text = self._event_text(event)
-        if text:
-            self._text.append(text)
-            self._chars += len(text)
-
-    def _cut(self) -> _Window:
-        new_text = "".join(self._text)
-        text = self._tail + new_text if new_text else ""
-        if new_text:
-            self._tail = text[-self.overlap :] if self.overlap else ""
-        window = _Window(text, bytes(self._held))
-        self._held.clear()
-        self._text.clear()
-        self._chars = 0
-        return window
-
-    def feed(self, chunk: bytes) -> list[_Window]:
-        """Take the next piece of the stream; return the windows now complete (often none)."""
-        self._partial += chunk
-        windows: list[_Window] = []
-        start = 0
-        for end in _EVENT_END.finditer(self._partial):
-            self._take(bytes(self._partial[start : end.end()]))
-            start = end.end()
-            if self._chars >= self.window_chars or len(self._held) >= MAX_WINDOW_BYTES:
-                windows.append(self._cut())
-        del self._partial[:start]
-        return windows
-
-    def finish(self) -> _Window | None:
-        """The stream ended: the last window, with any incomplete last event."""
-        if self._partial:
-            self._take(bytes(self._partial))
-            self._partial.clear()
-        return self._cut() if self._held else None
 
 
 # -- one call ---------------------------------------------------------------------------------------
@@ -468,7 +395,7 @@ def _rebuilt(
 
 
 class _SyncEventStream(httpx.SyncByteStream):
-    def __init__(self, response: httpx.Response, call: _Call, windows: _EventWindows) -> None:
+    def __init__(self, response: httpx.Response, call: _Call, windows: SSEScanner) -> None:
         self._response = response
         self._call = call
         self._windows = windows
@@ -484,7 +411,7 @@ class _SyncEventStream(httpx.SyncByteStream):
         finally:
             self._response.close()
 
-    def _release(self, window: _Window) -> bytes:
+    def _release(self, window: SSEWindow) -> bytes:
         if window.text:
             verdict, error, latency = _ask(self._call.guard, self._call.window_content(window.text))
             self._call.settle("response", verdict, error, latency)
@@ -495,7 +422,7 @@ class _SyncEventStream(httpx.SyncByteStream):
 
 
 class _AsyncEventStream(httpx.AsyncByteStream):
-    def __init__(self, response: httpx.Response, call: _Call, windows: _EventWindows) -> None:
+    def __init__(self, response: httpx.Response, call: _Call, windows: SSEScanner) -> None:
         self._response = response
         self._call = call
         self._windows = windows
@@ -511,7 +438,7 @@ class _AsyncEventStream(httpx.AsyncByteStream):
         finally:
             await self._response.aclose()
 
-    async def _release(self, window: _Window) -> bytes:
+    async def _release(self, window: SSEWindow) -> bytes:
         if window.text:
             verdict, error, latency = await _aask(self._call.guard, self._call.window_content(window.text))
             self._call.settle("response", verdict, error, latency)
@@ -633,8 +560,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 inner = self._async
         return inner
 
-    def _windows(self) -> _EventWindows:
-        return _EventWindows(self.stream_window, self.stream_overlap)
+    def _windows(self) -> SSEScanner:
+        return SSEScanner(
+            window_chars=self.stream_window,
+            overlap=self.stream_overlap,
+            max_window_bytes=MAX_WINDOW_BYTES,
+            event_text=_StreamText(),
+        )
 
     # -- sync ------------------------------------------------------------------------------------
 
