@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = ["Action", "Content", "Verdict", "as_content", "combine_verdicts", "message_texts"]
 
@@ -118,7 +118,21 @@ class Content(BaseModel):
         metadata: Mapping[str, str] | None = None,
         prompt: str | None = None,
     ) -> None:
-        # Only what was given: a field left out skips its validators (a plain prompt is the hot path).
+        if text is None and messages is None and completion is None:
+            # Here rather than in a model validator: a plain prompt is the hot path, and a model
+            # validator costs a Python call on every Content.
+            raise ValidationError.from_exception_data(
+                "Content",
+                [
+                    {
+                        "type": "value_error",
+                        "loc": (),
+                        "input": {},
+                        "ctx": {"error": ValueError("Content needs text, messages or completion")},
+                    }
+                ],
+            )
+        # Only what was given: a field left out skips its validators.
         fields: dict[str, Any] = {"text": text} if text is not None else {}
         if messages is not None:
             fields["messages"] = messages
@@ -145,12 +159,6 @@ class Content(BaseModel):
     @classmethod
     def _completion_plain(cls, value: Any) -> Any:
         return _plain(value)
-
-    @model_validator(mode="after")
-    def _something_to_scan(self) -> Content:
-        if self.text is None and self.messages is None and self.completion is None:
-            raise ValueError("Content needs text, messages or completion")
-        return self
 
     def iter_texts(self) -> Iterator[str]:
         """Every user-controllable string in this content, in order.
