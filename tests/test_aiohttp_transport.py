@@ -83,8 +83,7 @@ async def test_httpx_backend_uses_httpx(base_url: str) -> None:
 
 
 async def test_http2_keeps_httpx(base_url: str) -> None:
-    """aiohttp has no HTTP/2: asking for it keeps httpx."""
-    pytest.importorskip("h2")
+    """aiohttp has no HTTP/2: asking for it keeps httpx (h2 comes with the dev extra)."""
     async with guard(base_url, "auto", http2=True) as trend:
         assert not isinstance(trend._async_transport(), AiohttpTransport)
 
