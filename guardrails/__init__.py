@@ -10,6 +10,7 @@ from ._cache import LRUCache, VerdictCache
 from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats
 from ._exceptions import (
     Blocked,
+    ContentTooLarge,
     ExtractionError,
     GuardAuthError,
     GuardError,
@@ -39,6 +40,7 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "Content",
+    "ContentTooLarge",
     "Decision",
     "DecisionHook",
     "ExtractionError",

@@ -5,6 +5,7 @@ The hierarchy::
     GuardrailsError                  root: `except GuardrailsError` catches everything below
     ├── Blocked                      the guard said Block (.verdict)
     ├── ExtractionError              the text to scan could not be extracted or parsed
+    │   └── ContentTooLarge          more text than the guard will check (.limit)        client-caused
     └── GuardError                   the guard could not give a verdict (.transient, .guard, .status_code)
         ├── GuardTimeout             the overall deadline of the check ran out           transient
         ├── GuardUnavailable         connection error, 5xx, or the circuit breaker is open transient
@@ -12,6 +13,10 @@ The hierarchy::
         ├── GuardAuthError           401/403: bad or missing credentials                   configuration
         └── GuardResponseError       400 (configuration), or a malformed, empty,
                                      redirected or oversized response (transient)
+
+An `ExtractionError` (and so `ContentTooLarge`) is caused by the input, never by the guard: it is
+refused under every policy, ``fail_open="always"`` included, and never counts against the guard's
+circuit breaker.
 
 `transient` decides what a fail-open policy may do: transient errors may fail open; configuration
 errors (`transient=False`) fail closed unless the user opted in with ``fail_open="always"``.
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Blocked",
+    "ContentTooLarge",
     "ExtractionError",
     "GuardAuthError",
     "GuardError",
@@ -67,6 +73,27 @@ class Blocked(GuardrailsError):
 
 class ExtractionError(GuardrailsError):
     """The text to scan could not be extracted from the arguments or the request body."""
+
+
+class ContentTooLarge(ExtractionError):
+    """More text than the guard will check in one call (too long, too many windows).
+
+    Caused by the input, so refused under every policy (a 413 from the middlewares).
+
+    Attributes:
+        limit: the limit exceeded, in the unit the message names (characters or windows), if known.
+    """
+
+    def __init__(self, message: str, *, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_too_large, (str(self), self.limit))
+
+
+def _rebuild_too_large(message: str, limit: int | None) -> ContentTooLarge:
+    return ContentTooLarge(message, limit=limit)
 
 
 class GuardError(GuardrailsError):

@@ -12,6 +12,7 @@ PUBLIC_NAMES = [
     "BreakerState",
     "CircuitBreaker",
     "Content",
+    "ContentTooLarge",
     "Decision",
     "DecisionHook",
     "ExtractionError",
