@@ -13,6 +13,7 @@ the same names wherever the line is logged from.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "record",
     "remove_hook",
     "reset_stats",
+    "safe_text",
     "stats",
     "wanted",
 ]
@@ -122,6 +124,31 @@ def reset_stats() -> None:
             _counts[outcome] = 0
 
 
+#: Longest client-influenced value written into a log record, in characters.
+MAX_LOG_VALUE = 200
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: anything a log viewer
+# could take for the end of a line (a forged record) or a terminal for a command.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def safe_text(value: str, *, limit: int = MAX_LOG_VALUE) -> str:
+    """`value` made safe for a log record: controls escaped (``\\n``), at most `limit` characters.
+
+    Client-controlled values (a path, a method, a vendor's reason) pass through here before they
+    reach a log line, in text and structured formats alike, so no request can forge a record.
+    """
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    if _UNSAFE.search(value) is None:
+        return value
+    escaped = _UNSAFE.sub(_escape, value)
+    return escaped if len(escaped) <= limit + 3 else escaped[:limit] + "..."
+
+
 def log_extra(decision: Decision, **fields: Any) -> dict[str, Any]:
     """The structured ``extra`` fields of a log line about `decision`.
 
@@ -141,11 +168,11 @@ def log_extra(decision: Decision, **fields: Any) -> dict[str, Any]:
     """
     extra: dict[str, Any] = {
         "guardrails_outcome": decision.outcome,
-        "guardrails_guard": decision.guard,
-        "guardrails_target": decision.target,
+        "guardrails_guard": safe_text(decision.guard),
+        "guardrails_target": safe_text(decision.target),
         "guardrails_kind": decision.kind,
-        "guardrails_verdict_id": decision.verdict_id,
-        "guardrails_reasons": list(decision.reasons),
+        "guardrails_verdict_id": None if decision.verdict_id is None else safe_text(decision.verdict_id),
+        "guardrails_reasons": [safe_text(reason) for reason in decision.reasons],
         "guardrails_error": decision.error,
         "guardrails_latency_ms": round(decision.latency * 1000.0, 3),
     }

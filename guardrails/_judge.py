@@ -1,31 +1,58 @@
-"""What the decorator, both middlewares and the OpenAI transport do with a guard's answer.
+"""The one check pipeline: ask a guard, then settle its answer the same way in every shell.
 
-`Judge` applies the policy to one check's outcome, records the `Decision` and writes the one log
-line about it, the same way everywhere:
+The decorator, both middlewares and the OpenAI transport each hold a `Judge` per call, request
+or stream, and ask through it (`Judge.ask` in sync code, `Judge.aask` in async code). The judge
+times the check, sorts whatever the guard raised, applies monitor mode and the fail-open policy,
+records one `Decision` and writes the one log line about it. The shell only translates what comes
+back:
 
-- a Block: outcome ``blocked`` (``monitored`` in shadow mode), one INFO line with the reasons;
-- an Allow: outcome ``allowed``, no log line;
-- a guard failure: ``failed_open`` when the policy lets the call through (WARNING; ERROR for a
-  configuration error), else ``error`` (WARNING for a transient error, ERROR for a configuration
-  error).
+===================================  ===========================  ===================================
+what happened                         ``ask`` / ``aask``           outcome, log line
+===================================  ===========================  ===================================
+Allow                                 returns the `Verdict`        ``allowed``, none
+Block                                 raises `Blocked`             ``blocked``, INFO
+Block, monitor mode                   returns the `Verdict`        ``monitored``, INFO
+guard failure, failing closed         raises the `GuardError`      ``error``, WARNING (ERROR if config)
+guard failure, failing open           returns None (unscanned)     ``failed_open``, WARNING / ERROR
+input the guard refuses (too long,    raises the                   ``too_large`` / ``invalid``, INFO
+unreadable): caused by the client     `ExtractionError`, under
+                                      every ``fail_open``
+===================================  ===========================  ===================================
 
-Log lines carry the structured fields of `log_extra` and never the scanned text, nor the guard's
+A guard that raises anything but a `GuardError` or an `ExtractionError` is broken: that is a
+configuration error (never transient), so it fails closed unless ``fail_open="always"``. In
+monitor mode nothing raises: every outcome above returns (None when no verdict was had).
+
+Log lines carry the structured fields of `log_extra` and never the scanned text, nor a guard's
 own error message (a vendor's message may quote the request): only the error's class and status.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ._events import Decision, DecisionHook, Outcome, count, log_extra, record, wanted
-from ._exceptions import GuardError
-from ._models import Verdict
+from ._events import Decision, DecisionHook, Outcome, count, log_extra, record, safe_text, wanted
+from ._exceptions import Blocked, ContentTooLarge, ExtractionError, GuardError
+from ._models import Content, Verdict
 from ._policy import FailOpen, should_fail_open
 
-__all__ = ["Judge", "as_guard_error"]
+if TYPE_CHECKING:
+    from ._guard import Guard
+
+__all__ = ["Judge", "as_guard_error", "guard_name"]
 
 logger = logging.getLogger("guardrails")
+
+_perf = time.perf_counter
+
+
+def guard_name(guard: object) -> str:
+    """The name a guard goes by in decisions and log lines."""
+    name = getattr(guard, "name", None)
+    return name if isinstance(name, str) else type(guard).__name__
 
 
 def as_guard_error(error: BaseException, guard: str) -> GuardError:
@@ -39,16 +66,19 @@ def as_guard_error(error: BaseException, guard: str) -> GuardError:
 
 
 class Judge:
-    """Records and logs the decisions about one call, request or stream.
+    """Asks the guard and settles the answers about one call, request or stream.
 
     Args:
-        target: what is guarded: a function's qualified name or ``"METHOD /route"``.
+        target: what is guarded: a function's qualified name or ``"METHOD /route"`` (control
+            characters are escaped and the length bounded: it may hold client input).
         hooks: the call site's own decision hooks.
-        fail_open: the policy for guard failures.
-        monitor: shadow mode: record and log, never block, never fail closed.
+        fail_open: the policy for guard failures (never for input the guard refuses).
+        monitor: shadow mode: record and log, never block, never fail.
+        blocked: the `Blocked` subclass raised on Block (the OpenAI transport raises one that is
+            also an ``openai.OpenAIError``).
     """
 
-    __slots__ = ("fail_open", "hooks", "monitor", "target")
+    __slots__ = ("blocked", "fail_open", "hooks", "monitor", "target")
 
     def __init__(
         self,
@@ -57,11 +87,166 @@ class Judge:
         hooks: Sequence[DecisionHook] = (),
         fail_open: FailOpen = False,
         monitor: bool = False,
+        blocked: type[Blocked] = Blocked,
     ) -> None:
-        self.target = target
+        self.target = safe_text(target)
         self.hooks = hooks
         self.fail_open: FailOpen = fail_open
         self.monitor = monitor
+        self.blocked = blocked
+
+    # -- the pipeline ---------------------------------------------------------------------------
+
+    def ask(self, guard: Guard, content: Content) -> Verdict | None:
+        """Check `content` with ``guard.check`` and settle the answer.
+
+        Returns:
+            The `Verdict` when the call goes on with one (an Allow; a Block in monitor mode), None
+            when it goes on unscanned (failing open, or monitor mode without a verdict).
+
+        Raises:
+            Blocked: the guard said Block (the judge's ``blocked`` class).
+            GuardError: the guard failed and the policy fails closed.
+            ExtractionError: the guard refused the input (`ContentTooLarge`...), whatever the policy.
+        """
+        started = _perf()
+        try:
+            verdict = guard.check(content)
+        except Exception as exc:
+            self._failed(exc, guard, content.kind, _perf() - started)
+            return None
+        return self.settle(verdict, kind=content.kind, latency=_perf() - started)
+
+    async def aask(self, guard: Guard, content: Content) -> Verdict | None:
+        """`ask` with ``await guard.acheck``: the same answers, raised or returned the same way."""
+        started = _perf()
+        try:
+            verdict = await guard.acheck(content)
+        except Exception as exc:
+            self._failed(exc, guard, content.kind, _perf() - started)
+            return None
+        return self.settle(verdict, kind=content.kind, latency=_perf() - started)
+
+    def settle(self, verdict: Verdict, *, kind: str = "prompt", latency: float = 0.0) -> Verdict:
+        """Record a verdict; raise `Blocked` on Block outside monitor mode, else return it."""
+        if not verdict.blocked:
+            if wanted(self.hooks):
+                self.record("allowed", kind=kind, verdict=verdict, latency=latency)
+            else:
+                count("allowed")  # the hot path: nobody would read the event
+            return verdict
+        decision = self.record(
+            "monitored" if self.monitor else "blocked", kind=kind, verdict=verdict, latency=latency
+        )
+        logger.info(
+            "guardrails: %s guard %s the %s of %s: %s (verdict id %s)",
+            safe_text(verdict.guard),
+            "would have blocked (monitor mode)" if self.monitor else "blocked",
+            kind,
+            self.target,
+            safe_text("; ".join(verdict.reasons) or "no reason given"),
+            safe_text(str(verdict.id)),
+            extra=log_extra(decision),
+        )
+        if self.monitor:
+            return verdict
+        raise self.blocked(verdict)
+
+    def _failed(self, error: Exception, guard: object, kind: str, latency: float) -> None:
+        name = guard_name(guard)
+        if isinstance(error, ExtractionError):
+            self.refused(error, guard=name, kind=kind, latency=latency)
+            return
+        failure = as_guard_error(error, name)
+        if not self.failed(failure, guard=name, kind=kind, latency=latency):
+            if failure is error:
+                raise failure
+            # Unchained: a foreign exception's message may quote the content.
+            raise failure from None
+        return
+
+    def failed(
+        self, error: GuardError, *, guard: str | None = None, kind: str = "prompt", latency: float = 0.0
+    ) -> bool:
+        """Record a guard failure; True when the call goes on (failing open, monitor mode).
+
+        Args:
+            error: what the guard raised.
+            guard: the name of the guard asked (default: the error's).
+            kind: ``"prompt"`` or ``"response"``.
+            latency: seconds spent asking.
+        """
+        proceed = self.monitor or should_fail_open(self.fail_open, error)
+        name = guard or error.guard
+        decision = self.record(
+            "failed_open" if proceed else "error", guard=name, kind=kind, error=error, latency=latency
+        )
+        if self.monitor:
+            then = "monitor mode: the call goes on"
+        else:
+            then = "failing open, unscanned" if proceed else "failing closed"
+        # A configuration error is an ERROR even when the policy lets the call through.
+        logger.log(
+            logging.WARNING if error.transient else logging.ERROR,
+            "guardrails: %s guard %s (%s, status %s) checking the %s of %s: %s",
+            safe_text(name),
+            "failed" if error.transient else "configuration error",
+            type(error).__name__,
+            error.status_code,
+            kind,
+            self.target,
+            then,
+            extra=log_extra(decision, status_code=error.status_code),
+        )
+        return proceed
+
+    def refused(
+        self, error: ExtractionError, *, guard: str = "", kind: str = "prompt", latency: float = 0.0
+    ) -> None:
+        """Record input that cannot be checked (too long, unreadable): caused by the client.
+
+        Refused under every fail-open policy: raises `error` unless in monitor mode.
+        """
+        too_large = isinstance(error, ContentTooLarge) or getattr(error, "status", None) == 413
+        outcome: Outcome = "too_large" if too_large else "invalid"
+        decision = self.record(outcome, guard=guard, kind=kind, error=error, latency=latency)
+        # In monitor mode unscanned input goes on: something to fix, so an ERROR.
+        logger.log(
+            logging.ERROR if self.monitor else logging.INFO,
+            "guardrails refused the %s of %s: %s%s",
+            kind,
+            self.target,
+            # Our own messages: they name a limit or a format, never the text.
+            safe_text(str(error)) or type(error).__name__,
+            " (monitor mode: the call goes on)" if self.monitor else "",
+            extra=log_extra(decision),
+        )
+        if not self.monitor:
+            # Unchained: whatever failed before it may quote the content.
+            raise error from None
+
+    def setup_failed(self, error: BaseException, *, guard: str = "unconfigured") -> GuardError:
+        """Log a guard that could not be made (bad settings), with the reason; the error to raise.
+
+        The message of a settings error is ours and holds no secret (keys are never quoted), and
+        without it the log says nothing useful: unlike a guard's answer, it is logged.
+        """
+        failure = (
+            error
+            if isinstance(error, GuardError)
+            else GuardError(f"the guard could not be set up: {error}", guard=guard, transient=False)
+        )
+        decision = self.record("error", guard=guard, error=failure)
+        logger.error(
+            "guardrails: the guard of %s could not be set up (%s): %s",
+            self.target,
+            type(error).__name__,
+            safe_text(str(error), limit=500),
+            extra=log_extra(decision),
+        )
+        return failure
+
+    # -- recording ------------------------------------------------------------------------------
 
     def record(
         self,
@@ -97,60 +282,3 @@ class Judge:
             )
         record(decision, self.hooks)
         return decision
-
-    def verdict(self, verdict: Verdict, *, kind: str = "prompt", latency: float = 0.0) -> bool:
-        """Record a verdict; True when the caller must refuse (a Block outside monitor mode)."""
-        if not verdict.blocked:
-            if wanted(self.hooks):
-                self.record("allowed", kind=kind, verdict=verdict, latency=latency)
-            else:
-                count("allowed")  # the hot path: nobody would read the event
-            return False
-        outcome: Outcome = "monitored" if self.monitor else "blocked"
-        decision = self.record(outcome, kind=kind, verdict=verdict, latency=latency)
-        logger.info(
-            "guardrails: %s guard %s the %s of %s: %s (verdict id %s)",
-            verdict.guard,
-            "would have blocked (monitor mode)" if self.monitor else "blocked",
-            kind,
-            self.target,
-            "; ".join(verdict.reasons) or "no reason given",
-            verdict.id,
-            extra=log_extra(decision),
-        )
-        return not self.monitor
-
-    def failure(
-        self, error: GuardError, *, guard: str | None = None, kind: str = "prompt", latency: float = 0.0
-    ) -> bool:
-        """Record a guard failure; True when the call goes on (fail open, monitor mode).
-
-        Args:
-            error: what the guard raised.
-            guard: the name of the guard asked (default: the error's).
-            kind: ``"prompt"`` or ``"response"``.
-            latency: seconds spent asking.
-        """
-        proceed = self.monitor or should_fail_open(self.fail_open, error)
-        name = guard or error.guard
-        decision = self.record(
-            "failed_open" if proceed else "error", guard=name, kind=kind, error=error, latency=latency
-        )
-        if self.monitor:
-            then = "monitor mode: the call goes on"
-        else:
-            then = "failing open, unscanned" if proceed else "failing closed"
-        # A configuration error is an ERROR even when the policy lets the call through.
-        logger.log(
-            logging.WARNING if error.transient else logging.ERROR,
-            "guardrails: %s guard %s (%s, status %s) checking the %s of %s: %s",
-            name,
-            "failed" if error.transient else "configuration error",
-            type(error).__name__,
-            error.status_code,
-            kind,
-            self.target,
-            then,
-            extra=log_extra(decision, status_code=error.status_code),
-        )
-        return proceed

@@ -19,7 +19,6 @@ the WSGI middleware; this module only moves ASGI messages.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
@@ -27,23 +26,13 @@ import anyio
 
 from ._body import BodyError, is_json_media_type
 from ._events import DecisionHook
-from ._exceptions import GuardError
 from ._guard import Guard, InProcessGuard
-from ._http import (
-    STATE_KEY,
-    UNSCANNED_HEADER,
-    GuardedRoutes,
-    Inspection,
-    Reply,
-    SSEScanner,
-    SSEWindow,
-    guard_setup_error,
-    sse_error_event,
-    unreadable_response_error,
-)
-from ._models import Content, Verdict
+from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection
+from ._models import Content
 from ._policy import FailOpen
+from ._replies import Reply
 from ._routing import Route
+from ._sse import SSEScanner, SSEWindow, sse_error_event
 
 __all__ = ["GuardMiddleware"]
 
@@ -118,8 +107,10 @@ class GuardMiddleware(GuardedRoutes):
     ``guardrail_blocked``, 503 ``guardrail_unavailable``, 413 ``request_too_large``, 415
     ``unsupported_media_type`` (an unknown Content-Encoding), 400 ``invalid_request``.
 
-    The guards' HTTP clients are closed when the app's lifespan shuts down; without a lifespan they
-    are opened lazily and live as long as the guard.
+    A guard made from the environment (``guard=None``) is made when the app's lifespan starts, so
+    that bad settings stop the app at startup with the reason, and closed when it shuts down;
+    without a lifespan it is made at the first guarded request. A guard that was given is never
+    closed here: it is its owner's.
     """
 
     def __init__(
@@ -145,10 +136,6 @@ class GuardMiddleware(GuardedRoutes):
         )
         self.app = app
 
-    async def _close_guards(self) -> None:
-        for guard in self._guards():
-            await guard.aclose()
-
     # -- ASGI ---------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,14 +147,22 @@ class GuardMiddleware(GuardedRoutes):
             return
         route = self.router.match(scope["method"], _route_path(scope))
         if route is None:
+            scope.setdefault("state", {})[STATE_KEY] = None
             await self.app(scope, receive, send)
             return
         await self._guarded(scope, receive, send, route)
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
-            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                await self._close_guards()
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and self._needs_default_guard():
+                try:
+                    self.guards.get()
+                except Exception as exc:
+                    # Bad settings stop the app here, with the reason, not with a 503 per request.
+                    message = {"type": "lifespan.startup.failed", "message": f"guardrails: {exc}"}
+            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.guards.aclose()
             await send(message)
 
         return lifespan_send
@@ -176,7 +171,11 @@ class GuardMiddleware(GuardedRoutes):
         method: str = scope["method"]
         headers = _headers(scope)
         inspection, guard, setup_error = self._inspect(
-            route, method=method, path=scope["path"], headers=headers
+            route,
+            method=method,
+            path=scope["path"],
+            headers=headers,
+            query_string=scope.get("query_string", b""),
         )
         head = method == "HEAD"
         reply = inspection.content_length_error(headers.get("content-length"))
@@ -197,7 +196,6 @@ class GuardMiddleware(GuardedRoutes):
             more_body = message.get("more_body", False)
         body = bytes(chunks)
 
-        verdict: Verdict | None = None
         prepared = inspection.prepare(body)
         if isinstance(prepared, Reply):
             await _send_reply(send, prepared, body=not head)
@@ -205,31 +203,28 @@ class GuardMiddleware(GuardedRoutes):
         if prepared is not None:
             if guard is None:
                 assert setup_error is not None
-                reply = inspection.failure(guard_setup_error(setup_error, inspection.guard_name))
+                reply = inspection.setup_failed(setup_error)
             else:
-                started = time.perf_counter()
-                outcome = await _check(guard, prepared, receive)
-                if outcome is None:
+                checked = await _check(inspection, guard, prepared, receive)
+                if isinstance(checked, _Gone):
                     return  # the client left: no app, no answer
-                verdict, error = outcome
-                latency = time.perf_counter() - started
-                if error is not None:
-                    reply = inspection.failure(error, latency)
-                else:
-                    assert verdict is not None
-                    reply = inspection.verdict(verdict, latency)
+                reply = checked
             if reply is not None:
                 await _send_reply(send, reply, body=not head)
                 return
 
-        scope.setdefault("state", {})[STATE_KEY] = verdict
-        app_send = _unscanned_send(send) if inspection.unscanned else send
-        responses: _ResponseCheck | None = None
-        if route.scan_response and not head and guard is not None:
-            responses = _ResponseCheck(
-                inspection, guard, app_send, window_chars=self.sse_window, max_size=self.max_response_size
+        scope.setdefault("state", {})[STATE_KEY] = inspection.verdict
+        app_send = send
+        responder: _Responder | None = None
+        if (route.scan_response and not head and guard is not None) or inspection.unscanned:
+            responder = _Responder(
+                inspection,
+                guard if route.scan_response and not head else None,
+                send,
+                window_chars=self.sse_window,
+                max_size=self.max_response_size,
             )
-            app_send = responses.send
+            app_send = responder.send
         pending: Message | None = {"type": "http.request", "body": body, "more_body": False}
 
         async def replay() -> Message:
@@ -237,7 +232,7 @@ class GuardMiddleware(GuardedRoutes):
             if pending is not None:
                 message, pending = pending, None
                 return message
-            if responses is not None and responses.closed:
+            if responder is not None and responder.closed:
                 # The response was cut short: tell an app that polls for a disconnect to stop.
                 return dict(_DISCONNECT)
             # Later calls wait on the real receive (until the client disconnects): no spinning.
@@ -246,28 +241,22 @@ class GuardMiddleware(GuardedRoutes):
         await self.app(scope, replay, app_send)
 
 
-def _unscanned_send(send: Send) -> Send:
-    async def unscanned_send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = _mark_unscanned(message)
-        await send(message)
+class _Gone:
+    """The client disconnected while its request was being checked."""
 
-    return unscanned_send
+
+_GONE = _Gone()
 
 
 async def _check(
-    guard: Guard, content: Content, receive: Receive
-) -> tuple[Verdict | None, BaseException | None] | None:
-    """Ask the guard; None if the client disconnected meanwhile (the check is then cancelled)."""
+    inspection: Inspection, guard: Guard, content: Content, receive: Receive
+) -> Reply | _Gone | None:
+    """Ask the guard; `_GONE` if the client disconnected meanwhile (the check is then cancelled)."""
     if isinstance(guard, InProcessGuard):
         # No I/O and no await inside: nothing to race with a disconnect, and a task group per
         # request would cost more than the check.
-        try:
-            return await guard.acheck(content), None
-        except Exception as exc:
-            return None, exc
-    verdict: Verdict | None = None
-    error: BaseException | None = None
+        return await inspection.acheck(guard, content)
+    reply: Reply | None = None
     disconnected = False
     async with anyio.create_task_group() as group:
 
@@ -282,31 +271,19 @@ async def _check(
 
         group.start_soon(watch_disconnect)
         try:
-            verdict = await guard.acheck(content)
-        except Exception as exc:
-            error = exc
+            reply = await inspection.acheck(guard, content)
         finally:
             group.cancel_scope.cancel()
-    if disconnected:
-        return None
-    return verdict, error
+    return _GONE if disconnected else reply
 
 
-async def _ask(guard: Guard, content: Content) -> tuple[Verdict | None, BaseException | None, float]:
-    started = time.perf_counter()
-    try:
-        verdict = await guard.acheck(content)
-    except Exception as exc:
-        return None, exc, time.perf_counter() - started
-    return verdict, None, time.perf_counter() - started
+class _Responder:
+    """The response side of one guarded request: the only wrapper of its ``send``.
 
-
-class _ResponseCheck:
-    """The response side of one request of a ``scan_response`` route (per request, never shared).
-
-    JSON responses are buffered, checked whole, and replaced by the error on Block; event streams
-    are checked window by window as they stream, and end with an SSE ``error`` event on Block.
-    Other responses pass through.
+    Marks a response that went on unscanned (``x-guardrails-unscanned: 1``, once), and on
+    ``scan_response`` routes checks what the app sends: JSON responses are buffered, checked whole,
+    and replaced by the error on Block; event streams are checked window by window as they stream,
+    and end with an SSE ``error`` event on Block. Other responses pass through.
     """
 
     __slots__ = (
@@ -323,7 +300,7 @@ class _ResponseCheck:
     )
 
     def __init__(
-        self, inspection: Inspection, guard: Guard, send: Send, *, window_chars: int, max_size: int
+        self, inspection: Inspection, guard: Guard | None, send: Send, *, window_chars: int, max_size: int
     ) -> None:
         self.inspection = inspection
         self.max_size = max_size
@@ -336,28 +313,47 @@ class _ResponseCheck:
         self._buffer = bytearray()
         self._scanner = SSEScanner(window_chars=window_chars)
 
+    async def _send_start(self, message: Message) -> None:
+        # Read when the start goes out: the prompt or a response check may have failed open.
+        if self.inspection.unscanned:
+            message = {**message, "headers": [*message.get("headers", []), (UNSCANNED_HEADER.encode(), b"1")]}
+        await self._send(message)
+
     async def send(self, message: Message) -> None:
         if self.closed:
-            return  # after a Block the rest of the app's response goes nowhere
-        if message["type"] == "http.response.start":
+            return  # after a refusal the rest of the app's response goes nowhere
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.guard is None:
+                await self._send_start(message)
+                return
             self._headers = _response_headers(message)
             media_type = self._headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type == "text/event-stream":
+                if self._headers.get("content-encoding", "identity").strip().lower() != "identity":
+                    # Compressed events cannot be checked as they stream: refuse the response.
+                    self._mode = "refused"
+                    self._start = message
+                    return
                 self._mode = "sse"
             elif is_json_media_type(media_type):
-                # Don't send the start until the body is checked: a Block changes the status.
+                # Don't send the start until the body is checked: a refusal changes the status.
                 self._mode = "json"
                 self._start = message
                 return
-            await self._send(message)
-        elif message["type"] != "http.response.body" or self._mode == "pass":
+            await self._send_start(message)
+        elif kind != "http.response.body" or self._mode == "pass":
             await self._send(message)
         elif self._mode == "json":
             self._buffer += message.get("body", b"")
             if len(self._buffer) > self.max_size:
-                await self._too_large(message)
+                await self._refuse(
+                    BodyError("the response is larger than the scanning cap", code="response_too_large")
+                )
             elif not message.get("more_body", False):
                 await self._send_json()
+        elif self._mode == "refused":
+            await self._refuse(BodyError("the event stream has a Content-Encoding", code="response_encoded"))
         else:
             more_body = message.get("more_body", False)
             for window in self._scanner.feed(message.get("body", b"")):
@@ -370,59 +366,35 @@ class _ResponseCheck:
                 else:
                     await self._release(last, more_body=False)
 
-    async def _too_large(self, message: Message) -> None:
-        # Too big to buffer and check: a configuration matter (raise the cap or do not scan).
-        error = GuardError(
-            "the response is larger than the scanning cap", guard=self.inspection.guard_name, transient=False
-        )
-        reply = self.inspection.response_failure(error)
-        if reply is not None:
-            self.closed = True
-            await _send_reply(self._send, reply)
-            return
-        assert self._start is not None
-        self._mode = "pass"
-        await self._send(_mark_unscanned(self._start))
-        await self._send({**message, "body": bytes(self._buffer)})
+    async def _refuse(self, error: BodyError) -> None:
+        self.closed = True
         self._buffer.clear()
+        await _send_reply(self._send, self.inspection.refuse_response(error))
 
     async def _send_json(self) -> None:
         assert self._start is not None
+        assert self.guard is not None
         start, body = self._start, bytes(self._buffer)
         self._buffer.clear()
-        reply: Reply | None = None
         try:
             content = self.inspection.response_content(body, self._headers)
         except BodyError as exc:
-            content = None
-            reply = self.inspection.response_failure(
-                unreadable_response_error(exc, self.inspection.guard_name)
-            )
-        if content is not None:
-            verdict, error, latency = await _ask(self.guard, self._with_route(content))
-            if error is not None:
-                reply = self.inspection.response_failure(error, latency)
-            else:
-                assert verdict is not None
-                reply = self.inspection.response_verdict(verdict, latency)
-        if reply is not None:
-            self.closed = True
-            await _send_reply(self._send, reply)
+            await self._refuse(exc)
             return
-        if self.inspection.unscanned:
-            start = _mark_unscanned(start)
-        await self._send(start)
+        if content is not None:
+            reply = await self.inspection.acheck(self.guard, content)
+            if reply is not None:
+                self.closed = True
+                await _send_reply(self._send, reply)
+                return
+        await self._send_start(start)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _release(self, window: SSEWindow, *, more_body: bool) -> bool:
         if window.text:
-            content = self._with_route(Content(window.text, kind="response"))
-            verdict, error, latency = await _ask(self.guard, content)
-            if error is not None:
-                reply = self.inspection.response_failure(error, latency)
-            else:
-                assert verdict is not None
-                reply = self.inspection.response_verdict(verdict, latency)
+            assert self.guard is not None
+            content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
+            reply = await self.inspection.acheck(self.guard, content)
             if reply is not None:
                 self.closed = True
                 await self._send(
@@ -431,6 +403,3 @@ class _ResponseCheck:
                 return False
         await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
         return True
-
-    def _with_route(self, content: Content) -> Content:
-        return content.model_copy(update={"metadata": {"route": self.inspection.route_name}})

@@ -13,8 +13,6 @@ from __future__ import annotations
 import codecs
 import inspect
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -22,11 +20,13 @@ import anyio
 import wrapt
 
 from . import extractors
-from ._events import DecisionHook, log_extra
-from ._exceptions import Blocked, ExtractionError, GuardError
+from ._events import DecisionHook
+from ._exceptions import Blocked, ExtractionError
+from ._guard import GuardSource
 from ._judge import Judge
-from ._models import Content, Verdict
+from ._models import Content
 from ._policy import FailOpen, validate_fail_open
+from ._windows import TextWindows
 
 if TYPE_CHECKING:
     from ._guard import Guard
@@ -43,7 +43,6 @@ OnBlock = Callable[[Blocked], Any]
 ResponseExtractor = Callable[[Any], "Content | None"]
 
 _P = inspect.Parameter
-_perf = time.perf_counter
 
 
 class _Binder:
@@ -112,36 +111,8 @@ class _Binder:
         return inspect.BoundArguments(self.signature, arguments)
 
 
-class _DefaultGuard:
-    """The guard of every `guarded` function given none: ``guard_from_env()``, made at first use."""
-
-    def __init__(self) -> None:
-        self._guard: Guard | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Guard:
-        guard = self._guard
-        if guard is None:
-            with self._lock:
-                if self._guard is None:
-                    # Imported here: reading the environment is the first call's job, not import's.
-                    from ._settings import guard_from_env
-
-                    self._guard = guard_from_env()
-                guard = self._guard
-        return guard
-
-    def reset(self) -> Guard | None:
-        """Forget the guard, so the next call reads the environment again (for tests).
-
-        Returns the guard forgotten, if one was made, for the caller to close.
-        """
-        with self._lock:
-            guard, self._guard = self._guard, None
-        return guard
-
-
-_default_guard = _DefaultGuard()
+#: The guard of every `guarded` function given none: ``guard_from_env()``, made once and shared.
+_default_guard = GuardSource()
 
 
 def _describe(obj: object) -> str:
@@ -150,19 +121,18 @@ def _describe(obj: object) -> str:
 
 
 class _Windows:
-    """Cuts a stream's text into overlapping windows, so a phrase split across two is still seen."""
+    """A generator's streamed output, decoded and cut into windows (`TextWindows`) to check."""
 
-    __slots__ = ("_decoder", "_length", "_pending", "_tail", "checked", "overlap", "prompt", "size")
+    __slots__ = ("_decoder", "prompt", "text")
 
     def __init__(self, size: int, overlap: int, prompt: str | None) -> None:
-        self.size = size
-        self.overlap = overlap
+        self.text = TextWindows(size, overlap)
         self.prompt = prompt
-        self.checked = 0
-        self._pending: list[str] = []
-        self._length = 0
-        self._tail = ""
         self._decoder: codecs.IncrementalDecoder | None = None
+
+    @property
+    def checked(self) -> int:
+        return self.text.checked
 
     def feed(self, chunk: Any) -> Content | None:
         """Add one chunk; a window to check once enough text has come."""
@@ -172,29 +142,16 @@ class _Windows:
             text = self._decoder.decode(chunk)
         else:
             text = extractors.chunk_text(chunk)
-        if text:
-            self._pending.append(text)
-            self._length += len(text)
-            if self._length >= self.size:
-                return self._window()
-        return None
+        return self._window() if self.text.add(text) else None
 
     def flush(self) -> Content | None:
         """The last window, with whatever text is left."""
         if self._decoder is not None:
-            rest = self._decoder.decode(b"", final=True)
-            if rest:
-                self._pending.append(rest)
-                self._length += len(rest)
-        return self._window() if self._length else None
+            self.text.add(self._decoder.decode(b"", final=True))
+        return self._window() if self.text.pending else None
 
     def _window(self) -> Content:
-        text = self._tail + "".join(self._pending)
-        self._tail = text[-self.overlap :] if self.overlap else ""
-        self._pending.clear()
-        self._length = 0
-        self.checked += 1
-        return Content(text, kind="response", prompt=self.prompt)
+        return Content(self.text.cut(), kind="response", prompt=self.prompt)
 
 
 class _Task:
@@ -302,50 +259,35 @@ class _Guarded:
                 f"extractor {_describe(self.extract if kind == 'prompt' else self.extract_response)} "
                 f"raised {type(exc).__name__}"
             )
-        decision = self.judge.record("invalid", kind=kind)
-        if not self.monitor:
-            # The cause stays on __context__ but is not printed: its message may quote the argument.
-            raise ExtractionError(message) from None
-        logger.error("%s (monitor mode: the call goes on)", message, extra=log_extra(decision))
+        # Raised unless in monitor mode; the cause stays on __context__ but is not printed: its
+        # message may quote the argument.
+        self.judge.refused(ExtractionError(message), kind=kind)
 
     # Judging ------------------------------------------------------------------------------------
 
     def skipped(self, kind: str) -> None:
         self.judge.record("skipped", kind=kind)
 
-    def _judge(self, verdict: Verdict, kind: str, started: float) -> Blocked | None:
-        """Record (and log a block); the `Blocked` to raise, or None if the call goes on."""
-        if self.judge.verdict(verdict, kind=kind, latency=_perf() - started):
-            return Blocked(verdict)
+    def check(self, content: Content) -> Blocked | None:
+        """Ask the guard synchronously; the `Blocked` to act on, or None if the call goes on.
+
+        Raises:
+            GuardError: the guard failed and the policy fails closed.
+            ExtractionError: the guard refused the content (too long...), under every policy.
+        """
+        try:
+            self.judge.ask(self.guard if self.guard is not None else _default_guard.get(), content)
+        except Blocked as blocked:
+            return blocked
         return None
 
-    def _failed(self, guard: Guard, error: GuardError, kind: str, started: float) -> bool:
-        """Record and log a guard failure; True if the call goes on (fail open, monitor mode)."""
-        return self.judge.failure(error, guard=guard.name, kind=kind, latency=_perf() - started)
-
-    def check(self, content: Content) -> Blocked | None:
-        """Ask the guard synchronously; the `Blocked` to raise, or None if the call goes on."""
-        guard = self.guard if self.guard is not None else _default_guard.get()
-        started = _perf()
-        try:
-            verdict = guard.check(content)
-        except GuardError as error:
-            if self._failed(guard, error, content.kind, started):
-                return None
-            raise
-        return self._judge(verdict, content.kind, started)
-
     async def acheck(self, content: Content) -> Blocked | None:
-        """Ask the guard asynchronously; the `Blocked` to raise, or None if the call goes on."""
-        guard = self.guard if self.guard is not None else _default_guard.get()
-        started = _perf()
+        """Ask the guard asynchronously; the `Blocked` to act on, or None if the call goes on."""
         try:
-            verdict = await guard.acheck(content)
-        except GuardError as error:
-            if self._failed(guard, error, content.kind, started):
-                return None
-            raise
-        return self._judge(verdict, content.kind, started)
+            await self.judge.aask(self.guard if self.guard is not None else _default_guard.get(), content)
+        except Blocked as blocked:
+            return blocked
+        return None
 
     def blocked(self, blocked: Blocked) -> Any:
         if self.on_block is None:
@@ -589,8 +531,9 @@ def guarded(
 
     Args:
         target: the function (``@guarded``) or the guard (``@guarded(guard)``).
-        guard: the `Guard` to ask; by default ``guard_from_env()``, made at the first call and
-            shared by every function decorated without a guard.
+        guard: the `Guard` to ask; by default ``guard_from_env()``, made when the first function
+            is decorated (bad settings raise there, with the reason) and shared by every function
+            decorated without a guard.
         extract: finds the content to scan in the bound arguments (an `extractors.Extractor`, or
             an argument name); `extractors.default` unless given. None from it skips the check.
         fail_open: what a guard failure does: ``False`` raises the `GuardError` (the default);
@@ -682,6 +625,10 @@ def guarded(
             wrapper = core.call
         if parallel and wrapper != core.acall_parallel:
             raise TypeError(f"parallel=True needs an async function (async def), not a generator: {name}")
+        if guard is None:
+            # Bad settings fail here, where the function is defined, with the reason: not on
+            # every call. The guard is shared by every function decorated without one.
+            _default_guard.get()
         wrapped: Any = function
         return cast(F, wrapt.FunctionWrapper(wrapped, wrapper))
 

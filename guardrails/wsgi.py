@@ -18,29 +18,19 @@ from __future__ import annotations
 
 import io
 import itertools
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 
 from ._body import BodyError, is_json_media_type
 from ._events import DecisionHook
-from ._exceptions import GuardError
 from ._guard import Guard
-from ._http import (
-    UNSCANNED_HEADER,
-    GuardedRoutes,
-    Inspection,
-    Reply,
-    SSEScanner,
-    error_reply,
-    guard_setup_error,
-    sse_error_event,
-    unreadable_response_error,
-)
-from ._models import Content, Verdict
+from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection
+from ._models import Content
 from ._policy import FailOpen
+from ._replies import Reply, error_reply
 from ._routing import Route
+from ._sse import SSEScanner, sse_error_event
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -162,24 +152,6 @@ def _is_chunked(environ: WSGIEnvironment) -> bool:
     return "chunked" in (coding.strip().lower() for coding in codings.split(","))
 
 
-def _ask(guard: Guard, content: Content) -> tuple[Verdict | None, BaseException | None, float]:
-    started = time.perf_counter()
-    try:
-        verdict = guard.check(content)
-    except Exception as exc:
-        return None, exc, time.perf_counter() - started
-    return verdict, None, time.perf_counter() - started
-
-
-def _decide(inspection: Inspection, guard: Guard, content: Content, *, response: bool) -> Reply | None:
-    verdict, error, latency = _ask(guard, content)
-    if error is not None:
-        failure = inspection.response_failure if response else inspection.failure
-        return failure(error, latency)
-    assert verdict is not None
-    return (inspection.response_verdict if response else inspection.verdict)(verdict, latency)
-
-
 class GuardMiddleware(GuardedRoutes):
     """Checks the requests (and optionally responses) of guarded routes with a guard.
 
@@ -235,17 +207,20 @@ class GuardMiddleware(GuardedRoutes):
             max_response_size=max_response_size,
         )
         self.app = app
+        if self._needs_default_guard():
+            # Bad settings fail here, at start-up, with the reason: not as a 503 on every request.
+            self.guards.get()
 
     def close(self) -> None:
-        """Close the guards' HTTP clients (the middleware's guard and the routes' guards)."""
-        for guard in self._guards():
-            guard.close()
+        """Close the guard made from the environment, if any (a guard given is its owner's)."""
+        self.guards.close()
 
     # -- WSGI ---------------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         route = self.router.match(environ.get("REQUEST_METHOD", "GET"), _route_path(environ))
         if route is None:
+            environ[VERDICT_KEY] = None
             return self.app(environ, start_response)
         return self._guarded(environ, start_response, route)
 
@@ -255,7 +230,11 @@ class GuardMiddleware(GuardedRoutes):
         method: str = environ.get("REQUEST_METHOD", "GET").upper()
         headers = _EnvironHeaders(environ)
         inspection, guard, setup_error = self._inspect(
-            route, method=method, path=_route_path(environ), headers=headers
+            route,
+            method=method,
+            path=_route_path(environ),
+            headers=headers,
+            query_string=environ.get("QUERY_STRING", "").encode("latin-1", "replace"),
         )
         head = method == "HEAD"
 
@@ -263,21 +242,16 @@ class GuardMiddleware(GuardedRoutes):
         if isinstance(body, Reply):
             return _send_reply(start_response, body, body=not head)
 
-        verdict: Verdict | None = None
         prepared = inspection.prepare(body)
         if isinstance(prepared, Reply):
             return _send_reply(start_response, prepared, body=not head)
         if prepared is not None:
+            reply: Reply | None
             if guard is None:
                 assert setup_error is not None
-                reply = inspection.failure(guard_setup_error(setup_error, inspection.guard_name))
+                reply = inspection.setup_failed(setup_error)
             else:
-                verdict, error, latency = _ask(guard, prepared)
-                if error is not None:
-                    reply = inspection.failure(error, latency)
-                else:
-                    assert verdict is not None
-                    reply = inspection.verdict(verdict, latency)
+                reply = inspection.check(guard, prepared)
             if reply is not None:
                 return _send_reply(start_response, reply, body=not head)
 
@@ -288,7 +262,7 @@ class GuardMiddleware(GuardedRoutes):
         # empty by apps that ignore terminated inputs (Django), or to the end by others (werkzeug).
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ.pop("wsgi.input_terminated", None)
-        environ[VERDICT_KEY] = verdict
+        environ[VERDICT_KEY] = inspection.verdict
         if route.scan_response and not head and guard is not None:
             return _scan_response(
                 self.app,
@@ -389,12 +363,29 @@ def _scan_response(
             pending.append(item)
         status, headers = capture.status, capture.headers
         media_type = _response_headers(headers).get("content-type", "").split(";")[0].strip().lower()
+        response_headers = _response_headers(headers)
+        if (
+            media_type == "text/event-stream"
+            and response_headers.get("content-encoding", "identity").strip().lower() != "identity"
+        ):
+            # Compressed events cannot be checked as they stream: refuse the response.
+            _close(app_iter)
+            return _refused(
+                capture,
+                inspection,
+                BodyError("the event stream has a Content-Encoding", code="response_encoded"),
+            )
         if is_json_media_type(media_type):
             body = bytearray()
             for item in itertools.chain(pending, items):
                 body += item
                 if len(body) > max_size:
-                    return _too_large_json(capture, inspection, app_iter, items, status, headers, bytes(body))
+                    _close(app_iter)
+                    return _refused(
+                        capture,
+                        inspection,
+                        BodyError("the response is larger than the scanning cap", code="response_too_large"),
+                    )
             pending.clear()
             _close(app_iter)
             return _checked_json(capture, inspection, guard, status, headers, bytes(body))
@@ -407,43 +398,24 @@ def _scan_response(
     return _Passthrough(app_iter, items, pending)
 
 
-def _too_large_json(
-    capture: _Capture,
-    inspection: Inspection,
-    app_iter: Iterable[bytes],
-    items: Iterator[bytes],
-    status: str,
-    headers: Headers,
-    head: bytes,
-) -> Iterable[bytes]:
-    # Too big to buffer and check: a configuration matter (raise the cap or do not scan).
-    error = GuardError(
-        "the response is larger than the scanning cap", guard=inspection.guard_name, transient=False
-    )
-    reply = inspection.response_failure(error)
-    if reply is not None:
-        _close(app_iter)
-        capture.send(_status_line(reply.status), list(reply.headers))
-        return [reply.body]
-    capture.send(status, _mark_unscanned(headers))
-    return _Passthrough(app_iter, items, [head])
+def _refused(capture: _Capture, inspection: Inspection, error: BodyError) -> list[bytes]:
+    reply = inspection.refuse_response(error)
+    capture.send(_status_line(reply.status), list(reply.headers))
+    return [reply.body]
 
 
 def _checked_json(
     capture: _Capture, inspection: Inspection, guard: Guard, status: str, headers: Headers, body: bytes
 ) -> list[bytes]:
-    reply: Reply | None = None
     try:
         content = inspection.response_content(body, _response_headers(headers))
     except BodyError as exc:
-        content = None
-        reply = inspection.response_failure(unreadable_response_error(exc, inspection.guard_name))
+        return _refused(capture, inspection, exc)
     if content is not None:
-        content = content.model_copy(update={"metadata": {"route": inspection.route_name}})
-        reply = _decide(inspection, guard, content, response=True)
-    if reply is not None:
-        capture.send(_status_line(reply.status), list(reply.headers))
-        return [reply.body]
+        reply = inspection.check(guard, content)
+        if reply is not None:
+            capture.send(_status_line(reply.status), list(reply.headers))
+            return [reply.body]
     capture.send(status, _mark_unscanned(headers) if inspection.unscanned else headers)
     return [body]
 
@@ -523,7 +495,7 @@ class _EventStream:
     def _release(self, text: str, data: bytes) -> bool:
         if text:
             content = Content(text, kind="response", metadata={"route": self._inspection.route_name})
-            reply = _decide(self._inspection, self._guard, content, response=True)
+            reply = self._inspection.check(self._guard, content)
             if reply is not None:
                 self._done = True
                 self._out.append(sse_error_event(reply))

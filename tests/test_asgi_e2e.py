@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -225,6 +226,14 @@ def emulator_url() -> Iterator[str]:
 def test_remote_guard_over_loopback(app: App, emulator_url: str, text: str, status: int) -> None:
     """With a vendor guard (Trend, against the emulator) the shared client checks each request."""
     guard = TrendAIGuard("test-v1-key", base_url=emulator_url, timeout=5)
-    with serve(app, guard=guard) as url:
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        await guard.aclose()  # the app gave the guard, so the app closes it, on its own loop
+
+    inner = starlette_app(app)
+    inner.router.lifespan_context = lifespan
+    with run_asgi(GuardMiddleware(inner, guard=guard)) as url:
         response = httpx.post(url + CHAT_PATH, json=chat(text))
     assert response.status_code == status

@@ -53,22 +53,22 @@ or ``response``; one per stream window) and logged like the middlewares do, neve
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 
-from .._body import is_json_media_type, json_strings
+from .._body import is_json_media_type
 from .._events import DecisionHook, log_extra
 from .._exceptions import Blocked, ExtractionError
-from .._http import SSEScanner, SSEWindow, event_data
-from .._judge import Judge, as_guard_error
-from .._models import Content, Verdict, message_texts
+from .._guard import GuardSource
+from .._judge import Judge, guard_name
+from .._models import Content
 from .._policy import FailOpen, validate_fail_open
+from .._shapes import Endpoint, StreamText, answer_content, request_content
+from .._sse import SSEScanner, SSEWindow
 
 try:
     from openai import OpenAIError as _SDKError
@@ -82,14 +82,10 @@ __all__ = ["GuardedTransport", "OpenAIBlocked"]
 
 logger = logging.getLogger("guardrails")
 
-Endpoint = Literal["chat", "responses"]
-Kind = Literal["prompt", "response"]
 
 #: Bytes of events held back at most before their text is checked, whatever their text's length.
 MAX_WINDOW_BYTES = 65536
-_CHAT_ROLES = frozenset({"system", "developer", "user", "assistant"})
 _ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-_RESPONSE_DONE = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class OpenAIBlocked(Blocked, _SDKError):
@@ -114,184 +110,13 @@ def _endpoint(request: httpx.Request) -> Endpoint | None:
     return None
 
 
-def _texts(value: Any) -> Iterator[str]:
-    """The text of a Responses API item, content part or event (never ids, types or URLs)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for part in value:
-            yield from _texts(part)
-    elif isinstance(value, Mapping):
-        for key in ("text", "refusal", "arguments", "input", "code"):
-            text = value.get(key)
-            if isinstance(text, str):
-                yield text
-        for key in ("content", "output", "summary", "part", "item"):
-            if key in value:
-                yield from _texts(value[key])
-
-
-def _responses_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The Responses API ``instructions`` and ``input`` as chat messages with string contents."""
-    messages: list[dict[str, Any]] = []
-    instructions = body.get("instructions")
-    if isinstance(instructions, str) and instructions:
-        messages.append({"role": "system", "content": instructions})
-    items = body.get("input")
-    if isinstance(items, str):
-        messages.append({"role": "user", "content": items})
-    elif isinstance(items, list):
-        for item in items:
-            if not isinstance(item, Mapping):
-                raise ExtractionError("a Responses API input item is not an object")
-            text = "\n".join(text for text in _texts(item) if text)
-            if not text:
-                continue
-            role = item.get("role")
-            if role not in _CHAT_ROLES:
-                # Tool outputs come from outside: check them as user input. Other items
-                # (function calls, reasoning) are the model's own earlier output.
-                item_type = item.get("type")
-                output = isinstance(item_type, str) and item_type.endswith("_output")
-                role = "user" if output else "assistant"
-            messages.append({"role": role, "content": text})
-    elif items is not None:
-        raise ExtractionError("the Responses API input is neither a string nor a list")
-    return messages
-
-
-def _metadata(path: str, body: Mapping[str, Any]) -> dict[str, str]:
-    metadata = {"route": path}
-    model = body.get("model")
-    if isinstance(model, str):
-        metadata["model"] = model
-    user = body.get("safety_identifier") or body.get("user")
-    if isinstance(user, str) and user:
-        metadata["user"] = user
-    return metadata
-
-
-def _prompt_of(endpoint: Endpoint, body: bytes, path: str) -> Content | None:
-    """What to check in a request body; None when it holds no text (images only, say).
-
-    Raises:
-        ExtractionError: the body is not the JSON object the endpoint takes.
-    """
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ExtractionError(f"the {endpoint} request body is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise ExtractionError(f"the {endpoint} request body is not a JSON object")
-    metadata = _metadata(path, document)
-    if endpoint == "chat":
-        messages = document.get("messages")
-        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
-            raise ExtractionError("the chat completions request has no list of messages")
-        content = Content(messages=messages, metadata=metadata)
-    else:
-        responses_messages = _responses_messages(document)
-        if not responses_messages:
-            return None
-        content = Content(messages=responses_messages, metadata=metadata)
-    return content if any(content.iter_texts()) else None
-
-
-def _answer_of(body: bytes, metadata: Mapping[str, str], prompt: str | None) -> Content | None:
-    """What to check in a JSON answer: a chat completion as such, a Responses object by its output."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        text = body.decode("utf-8", "replace")
-        return Content(text, kind="response", metadata=metadata, prompt=prompt) if text.strip() else None
-    if isinstance(document, dict) and isinstance(document.get("choices"), list):
-        content = Content(completion=document, kind="response", metadata=metadata, prompt=prompt)
-        return content if any(content.iter_texts()) else None
-    if isinstance(document, dict) and isinstance(document.get("output"), list):
-        # Only the output: the object also echoes the request's instructions and tools.
-        texts = [text for text in _texts(document["output"]) if text]
-    else:
-        texts = [text for text in json_strings(document) if text]
-    if not texts:
-        return None
-    return Content("\n".join(texts), kind="response", metadata=metadata, prompt=prompt)
-
-
-# -- server-sent events -----------------------------------------------------------------------------
-
-
-class _StreamText:
-    """The generated text of each event of one stream (chat completion chunks or Responses events).
-
-    Responses streams repeat their text: the deltas, then ``*.done`` events, then the whole
-    response in ``response.completed``. The text of an item is taken from its deltas; its done
-    events are read only when it had none, so no text goes unchecked and none is checked twice.
-    """
-
-    __slots__ = ("_streamed",)
-
-    def __init__(self) -> None:
-        self._streamed: set[str] = set()
-
-    def __call__(self, event: bytes) -> str:
-        payload = event_data(event).strip()
-        if not payload or payload == "[DONE]":
-            return ""
-        try:
-            document = json.loads(payload)
-        except ValueError:
-            return payload
-        if not isinstance(document, dict):
-            return "\n".join(text for text in json_strings(document) if text)
-        choices = document.get("choices")
-        if isinstance(choices, list):
-            return "".join(
-                text
-                for choice in choices
-                if isinstance(choice, Mapping) and isinstance(choice.get("delta"), Mapping)
-                for text in message_texts(choice["delta"])
-            )
-        event_type = document.get("type")
-        if isinstance(event_type, str) and event_type.startswith("response."):
-            return self._responses_event(event_type, document)
-        return "\n".join(text for text in json_strings(document) if text)
-
-    def _responses_event(self, event_type: str, document: Mapping[str, Any]) -> str:
-        item_id = document.get("item_id")
-        if event_type.endswith(".delta"):
-            delta = document.get("delta")
-            # Audio deltas are base64 sound, not text (its transcript has events of its own).
-            if not isinstance(delta, str) or event_type.endswith("audio.delta"):
-                return ""
-            if isinstance(item_id, str):
-                self._streamed.add(item_id)
-            return delta
-        if event_type in _RESPONSE_DONE:
-            response = document.get("response")
-            output = response.get("output") if isinstance(response, Mapping) else None
-            items = output if isinstance(output, list) else []
-            return "\n".join(
-                text for item in items if not self._was_streamed(item) for text in _texts(item) if text
-            )
-        if not event_type.endswith(".done") or item_id in self._streamed:
-            return ""
-        item = document.get("item")
-        if item is not None and self._was_streamed(item):
-            return ""
-        fields = {key: value for key, value in document.items() if key not in ("type", "item_id")}
-        return "\n".join(text for text in _texts(fields) if text)
-
-    def _was_streamed(self, item: Any) -> bool:
-        return isinstance(item, Mapping) and item.get("id") in self._streamed
-
-
 # -- one call ---------------------------------------------------------------------------------------
 
 
 class _Call:
-    """One guarded API call: where it goes, and the policy applied to each of its checks."""
+    """One guarded API call: where it goes, and the judge of each of its checks."""
 
-    __slots__ = ("guard", "guard_name", "judge", "metadata", "prompt", "target")
+    __slots__ = ("guard", "guard_name", "judge", "metadata", "prompt")
 
     def __init__(
         self,
@@ -302,20 +127,21 @@ class _Call:
         hooks: tuple[DecisionHook, ...],
     ) -> None:
         self.guard = guard
-        self.guard_name: str = getattr(guard, "name", type(guard).__name__)
-        self.target = f"{request.method} {request.url.path}"
-        self.judge = Judge(self.target, hooks=hooks, fail_open=fail_open)
+        self.guard_name = guard_name(guard)
+        self.judge = Judge(
+            f"{request.method} {request.url.path}", hooks=hooks, fail_open=fail_open, blocked=OpenAIBlocked
+        )
         self.metadata: dict[str, str] = {"route": request.url.path}
         self.prompt: str | None = None
 
     def prompt_content(self, endpoint: Endpoint, body: bytes, path: str) -> Content | None:
         try:
-            content = _prompt_of(endpoint, body, path)
+            content = request_content(endpoint, body, path)
         except ExtractionError as exc:
             decision = self.judge.record("invalid", guard=self.guard_name, error=exc)
             logger.error(
                 "guardrails could not read the request of %s: refusing to send it",
-                self.target,
+                self.judge.target,
                 extra=log_extra(decision),
             )
             raise
@@ -327,44 +153,13 @@ class _Call:
         return content
 
     def response_content(self, body: bytes) -> Content | None:
-        content = _answer_of(body, self.metadata, self.prompt)
+        content = answer_content(body, metadata=self.metadata, prompt=self.prompt)
         if content is None:
             self.judge.record("skipped", guard=self.guard_name, kind="response")
         return content
 
     def window_content(self, text: str) -> Content:
         return Content(text, kind="response", metadata=self.metadata)
-
-    def settle(self, kind: Kind, verdict: Verdict | None, error: Exception | None, latency: float) -> None:
-        """Apply the policy to one check: return to go on, or raise `OpenAIBlocked` / the `GuardError`."""
-        if error is not None:
-            failure = as_guard_error(error, self.guard_name)
-            if self.judge.failure(failure, kind=kind, latency=latency):
-                return
-            if failure is error:
-                raise failure
-            raise failure from error
-        assert verdict is not None
-        if self.judge.verdict(verdict, kind=kind, latency=latency):
-            raise OpenAIBlocked(verdict)
-
-
-def _ask(guard: Guard, content: Content) -> tuple[Verdict | None, Exception | None, float]:
-    started = time.perf_counter()
-    try:
-        verdict = guard.check(content)
-    except Exception as exc:
-        return None, exc, time.perf_counter() - started
-    return verdict, None, time.perf_counter() - started
-
-
-async def _aask(guard: Guard, content: Content) -> tuple[Verdict | None, Exception | None, float]:
-    started = time.perf_counter()
-    try:
-        verdict = await guard.acheck(content)
-    except Exception as exc:
-        return None, exc, time.perf_counter() - started
-    return verdict, None, time.perf_counter() - started
 
 
 def _media_type(response: httpx.Response) -> str:
@@ -413,8 +208,7 @@ class _SyncEventStream(httpx.SyncByteStream):
 
     def _release(self, window: SSEWindow) -> bytes:
         if window.text:
-            verdict, error, latency = _ask(self._call.guard, self._call.window_content(window.text))
-            self._call.settle("response", verdict, error, latency)
+            self._call.judge.ask(self._call.guard, self._call.window_content(window.text))
         return window.data
 
     def close(self) -> None:
@@ -440,8 +234,7 @@ class _AsyncEventStream(httpx.AsyncByteStream):
 
     async def _release(self, window: SSEWindow) -> bytes:
         if window.text:
-            verdict, error, latency = await _aask(self._call.guard, self._call.window_content(window.text))
-            self._call.settle("response", verdict, error, latency)
+            await self._call.judge.aask(self._call.guard, self._call.window_content(window.text))
         return window.data
 
     async def aclose(self) -> None:
@@ -470,8 +263,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             that a phrase cut by a boundary is seen whole (at most half a window).
         on_decision: a hook, or hooks, called with every `Decision` of this transport.
 
-    Closing the httpx client closes the wrapped transport of its side (and the guard, when it
-    was made from the environment).
+    Closing the httpx client closes what this transport made (its default inner transport, and
+    the guard when it was made from the environment), never what it was given: a `transport=` or
+    `guard` passed in is its owner's to close.
     """
 
     def __init__(
@@ -503,8 +297,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             self.hooks = (on_decision,)
         else:
             self.hooks = tuple(on_decision)
-        self._guard = guard
-        self._owns_guard = False
+        self._guards = GuardSource(guard)
         self._transport = transport
         self._sync: httpx.BaseTransport | None = (
             transport if isinstance(transport, httpx.BaseTransport) else None
@@ -515,9 +308,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        guard = self._guard if self._guard is not None else "guard_from_env()"
         return (
-            f"GuardedTransport(guard={guard!r}, scan_response={self.scan_response!r}, "
+            f"GuardedTransport(guard={self._guards!r}, scan_response={self.scan_response!r}, "
             f"fail_open={self.fail_open!r}, stream_window={self.stream_window}, stream_overlap={self.stream_overlap})"
         )
 
@@ -526,17 +318,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     @property
     def guard(self) -> Guard:
         """The guard asked (made from the environment at first use when none was given)."""
-        guard = self._guard
-        if guard is None:
-            with self._lock:
-                if self._guard is None:
-                    # Imported here: reading the environment is the first call's job, not import's.
-                    from .._settings import guard_from_env
-
-                    self._guard = guard_from_env()
-                    self._owns_guard = True
-                guard = self._guard
-        return guard
+        return self._guards.get()
 
     def _sync_transport(self) -> httpx.BaseTransport:
         inner = self._sync
@@ -565,7 +347,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             window_chars=self.stream_window,
             overlap=self.stream_overlap,
             max_window_bytes=MAX_WINDOW_BYTES,
-            event_text=_StreamText(),
+            event_text=StreamText(),
         )
 
     # -- sync ------------------------------------------------------------------------------------
@@ -579,8 +361,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         call = _Call(self.guard, request, fail_open=self.fail_open, hooks=self.hooks)
         content = call.prompt_content(endpoint, request.read(), request.url.path)
         if content is not None:
-            verdict, error, latency = _ask(call.guard, content)
-            call.settle("prompt", verdict, error, latency)
+            call.judge.ask(call.guard, content)
         response = inner.handle_request(request)
         if not self.scan_response or not response.is_success:
             return response
@@ -595,19 +376,16 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             response.close()
         content = call.response_content(body)
         if content is not None:
-            verdict, error, latency = _ask(call.guard, content)
-            call.settle("response", verdict, error, latency)
+            call.judge.ask(call.guard, content)
         return _rebuilt(response, request, body=body)
 
     def close(self) -> None:
         """Close the sync side: the wrapped transport (and a guard made from the environment)."""
         with self._lock:
-            inner = self._sync
-            guard = self._guard if self._owns_guard else None
+            inner = self._sync if self._transport is None else None
         if inner is not None:
             inner.close()
-        if guard is not None:
-            guard.close()
+        self._guards.close()
 
     # -- async -----------------------------------------------------------------------------------
 
@@ -620,8 +398,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         call = _Call(self.guard, request, fail_open=self.fail_open, hooks=self.hooks)
         content = call.prompt_content(endpoint, await request.aread(), request.url.path)
         if content is not None:
-            verdict, error, latency = await _aask(call.guard, content)
-            call.settle("prompt", verdict, error, latency)
+            await call.judge.aask(call.guard, content)
         response = await inner.handle_async_request(request)
         if not self.scan_response or not response.is_success:
             return response
@@ -636,16 +413,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             await response.aclose()
         content = call.response_content(body)
         if content is not None:
-            verdict, error, latency = await _aask(call.guard, content)
-            call.settle("response", verdict, error, latency)
+            await call.judge.aask(call.guard, content)
         return _rebuilt(response, request, body=body)
 
     async def aclose(self) -> None:
         """Close the async side: the wrapped transport (and a guard made from the environment)."""
         with self._lock:
-            inner = self._async
-            guard = self._guard if self._owns_guard else None
+            inner = self._async if self._transport is None else None
         if inner is not None:
             await inner.aclose()
-        if guard is not None:
-            await guard.aclose()
+        await self._guards.aclose()

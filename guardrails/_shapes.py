@@ -1,0 +1,275 @@
+"""The shapes of OpenAI API payloads, read in one place for every shell.
+
+What text a chat-completions or Responses request holds (`request_content`), what text an answer
+holds (`answer_content`), and what text each event of a stream adds (`StreamText`): the OpenAI
+transport, both middlewares and the decorator read them here, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from ._body import json_strings
+from ._exceptions import ExtractionError
+from ._models import Content, message_texts
+
+__all__ = [
+    "Endpoint",
+    "StreamText",
+    "answer_content",
+    "event_data",
+    "request_content",
+    "responses_messages",
+    "responses_texts",
+]
+
+Endpoint = Literal["chat", "responses"]
+
+_CHAT_ROLES = frozenset({"system", "developer", "user", "assistant"})
+_RESPONSE_DONE = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Fields of a chat completion or Responses object that the API writes, not the model: ids, names
+# of things, timestamps. Every other top-level string is checked with the answer.
+_ANSWER_METADATA = frozenset(
+    {
+        "id",
+        "object",
+        "created",
+        "created_at",
+        "model",
+        "system_fingerprint",
+        "service_tier",
+        "usage",
+        "status",
+        "choices",
+        "output",
+        # A Responses object echoes the request: it was checked when it went out.
+        "instructions",
+        "tools",
+        "tool_choice",
+        "text",
+        "reasoning",
+        "previous_response_id",
+        "metadata",
+        "truncation",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+    }
+)
+_LINE = re.compile(r"\r\n|\n|\r")
+
+
+def event_data(event: bytes) -> str:
+    """The data of one server-sent event: its ``data:`` lines, joined by newlines."""
+    lines = _LINE.split(event.decode("utf-8", "replace"))
+    return "\n".join(line[5:].removeprefix(" ") for line in lines if line.startswith("data:"))
+
+
+def responses_texts(value: Any) -> Iterator[str]:
+    """The text of a Responses API item, content part or event (never ids, types or URLs)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for part in value:
+            yield from responses_texts(part)
+    elif isinstance(value, Mapping):
+        for key in ("text", "refusal", "arguments", "input", "code"):
+            text = value.get(key)
+            if isinstance(text, str):
+                yield text
+        for key in ("content", "output", "summary", "part", "item"):
+            if key in value:
+                yield from responses_texts(value[key])
+
+
+def responses_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Responses API ``instructions`` and ``input`` as chat messages with string contents."""
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    items = body.get("input")
+    if isinstance(items, str):
+        messages.append({"role": "user", "content": items})
+    elif isinstance(items, list):
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise ExtractionError("a Responses API input item is not an object")
+            text = "\n".join(text for text in responses_texts(item) if text)
+            if not text:
+                continue
+            role = item.get("role")
+            if role not in _CHAT_ROLES:
+                # Tool outputs come from outside: check them as user input. Other items
+                # (function calls, reasoning) are the model's own earlier output.
+                item_type = item.get("type")
+                output = isinstance(item_type, str) and item_type.endswith("_output")
+                role = "user" if output else "assistant"
+            messages.append({"role": role, "content": text})
+    elif items is not None:
+        raise ExtractionError("the Responses API input is neither a string nor a list")
+    return messages
+
+
+def request_metadata(path: str, body: Mapping[str, Any]) -> dict[str, str]:
+    metadata = {"route": path}
+    model = body.get("model")
+    if isinstance(model, str):
+        metadata["model"] = model
+    user = body.get("safety_identifier") or body.get("user")
+    if isinstance(user, str) and user:
+        metadata["user"] = user
+    return metadata
+
+
+def request_content(endpoint: Endpoint, body: bytes, path: str) -> Content | None:
+    """What to check in a request body; None when it holds no text (images only, say).
+
+    Raises:
+        ExtractionError: the body is not the JSON object the endpoint takes.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ExtractionError(f"the {endpoint} request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise ExtractionError(f"the {endpoint} request body is not a JSON object")
+    metadata = request_metadata(path, document)
+    if endpoint == "chat":
+        messages = document.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+            raise ExtractionError("the chat completions request has no list of messages")
+        content = Content(messages=messages, metadata=metadata)
+    else:
+        found = responses_messages(document)
+        if not found:
+            return None
+        content = Content(messages=found, metadata=metadata)
+    return content if any(content.iter_texts()) else None
+
+
+def _is_completion(document: Mapping[str, Any]) -> bool:
+    """A chat completion (or chunk): ``choices`` is a list of objects, each with a message,
+    a delta or a legacy text. Anything else with a ``choices`` key is read by its strings."""
+    choices = document.get("choices")
+    return (
+        isinstance(choices, list)
+        and bool(choices)
+        and all(
+            isinstance(choice, Mapping) and ("message" in choice or "delta" in choice or "text" in choice)
+            for choice in choices
+        )
+    )
+
+
+def answer_content(
+    body: bytes, *, metadata: Mapping[str, str] | None = None, prompt: str | None = None
+) -> Content | None:
+    """What to check in an answer (a response body, Content-Encoding undone); None if no text.
+
+    A chat completion is checked as such (so a vendor gets its chat-response format), a Responses
+    object by its ``output``; every other top-level string of either goes with it, so a field the
+    reader does not know is never left out. Any other JSON is checked by all its strings, and a
+    body that is not JSON as text.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8", "replace")
+        return Content(text, kind="response", metadata=metadata, prompt=prompt) if text.strip() else None
+    if isinstance(document, dict) and (_is_completion(document) or isinstance(document.get("output"), list)):
+        rest = [
+            text
+            for key, value in document.items()
+            if key not in _ANSWER_METADATA
+            for text in json_strings(value)
+            if text
+        ]
+        if _is_completion(document):
+            content = Content(
+                "\n".join(rest) if rest else None,
+                completion=document,
+                kind="response",
+                metadata=metadata,
+                prompt=prompt,
+            )
+            return content if any(content.iter_texts()) else None
+        # Only the output of a Responses object: it also echoes the request's instructions and tools.
+        texts = [text for text in responses_texts(document["output"]) if text] + rest
+    else:
+        texts = [text for text in json_strings(document) if text]
+    if not texts:
+        return None
+    return Content("\n".join(texts), kind="response", metadata=metadata, prompt=prompt)
+
+
+class StreamText:
+    """The generated text of each event of one stream (chat completion chunks or Responses events).
+
+    Responses streams repeat their text: the deltas, then ``*.done`` events, then the whole
+    response in ``response.completed``. The text of an item is taken from its deltas; its done
+    events are read only when it had none, so no text goes unchecked and none is checked twice.
+    """
+
+    __slots__ = ("_streamed",)
+
+    def __init__(self) -> None:
+        self._streamed: set[str] = set()
+
+    def __call__(self, event: bytes) -> str:
+        payload = event_data(event).strip()
+        if not payload or payload == "[DONE]":
+            return ""
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(document, dict):
+            return "\n".join(text for text in json_strings(document) if text)
+        choices = document.get("choices")
+        if isinstance(choices, list):
+            return "".join(
+                text
+                for choice in choices
+                if isinstance(choice, Mapping) and isinstance(choice.get("delta"), Mapping)
+                for text in message_texts(choice["delta"])
+            )
+        event_type = document.get("type")
+        if isinstance(event_type, str) and event_type.startswith("response."):
+            return self._responses_event(event_type, document)
+        return "\n".join(text for text in json_strings(document) if text)
+
+    def _responses_event(self, event_type: str, document: Mapping[str, Any]) -> str:
+        item_id = document.get("item_id")
+        if event_type.endswith(".delta"):
+            delta = document.get("delta")
+            # Audio deltas are base64 sound, not text (its transcript has events of its own).
+            if not isinstance(delta, str) or event_type.endswith("audio.delta"):
+                return ""
+            if isinstance(item_id, str):
+                self._streamed.add(item_id)
+            return delta
+        if event_type in _RESPONSE_DONE:
+            response = document.get("response")
+            output = response.get("output") if isinstance(response, Mapping) else None
+            items = output if isinstance(output, list) else []
+            return "\n".join(
+                text
+                for item in items
+                if not self._was_streamed(item)
+                for text in responses_texts(item)
+                if text
+            )
+        if not event_type.endswith(".done") or item_id in self._streamed:
+            return ""
+        item = document.get("item")
+        if item is not None and self._was_streamed(item):
+            return ""
+        fields = {key: value for key, value in document.items() if key not in ("type", "item_id")}
+        return "\n".join(text for text in responses_texts(fields) if text)
+
+    def _was_streamed(self, item: Any) -> bool:
+        return isinstance(item, Mapping) and item.get("id") in self._streamed
