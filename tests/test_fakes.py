@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from guardrails._exceptions import GuardUnavailable
 from guardrails._guard import Guard
 from guardrails._models import Action, Content, Verdict
 from guardrails.testing import FakeGuard, StaticGuard
+from guardrails.testing._fakes import DEFAULT_HISTORY
 
 
 def contains_secret(content: Content) -> bool:
@@ -166,7 +168,7 @@ def test_reset_forgets_the_record() -> None:
 
 def test_recording_is_thread_safe() -> None:
     """Checks from many threads are all recorded, none lost."""
-    guard = FakeGuard(contains_secret)
+    guard = FakeGuard(contains_secret, history=2000)
     threads, per_thread = 8, 250
 
     def work(worker: int) -> None:
@@ -181,6 +183,38 @@ def test_recording_is_thread_safe() -> None:
     expected = {f"{worker}-{index}" for worker in range(threads) for index in range(per_thread)}
     assert {content.text for content in guard.seen} == expected
     assert guard.calls == threads * per_thread
+
+
+def test_history_is_bounded_and_calls_count_everything() -> None:
+    """A fake guard keeps only its latest `history` contents, however many checks it answers."""
+    guard = StaticGuard(history=3)
+    for index in range(10):
+        guard.check(str(index))
+    assert [content.text for content in guard.seen] == ["7", "8", "9"]
+    assert guard.calls == 10
+
+
+def test_history_zero_records_nothing() -> None:
+    """history=0 keeps no content at all (benchmarks), and still counts."""
+    guard = FakeGuard(contains_secret, history=0)
+    guard.check("one")
+    assert (guard.seen, guard.calls) == ([], 1)
+
+
+def test_default_history_is_bounded() -> None:
+    """By default a fake guard does not grow without end (it used to keep every content)."""
+    guard = StaticGuard()
+    for index in range(DEFAULT_HISTORY + 5):
+        guard.check(str(index))
+    assert len(guard.seen) == DEFAULT_HISTORY
+    assert guard.seen[0].text == "5"
+
+
+@pytest.mark.parametrize("history", [-1, 1.5, True])
+def test_history_must_be_a_count(history: Any) -> None:
+    """A nonsense history is a ValueError at construction."""
+    with pytest.raises(ValueError, match="history"):
+        StaticGuard(history=history)
 
 
 # -- as guards -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from .._exceptions import GuardError
@@ -14,31 +15,47 @@ __all__ = ["FakeGuard", "Rule", "StaticGuard"]
 Rule = Callable[[Content], "Action | Verdict | bool"]
 
 
+#: How many of the latest contents a fake guard keeps by default.
+DEFAULT_HISTORY = 1000
+
+
 class _RecordingGuard(InProcessGuard):
-    def __init__(self) -> None:
-        self._seen: list[Content] = []
+    """Counts every check and keeps the latest ``history`` contents (0: none).
+
+    A bounded buffer: a fake guard left in a long-running test or benchmark neither grows
+    without end nor makes the garbage collector walk every content it ever saw.
+    """
+
+    def __init__(self, history: int = DEFAULT_HISTORY) -> None:
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise ValueError(f"history must be a number of contents, 0 or more, not {history!r}")
+        self._seen: deque[Content] = deque(maxlen=history)
+        self._calls = 0
         self._seen_lock = threading.Lock()
 
     @property
     def seen(self) -> list[Content]:
-        """Every `Content` this guard was asked about, in order (a copy)."""
+        """The latest `Content` this guard was asked about (up to ``history``), oldest first."""
         with self._seen_lock:
             return list(self._seen)
 
     @property
     def calls(self) -> int:
-        """How many checks were made."""
+        """How many checks were made (all of them, whatever ``history`` keeps)."""
         with self._seen_lock:
-            return len(self._seen)
+            return self._calls
 
     def _record(self, content: Content) -> None:
         with self._seen_lock:
-            self._seen.append(content)
+            self._calls += 1
+            if self._seen.maxlen:
+                self._seen.append(content)
 
     def reset(self) -> None:
-        """Forget the recorded contents."""
+        """Forget the recorded contents and the count."""
         with self._seen_lock:
             self._seen.clear()
+            self._calls = 0
 
 
 class StaticGuard(_RecordingGuard):
@@ -49,6 +66,7 @@ class StaticGuard(_RecordingGuard):
         reasons: the reasons of every verdict.
         error: if given, every check raises it instead (e.g. ``GuardUnavailable("down")``).
         name: the guard name put on verdicts.
+        history: how many of the latest contents `seen` keeps (0: none; `calls` counts all).
 
     Example::
 
@@ -62,8 +80,9 @@ class StaticGuard(_RecordingGuard):
         reasons: Sequence[str] = (),
         error: GuardError | None = None,
         name: str = "static",
+        history: int = DEFAULT_HISTORY,
     ) -> None:
-        super().__init__()
+        super().__init__(history)
         self.name = name
         self.error = error
         self.verdict = Verdict(action=Action(action), reasons=list(reasons), guard=name, id="static")
@@ -87,14 +106,15 @@ class FakeGuard(_RecordingGuard):
         rule: called with the `Content`; returns an `Action`, a `Verdict`, or a bool meaning
             "block". It may also raise a `GuardError` to simulate a failing guard.
         name: the guard name put on verdicts.
+        history: how many of the latest contents `seen` keeps (0: none; `calls` counts all).
 
     Example::
 
         guard = FakeGuard(lambda content: "secret" in content.as_text())
     """
 
-    def __init__(self, rule: Rule, *, name: str = "fake") -> None:
-        super().__init__()
+    def __init__(self, rule: Rule, *, name: str = "fake", history: int = DEFAULT_HISTORY) -> None:
+        super().__init__(history)
         self.rule = rule
         self.name = name
 
