@@ -49,7 +49,7 @@ class _Telemetry:
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
         from opentelemetry import metrics, trace
 
-        from . import __version__
+        from ._version import __version__
 
         # With no provider given these are the API's proxies: they start delegating to the SDK's
         # providers as soon as the application sets them, even after this point.
