@@ -153,14 +153,23 @@ class GuardMiddleware(GuardedRoutes):
         await self._guarded(scope, receive, send, route)
 
     def _lifespan_send(self, send: Send) -> Send:
+        failed = False
+
         async def lifespan_send(message: Message) -> None:
+            nonlocal failed
             kind = message["type"]
+            if failed:
+                return  # the server was told already; the app reports its own unwinding
             if kind == "lifespan.startup.complete" and self._needs_default_guard():
                 try:
                     self.guards.get()
                 except Exception as exc:
-                    # Bad settings stop the app here, with the reason, not with a 503 per request.
-                    message = {"type": "lifespan.startup.failed", "message": f"guardrails: {exc}"}
+                    # Bad settings stop the app here, with the reason, not with a 503 per request:
+                    # tell the server, then end the app's lifespan task.
+                    failed = True
+                    reason = f"guardrails: {exc}"
+                    await send({"type": "lifespan.startup.failed", "message": reason})
+                    raise RuntimeError(reason) from None
             elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.guards.aclose()
             await send(message)
