@@ -56,7 +56,10 @@ def run_wsgi(app: Any, *, threaded: bool = True) -> Iterator[str]:
     """Serve a WSGI app with werkzeug's threaded server in a thread; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=threaded)
     port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{port}", daemon=True)
+    # serve_forever polls for shutdown every 0.5 s by default: every test would wait for it.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"wsgi-{port}", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{port}"
