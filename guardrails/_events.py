@@ -28,6 +28,7 @@ __all__ = [
     "Outcome",
     "add_hook",
     "count",
+    "hooks_of",
     "log_extra",
     "record",
     "remove_hook",
@@ -93,6 +94,20 @@ _lock = threading.Lock()
 # Replaced, never mutated: `record` reads it without the lock.
 _hooks: tuple[DecisionHook, ...] = ()
 _counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+
+
+def hooks_of(on_decision: DecisionHook | Iterable[DecisionHook] | None) -> tuple[DecisionHook, ...]:
+    """The hooks of an ``on_decision=`` option: a hook, an iterable of hooks, or None.
+
+    Raises:
+        TypeError: something in it is not callable.
+    """
+    if on_decision is None:
+        return ()
+    hooks = (on_decision,) if callable(on_decision) else tuple(on_decision)
+    if not all(callable(hook) for hook in hooks):
+        raise TypeError("on_decision must be a callable or an iterable of callables")
+    return hooks
 
 
 def add_hook(hook: DecisionHook) -> None:

@@ -30,7 +30,7 @@ from ._body import (
     default_body,
     is_json_media_type,
 )
-from ._events import DecisionHook, log_extra
+from ._events import DecisionHook, hooks_of, log_extra
 from ._exceptions import ExtractionError, GuardrailsError
 from ._guard import Guard, GuardSource
 from ._judge import Judge, guard_name
@@ -283,12 +283,7 @@ class GuardedRoutes:
         self.router = Router(routes)
         self.max_body_size = max_body_size
         self.fail_open = validate_fail_open(fail_open)
-        if on_decision is None:
-            self.hooks: tuple[DecisionHook, ...] = ()
-        elif callable(on_decision):
-            self.hooks = (on_decision,)
-        else:
-            self.hooks = tuple(on_decision)
+        self.hooks = hooks_of(on_decision)
         self.sse_window = sse_window
         self.max_response_size = max_response_size
         self.guards = GuardSource(guard)

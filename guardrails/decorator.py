@@ -20,7 +20,7 @@ import anyio
 import wrapt
 
 from . import extractors
-from ._events import DecisionHook
+from ._events import DecisionHook, hooks_of
 from ._exceptions import Blocked, ExtractionError
 from ._guard import GuardSource
 from ._judge import Judge
@@ -575,12 +575,7 @@ def guarded(
     for name, option in (("on_block", on_block), ("extract_response", extract_response)):
         if option is not None and not callable(option):
             raise TypeError(f"{name} must be callable, not {type(option).__name__}")
-    if callable(on_decision):
-        hooks: tuple[DecisionHook, ...] = (on_decision,)
-    else:
-        hooks = tuple(on_decision or ())
-        if not all(callable(hook) for hook in hooks):
-            raise TypeError("on_decision must be a callable or an iterable of callables")
+    hooks = hooks_of(on_decision)
     if not isinstance(stream_window, int) or stream_window < 1:
         raise ValueError(f"stream_window must be a positive int, not {stream_window!r}")
     if not isinstance(stream_overlap, int) or not 0 <= stream_overlap < stream_window:

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .._body import is_json_media_type
-from .._events import DecisionHook, log_extra
+from .._events import DecisionHook, hooks_of, log_extra
 from .._exceptions import Blocked, ExtractionError
 from .._guard import GuardSource
 from .._judge import Judge, guard_name
@@ -291,12 +291,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.fail_open = validate_fail_open(fail_open)
         self.stream_window = stream_window
         self.stream_overlap = min(stream_overlap, stream_window // 2)
-        if on_decision is None:
-            self.hooks: tuple[DecisionHook, ...] = ()
-        elif callable(on_decision):
-            self.hooks = (on_decision,)
-        else:
-            self.hooks = tuple(on_decision)
+        self.hooks = hooks_of(on_decision)
         self._guards = GuardSource(guard)
         self._transport = transport
         self._sync: httpx.BaseTransport | None = (
