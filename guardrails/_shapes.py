@@ -17,7 +17,9 @@ from ._exceptions import ExtractionError
 from ._models import Content, message_texts
 
 __all__ = [
+    "GENERATING",
     "Endpoint",
+    "endpoint_of",
     "StreamText",
     "answer_content",
     "event_data",
@@ -26,7 +28,53 @@ __all__ = [
     "responses_texts",
 ]
 
-Endpoint = Literal["chat", "responses"]
+#: What a request to the API is: text generation whose answer is checked too (``chat``,
+#: ``responses``, ``completions``), or any other call that carries JSON (``other``: conversations,
+#: threads, embeddings, an endpoint newer than this library), checked by every string it holds.
+Endpoint = Literal["chat", "responses", "completions", "other"]
+#: The endpoints whose answers are model output (checked with ``scan_response``).
+GENERATING: frozenset[Endpoint] = frozenset({"chat", "responses", "completions"})
+# Top-level request fields that configure the call and never reach the model as text. Every other
+# string of a request is checked, whatever the endpoint: a field this library does not know yet
+# (tool descriptions, prompt-template variables, conversation items) is never a hole.
+_SETTINGS = frozenset(
+    {
+        "model",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "service_tier",
+        "reasoning_effort",
+        "modalities",
+        "metadata",
+        "store",
+        "stream",
+        "stream_options",
+        "n",
+        "temperature",
+        "top_p",
+        "seed",
+        "logprobs",
+        "top_logprobs",
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "max_tool_calls",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "parallel_tool_calls",
+        "truncation",
+        "background",
+        "include",
+        "previous_response_id",
+        "conversation",
+        "verbosity",
+        "encoding_format",
+        "dimensions",
+    }
+)
 
 _CHAT_ROLES = frozenset({"system", "developer", "user", "assistant"})
 _RESPONSE_DONE = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -125,12 +173,45 @@ def request_metadata(path: str, body: Mapping[str, Any]) -> dict[str, str]:
     return metadata
 
 
+def endpoint_of(method: str, path: str, media_type: str) -> Endpoint | None:
+    """What a request to the API is; None for requests that carry no JSON to check (a GET, a file
+    upload)."""
+    if method not in ("POST", "PUT", "PATCH"):
+        return None
+    path = path.rstrip("/")
+    if path.endswith("/chat/completions"):
+        return "chat"
+    if path.endswith("/responses"):
+        return "responses"
+    if path.endswith("/completions"):
+        return "completions"
+    if media_type.startswith("multipart/") or media_type == "application/octet-stream":
+        return None  # uploads: files, audio, images
+    return "other"
+
+
+def _other_strings(document: Mapping[str, Any], handled: tuple[str, ...]) -> list[str]:
+    return [
+        text
+        for key, value in document.items()
+        if key not in _SETTINGS and key not in handled
+        for text in json_strings(value)
+        if text
+    ]
+
+
 def request_content(endpoint: Endpoint, body: bytes, path: str) -> Content | None:
     """What to check in a request body; None when it holds no text (images only, say).
+
+    Chat messages go as messages (and Responses ``instructions`` and ``input`` as messages), so a
+    vendor gets its chat format; every other string of the request goes with them as text, but for
+    the settings that never reach the model (``model``, ``temperature``...).
 
     Raises:
         ExtractionError: the body is not the JSON object the endpoint takes.
     """
+    if endpoint == "other" and not body.strip():
+        return None
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -138,16 +219,20 @@ def request_content(endpoint: Endpoint, body: bytes, path: str) -> Content | Non
     if not isinstance(document, dict):
         raise ExtractionError(f"the {endpoint} request body is not a JSON object")
     metadata = request_metadata(path, document)
+    messages: list[Any] | None = None
     if endpoint == "chat":
         messages = document.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
             raise ExtractionError("the chat completions request has no list of messages")
-        content = Content(messages=messages, metadata=metadata)
+        rest = _other_strings(document, ("messages",))
+    elif endpoint == "responses":
+        messages = responses_messages(document) or None
+        rest = _other_strings(document, ("input", "instructions"))
     else:
-        found = responses_messages(document)
-        if not found:
-            return None
-        content = Content(messages=found, metadata=metadata)
+        rest = _other_strings(document, ())
+    if not messages and not rest:
+        return None
+    content = Content("\n".join(rest) if rest else None, messages=messages, metadata=metadata)
     return content if any(content.iter_texts()) else None
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import types
+import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
@@ -322,14 +323,14 @@ def test_responses_api_blocked_stream_raises_without_the_blocked_text(
 
 
 def test_other_requests_pass_through_untouched(base_url: str, stand_in: StandIn) -> None:
-    """Model listings and embeddings are neither checked nor altered."""
-    guard = StaticGuard(Action.BLOCK)
+    """A model listing (a GET) is neither checked nor altered; an embedding's input is checked."""
+    guard = FakeGuard(lambda content: FORBIDDEN in content.as_text())
     with sync_client(base_url, GuardedTransport(guard)) as client:
         models = client.models.list()
-        embedding = client.embeddings.create(model="stand-in", input=FORBIDDEN)
+        embedding = client.embeddings.create(model="stand-in", input="hello")
     assert [model.id for model in models] == ["stand-in"]
     assert embedding.data[0].embedding == [0.0, 1.0]
-    assert guard.calls == 0
+    assert [content.text for content in guard.seen] == ["hello"]
 
 
 FAILURES = [
@@ -440,13 +441,13 @@ async def test_async_responses_api_blocked_answer_raises(base_url: str, stand_in
 
 @pytest.mark.anyio
 async def test_async_other_requests_pass_through_untouched(base_url: str, stand_in: StandIn) -> None:
-    """Model listings and embeddings are neither checked nor altered (async)."""
-    guard = StaticGuard(Action.BLOCK)
+    """A model listing is neither checked nor altered; an embedding's input is checked (async)."""
+    guard = FakeGuard(lambda content: FORBIDDEN in content.as_text())
     async with async_client(base_url, GuardedTransport(guard)) as client:
         models = [model.id async for model in client.models.list()]
-        await client.embeddings.create(model="stand-in", input=FORBIDDEN)
+        await client.embeddings.create(model="stand-in", input="hello")
     assert models == ["stand-in"]
-    assert guard.calls == 0
+    assert [content.text for content in guard.seen] == ["hello"]
 
 
 @pytest.mark.anyio
@@ -496,19 +497,77 @@ def post(client: httpx.Client, path: str, body: Any) -> httpx.Response:
         pytest.param("POST", "/v1/responses", True, id="responses"),
         pytest.param("GET", "/v1/chat/completions", False, id="get-chat"),
         pytest.param("GET", "/v1/responses/resp_1", False, id="get-response"),
-        pytest.param("POST", "/v1/responses/resp_1/cancel", False, id="cancel-response"),
-        pytest.param("POST", "/v1/chat/completions/chatcmpl-1", False, id="update-chat"),
-        pytest.param("POST", "/v1/embeddings", False, id="embeddings"),
-        pytest.param("POST", "/v1/completions", False, id="legacy-completions"),
+        pytest.param("POST", "/v1/responses/resp_1/cancel", True, id="cancel-response"),
+        pytest.param("POST", "/v1/chat/completions/chatcmpl-1", True, id="update-chat"),
+        pytest.param("POST", "/v1/embeddings", True, id="embeddings"),
+        pytest.param("POST", "/v1/completions", True, id="legacy-completions"),
+        pytest.param("POST", "/v1/some/endpoint/of/2027", True, id="unknown-endpoint"),
+        pytest.param("PATCH", "/v1/threads/t_1", True, id="patch"),
+        pytest.param("DELETE", "/v1/responses/resp_1", False, id="delete"),
     ],
 )
-def test_only_chat_and_responses_posts_are_checked(method: str, path: str, checked: bool) -> None:
-    """Chat-completions and Responses POSTs are checked, on any base path; nothing else is."""
+def test_every_json_post_is_checked(method: str, path: str, checked: bool) -> None:
+    """Every POST, PUT or PATCH with a JSON body is checked, on any base path; GET and DELETE are not."""
     guard = StaticGuard()
     body = {"messages": [{"role": "user", "content": "hi"}], "input": "hi"}
     with httpx.Client(transport=GuardedTransport(guard, transport=answering())) as client:
         client.request(method, "http://model" + path, json=body)
     assert (guard.calls > 0) is checked
+
+
+SIDE_DOORS = [
+    pytest.param(
+        lambda c: c.responses.create(
+            model="stand-in", prompt={"id": "pmpt_1", "variables": {"topic": f"the {FORBIDDEN} one"}}
+        ),
+        id="responses-prompt-variables",
+    ),
+    pytest.param(
+        lambda c: c.conversations.create(items=[{"type": "message", "role": "user", "content": FORBIDDEN}]),
+        id="conversations-create",
+    ),
+    pytest.param(
+        lambda c: c.conversations.items.create(
+            "conv_1", items=[{"type": "message", "role": "user", "content": FORBIDDEN}]
+        ),
+        id="conversation-items",
+    ),
+    pytest.param(lambda c: c.completions.create(model="stand-in", prompt=FORBIDDEN), id="legacy-completions"),
+    pytest.param(
+        lambda c: c.beta.threads.messages.create("thread_1", role="user", content=FORBIDDEN),
+        id="thread-messages",
+    ),
+    pytest.param(
+        lambda c: c.beta.threads.runs.create(
+            "thread_1",
+            assistant_id="asst_1",
+            additional_messages=[{"role": "user", "content": FORBIDDEN}],
+        ),
+        id="run-additional-messages",
+    ),
+    pytest.param(
+        lambda c: c.chat.completions.create(
+            model="stand-in",
+            messages=USER,
+            tools=[{"type": "function", "function": {"name": "f", "description": FORBIDDEN}}],
+        ),
+        id="tool-descriptions",
+    ),
+]
+
+
+@pytest.mark.parametrize("call", SIDE_DOORS)
+def test_text_through_a_side_door_is_checked_before_it_leaves(
+    base_url: str, stand_in: StandIn, call: Callable[[openai.OpenAI], Any]
+) -> None:
+    """With the real openai client: text that reaches the model by any other call is checked too."""
+    guard = FakeGuard(lambda content: FORBIDDEN in content.as_text())
+    # The Assistants API is deprecated, not gone: apps still call it.
+    with warnings.catch_warnings(), sync_client(base_url, GuardedTransport(guard)) as client:
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(Blocked):
+            call(client)
+    assert guard.calls == 1
 
 
 def test_every_chat_message_string_is_in_the_prompt() -> None:

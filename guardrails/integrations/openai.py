@@ -15,20 +15,28 @@ line needs ``# type: ignore[arg-type]``.
 
 What is checked:
 
-- Every POST to ``.../chat/completions`` or ``.../responses``, whatever the base path (``/v1``,
-  Azure's ``/openai/deployments/<name>``), as a prompt, before it leaves: the chat ``messages``
-  (as `Content` messages), or the Responses API ``instructions`` and ``input`` (a string, or a list
-  of items: messages, tool calls, tool outputs). Tool outputs are checked as user text: they are
-  where indirect prompt injection comes in.
-- With ``scan_response`` (the default), the 2xx answer to it. A JSON chat completion or Responses
-  object is read whole and checked before the client sees a byte. A ``text/event-stream`` is
-  checked as it streams, in windows of ``stream_window`` characters of generated text: each
-  window's events reach the client only once their text is allowed (the client runs at most one
-  window behind the model), and each window's text starts with the end of the previous one, so a
-  phrase cut by a boundary is still seen whole. Blocked text is never handed to the client.
+- Every POST to ``.../chat/completions``, ``.../responses`` or legacy ``.../completions``,
+  whatever the base path (``/v1``, Azure's ``/openai/deployments/<name>``), as a prompt, before it
+  leaves: the chat ``messages`` (as `Content` messages), or the Responses API ``instructions`` and
+  ``input`` (a string, or a list of items: messages, tool calls, tool outputs; tool outputs are
+  checked as user text: they are where indirect prompt injection comes in), and with them every
+  other string of the request (tool descriptions, a stored prompt's ``variables``, a legacy
+  ``prompt``), but for the settings that never reach the model (``model``, ``temperature``...).
+- Every other POST, PUT or PATCH with a JSON body (conversations and their items, threads and
+  their messages, runs with ``additional_messages``, embeddings, an endpoint newer than this
+  library), by every string it holds: text that reaches the model through a side door (a
+  conversation created first, then ``responses.create(conversation=..., input="continue")``) was
+  checked when it went in. A JSON body that cannot be parsed is refused (`ExtractionError`).
+- With ``scan_response`` (the default), the 2xx answer to a generating call. A JSON chat
+  completion or Responses object is read whole and checked before the client sees a byte. A
+  ``text/event-stream`` is checked as it streams, in windows of ``stream_window`` characters of
+  generated text: each window's events reach the client only once their text is allowed (the
+  client runs at most one window behind the model), and each window's text starts with the end
+  of the previous one, so a phrase cut by a boundary is still seen whole. Blocked text is never
+  handed to the client.
 
-Every other request (models, embeddings, files, a GET of a stored response...) passes through
-untouched.
+GETs, DELETEs and uploads (multipart or octet-stream: files, audio) pass through untouched. A
+file uploaded for the Batch API or a vector store is not read here.
 
 How the official client surfaces it (checked against openai 3.x, which re-raises its own errors
 and lets any exception that is not an httpx transport error out of its retry loop unchanged):
@@ -67,7 +75,7 @@ from .._guard import GuardSource
 from .._judge import Judge, guard_name
 from .._models import Content
 from .._policy import FailOpen, validate_fail_open
-from .._shapes import Endpoint, StreamText, answer_content, request_content
+from .._shapes import GENERATING, Endpoint, StreamText, answer_content, endpoint_of, request_content
 from .._sse import SSEScanner, SSEWindow
 
 try:
@@ -100,14 +108,8 @@ class OpenAIBlocked(Blocked, _SDKError):
 
 
 def _endpoint(request: httpx.Request) -> Endpoint | None:
-    if request.method != "POST":
-        return None
-    path = request.url.path.rstrip("/")
-    if path.endswith("/chat/completions"):
-        return "chat"
-    if path.endswith("/responses"):
-        return "responses"
-    return None
+    media_type = str(request.headers.get("content-type", "")).split(";")[0].strip().lower()
+    return endpoint_of(request.method, request.url.path, media_type)
 
 
 # -- one call ---------------------------------------------------------------------------------------
@@ -358,7 +360,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if content is not None:
             call.judge.ask(call.guard, content)
         response = inner.handle_request(request)
-        if not self.scan_response or not response.is_success:
+        if not self.scan_response or endpoint not in GENERATING or not response.is_success:
             return response
         media_type = _media_type(response)
         if media_type == "text/event-stream":
@@ -395,7 +397,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if content is not None:
             await call.judge.aask(call.guard, content)
         response = await inner.handle_async_request(request)
-        if not self.scan_response or not response.is_success:
+        if not self.scan_response or endpoint not in GENERATING or not response.is_success:
             return response
         media_type = _media_type(response)
         if media_type == "text/event-stream":
