@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from guardrails._client import RemoteGuard
 from guardrails._exceptions import (
+    ContentTooLarge,
     GuardAuthError,
     GuardError,
     GuardRateLimited,
@@ -253,7 +254,6 @@ def test_the_last_transient_failure_is_raised_after_the_retries(
         pytest.param(401, GuardAuthError, id="401"),
         pytest.param(403, GuardAuthError, id="403"),
         pytest.param(404, GuardResponseError, id="404"),
-        pytest.param(413, GuardResponseError, id="413"),
     ],
 )
 def test_configuration_errors_are_not_retried(status: int, error_class: type[GuardError]) -> None:
@@ -557,30 +557,28 @@ def test_the_services_error_message_is_kept_when_it_holds_no_secret() -> None:
 # -- lifecycle -------------------------------------------------------------------------------------
 
 
-def test_the_context_manager_closes_the_client() -> None:
-    """Leaving the ``with`` block closes the HTTP client and its transport."""
+def test_the_guard_never_closes_a_transport_it_was_given() -> None:
+    """httpx's ownership rule: a transport handed in stays open when the guard closes."""
     transport = CountingCloseTransport(Service(ALLOW))
     with TinyGuard(transport=transport) as guard:
         guard.check("hello")
-        assert transport.closed == 0
-    assert transport.closed == 1
-
-
-def test_close_is_idempotent_and_the_guard_reopens() -> None:
-    """close() twice is harmless; a later check opens a fresh client."""
-    service = Service(ALLOW)
-    transport = CountingCloseTransport(service)
-    guard = TinyGuard(transport=transport)
     guard.close()
     assert transport.closed == 0
-    guard.check("hello")
-    guard.close()
-    guard.close()
-    assert transport.closed == 1
     assert guard.check("hello").allowed
+
+
+def test_the_guard_closes_the_pool_it_made_once_and_reopens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() closes the pool the guard made, once; a later check opens a fresh one."""
+    closed: list[object] = []
+    monkeypatch.setattr(httpx.HTTPTransport, "close", lambda self: closed.append(self))
+    guard = TinyGuard()
+    first = guard._sync_transport()
     guard.close()
-    assert transport.closed == 2
-    assert service.calls == 2
+    guard.close()
+    second = guard._sync_transport()
+    guard.close()
+    assert closed == [first, second]
+    assert first is not second
 
 
 def test_a_sync_check_from_many_threads_shares_one_guard() -> None:
@@ -595,3 +593,13 @@ def test_a_sync_check_from_many_threads_shares_one_guard() -> None:
             thread.join()
     assert [verdict.allowed for verdict in results] == [True] * 8
     assert service.calls == 8
+
+
+def test_a_413_from_the_guard_is_content_too_large_not_retried_not_counted() -> None:
+    """The guard said our input is too large: client-caused, one attempt, the breaker untouched."""
+    service = Service(Answer(413, json={"error": {"message": "too large"}}), ALLOW)
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=60)
+    with tiny(service, retries=3, breaker=breaker) as guard, pytest.raises(ContentTooLarge):
+        guard.check("hello")
+    assert service.calls == 1
+    assert breaker.state is BreakerState.CLOSED
