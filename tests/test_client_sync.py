@@ -45,11 +45,10 @@ class TinyGuard(RemoteGuard):
     def __init__(self, *, api_key: str = API_KEY, **options: Any) -> None:
         options.setdefault("base_url", BASE_URL)
         options.setdefault("backoff", 0.001)
-        super().__init__(**options)
-        self._api_key = SecretStr(api_key)
+        super().__init__(api_key=SecretStr(api_key), **options)
 
     def _build_requests(self, content: Content) -> list[httpx.Request]:
-        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
         return [
             httpx.Request("POST", f"{self.base_url}/scan", json={"text": window}, headers=headers)
             for window in content.as_text().split("|")
