@@ -120,6 +120,7 @@ class PaloAltoAIRS(RemoteGuard):
         app_user: ``metadata.app_user`` sent with every scan (a Content's ``metadata["user"]`` wins).
         ai_model: ``metadata.ai_model`` sent with every scan (a Content's ``metadata["model"]`` wins).
         linked_profile: the API key has a profile linked to it: no profile is sent.
+        settings: where the arguments left out are read from (default: the environment).
         options: the connection options, as one `ConnectionOptions`.
         **connection: any `ConnectionOptions` field as a keyword: ``timeout``, ``retries``,
             ``backoff``, ``transport``, ``breaker``, ``limits``, ``http2``, ``async_backend``,
@@ -150,12 +151,13 @@ class PaloAltoAIRS(RemoteGuard):
         app_user: str | None = None,
         ai_model: str | None = None,
         linked_profile: bool = False,
+        settings: GuardSettings | None = None,
         options: ConnectionOptions | None = None,
         **connection: Unpack[ConnectionKeywords],
     ) -> None:
         no_profile = not profile_id and not profile_name and not linked_profile
         if api_key is None or region is None or no_profile:
-            env = _settings()
+            env = settings if settings is not None else _settings()
             api_key = api_key if api_key is not None else env.panw_ai_sec_api_key
             if region is None:
                 # An explicit region means that region's URL, whatever the endpoint variable says.
@@ -163,6 +165,7 @@ class PaloAltoAIRS(RemoteGuard):
                 base_url = base_url if base_url is not None else env.panw_ai_sec_api_endpoint
             if no_profile:
                 profile_name, profile_id = env.panw_ai_profile_name, env.panw_ai_profile_id
+        key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
         if not profile_id and not profile_name and not linked_profile:
             raise GuardConfigurationError(
                 "Palo Alto Prisma AIRS needs an AI security profile: set PANW_AI_PROFILE_NAME or "
@@ -175,7 +178,6 @@ class PaloAltoAIRS(RemoteGuard):
                 f"profile_name must be at most {MAX_PROFILE_NAME_LENGTH} characters", guard=self.name
             )
         default_url = region_url(region, REGIONS, guard=self.name)
-        key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
         self._key_digest = secret_digest(key)
         url = check_base_url(base_url if base_url is not None else default_url, guard=self.name)
         super().__init__(base_url=url, api_key=key, options=options, **connection)

@@ -107,6 +107,7 @@ class TrendAIGuard(RemoteGuard):
         window_overlap: characters shared by consecutive windows (at most a quarter of a window).
         max_windows: the most windows of text one check sends; None: as many as the deadline
             allows (see `max_text_chars`).
+        settings: where the arguments left out are read from (default: the environment).
         options: the connection options, as one `ConnectionOptions`.
         **connection: any `ConnectionOptions` field as a keyword: ``timeout``, ``retries``,
             ``backoff``, ``transport``, ``breaker``, ``limits``, ``http2``, ``async_backend``,
@@ -136,11 +137,12 @@ class TrendAIGuard(RemoteGuard):
         window_size: int = 1024,
         window_overlap: int = 128,
         max_windows: int | None = 128,
+        settings: GuardSettings | None = None,
         options: ConnectionOptions | None = None,
         **connection: Unpack[ConnectionKeywords],
     ) -> None:
         if None in (api_key, app_name, api) or region is None:
-            env = _settings()
+            env = settings if settings is not None else _settings()
             api_key = api_key if api_key is not None else env.v1_api_key
             if region is None:
                 # An explicit region means that region's URL, whatever V1_BASE_URL says.
