@@ -39,13 +39,13 @@ def test_a_guard_used_from_three_event_loops_leaves_no_unclosed_session(
     else:
         guard = PaloAltoAIRS(PANW_KEY, base_url=base_url, profile_name="p", async_backend=backend)
 
-    async def ask() -> bool:
+    async def ask(guard: TrendAIGuard | PaloAltoAIRS) -> bool:
         return (await guard.acheck("What is the capital of France?")).allowed
 
     caplog.set_level(logging.DEBUG, logger="asyncio")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        answers = [asyncio.run(ask()) for _ in range(3)]
+        answers = [asyncio.run(ask(guard)) for _ in range(3)]
         del guard
         gc.collect()
     assert answers == [True, True, True]
