@@ -259,6 +259,8 @@ class RemoteGuard:
         self.timeout = float(options.timeout)
         self.retry = Retry(attempts=options.retries + 1, backoff=options.backoff)
         self.breaker = options.breaker if options.breaker is not None else CircuitBreaker()
+        # Deadlines run on the breaker's clock: one notion of time per guard (a fake one in tests).
+        self._clock = self.breaker.clock
         self.max_response_bytes = options.max_response_bytes
         self.cache = resolve_cache(options.cache)
         self._memo = VerdictMemo(self.cache) if self.cache is not None else None
@@ -396,7 +398,7 @@ class RemoteGuard:
     def _check(self, content: Content) -> Verdict:
         self._fail_if_open()
         requests = self._requests(content)
-        deadline = Deadline(self.timeout)
+        deadline = Deadline(self.timeout, clock=self._clock)
         transport = self._sync_transport()
         if len(requests) == 1:
             return run_sync(
@@ -460,7 +462,7 @@ class RemoteGuard:
     async def _acheck(self, content: Content) -> Verdict:
         self._fail_if_open()
         requests = self._requests(content)
-        deadline = Deadline(self.timeout)
+        deadline = Deadline(self.timeout, clock=self._clock)
         pool = await self._async_pool()
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
