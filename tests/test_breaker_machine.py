@@ -350,6 +350,6 @@ def test_a_failure_from_before_the_opening_does_not_reopen_a_half_open_breaker()
     clock.now += COOLDOWN
     probe = breaker.before_call()
     breaker.record_failure(TRANSIENT, early)
-    assert breaker.state is BreakerState.HALF_OPEN
+    after_stale_failure = breaker.state
     breaker.record_success(probe)
-    assert breaker.state is BreakerState.CLOSED
+    assert (after_stale_failure, breaker.state) == (BreakerState.HALF_OPEN, BreakerState.CLOSED)
