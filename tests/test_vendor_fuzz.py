@@ -233,7 +233,9 @@ class Answer:
 def _inflate(data: bytes, encoding: str | None) -> bytes | None:
     """What a streaming decoder makes of `data`, as httpx's does (no trailer check)."""
     try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS).decompress(data)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS).decompress(
+            data
+        )
     except zlib.error:
         return None
 
