@@ -6,6 +6,7 @@ defined here serve both.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import math
@@ -18,7 +19,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from guardrails._client import RemoteGuard
+from guardrails._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
 from guardrails._exceptions import (
     ContentTooLarge,
     GuardAuthError,
@@ -602,3 +603,46 @@ def test_a_413_from_the_guard_is_content_too_large_not_retried_not_counted() -> 
         guard.check("hello")
     assert service.calls == 1
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_check_needing_more_requests_than_its_deadline_allows_is_refused_up_front() -> None:
+    """window_concurrency x (timeout / expected_latency) bounds the requests of one check."""
+    service = Service(ALLOW)
+    with tiny(service, timeout=1, expected_latency=0.5, window_concurrency=2) as guard:
+        assert guard.max_requests == 4
+        assert guard.check("a|b|c|d").allowed
+        with pytest.raises(ContentTooLarge, match="more than the 4") as caught:
+            guard.check("a|b|c|d|e")
+    assert caught.value.limit == 4
+    assert service.calls == 4
+
+
+def test_connection_keywords_and_connection_options_agree() -> None:
+    """Every ConnectionOptions field is a constructor keyword (adding one is one edit, pinned here)."""
+    fields = {field.name: field.type for field in dataclasses.fields(ConnectionOptions)}
+    assert set(ConnectionKeywords.__annotations__) == set(fields)
+
+
+def test_an_options_object_and_keywords_combine() -> None:
+    """options= gives the defaults, keywords override its fields."""
+    options = ConnectionOptions(timeout=3.0, retries=5)
+    guard = TinyGuard(options=options, retries=1)
+    assert (guard.timeout, guard.retry.attempts) == (3.0, 2)
+    assert guard.options == dataclasses.replace(options, retries=1, backoff=0.001)  # TinyGuard sets backoff
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"timeout": 0}, id="timeout"),
+        pytest.param({"retries": -1}, id="retries"),
+        pytest.param({"window_concurrency": 0}, id="window_concurrency"),
+        pytest.param({"expected_latency": 0}, id="expected_latency"),
+        pytest.param({"max_response_bytes": 0}, id="max_response_bytes"),
+        pytest.param({"async_backend": "curl"}, id="async_backend"),
+    ],
+)
+def test_invalid_connection_options_are_refused(options: dict[str, Any]) -> None:
+    """A bad option is a ValueError at construction."""
+    with pytest.raises(ValueError):
+        ConnectionOptions(**options)
