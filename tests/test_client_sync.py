@@ -646,3 +646,36 @@ def test_invalid_connection_options_are_refused(options: dict[str, Any]) -> None
     """A bad option is a ValueError at construction."""
     with pytest.raises(ValueError):
         ConnectionOptions(**options)
+
+
+def test_a_window_failure_cancels_the_windows_not_yet_sent() -> None:
+    """One window's configuration error ends the check: its queued siblings are never sent."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["text"]
+        sent.append(text)
+        return httpx.Response(400, json={"error": {"message": "no"}}) if text == "bad" else ALLOW.build()
+
+    with tiny(answer, window_concurrency=1) as guard, pytest.raises(GuardResponseError):
+        guard.check("bad|b|c|d")
+    assert sent == ["bad"]
+
+
+def test_half_open_a_sync_check_of_several_windows_probes_with_its_first_window_alone() -> None:
+    """As acheck: the first window is the probe; its siblings follow and the breaker closes."""
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with lock:
+            order.append(json.loads(request.content)["text"])
+        return ALLOW.build()
+
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=0)
+    breaker.record_failure(GuardUnavailable("down"))
+    with tiny(answer, retries=0, breaker=breaker) as guard:
+        assert guard.check("first|second|third").allowed
+    assert order[0] == "first"
+    assert sorted(order[1:]) == ["second", "third"]
+    assert breaker.state is BreakerState.CLOSED
