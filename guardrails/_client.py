@@ -447,7 +447,15 @@ class RemoteGuard:
                         # Given back when the request ends, or is cancelled before it starts.
                         future.add_done_callback(self._release_bulk)
                     running[future] = index
-                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                done, _ = concurrent.futures.wait(
+                    running,
+                    timeout=deadline.remaining() + _DEADLINE_MARGIN,
+                    return_when=concurrent.futures.FIRST_COMPLETED,
+                )
+                if not done:  # a request that ignores its timeouts (DNS, a stuck TLS handshake)
+                    raise GuardTimeout(
+                        f"{self.name} guard check exceeded its {self.timeout:g}s deadline", guard=self.name
+                    )
                 for future in done:
                     results[running.pop(future)] = future.result()  # the first failure ends the check
         finally:
