@@ -401,12 +401,7 @@ class RemoteGuard:
         deadline = Deadline(self.timeout, clock=self._clock)
         transport = self._sync_transport()
         if len(requests) == 1:
-            return run_sync(
-                transport,
-                self._flow(requests[0], deadline),
-                deadline=deadline,
-                max_bytes=self.max_response_bytes,
-            )
+            return self._run_one(transport, requests[0], deadline)
         try:
             verdicts = self._run_windows(transport, requests, deadline)
         except (GuardTimeout, GuardRateLimited) as exc:
