@@ -11,13 +11,15 @@ for `acheck` when aiohttp is installed (the ``aiohttp`` extra) and the loop is a
   under its size cap).
 - aiohttp's exceptions become the httpx exceptions the retry policy knows: timeouts
   `httpx.ConnectTimeout` / `httpx.ReadTimeout`, connection failures `httpx.ConnectError`, a
-  dropped connection `httpx.RemoteProtocolError`, other transport faults `httpx.ReadError`.
+  dropped connection or a broken body `httpx.RemoteProtocolError`, other transport faults
+  `httpx.ReadError`, all in one mapping (`_mapped_errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -29,21 +31,35 @@ __all__ = ["AiohttpTransport"]
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
+@contextmanager
+def _mapped_errors(request: httpx.Request) -> Iterator[None]:
+    """aiohttp's exceptions as the httpx ones the retry policy knows, in one place (as httpx's
+    ``map_httpcore_exceptions``), for sending and for reading alike."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc), request=request) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except aiohttp.ClientError as exc:
+        raise httpx.ReadError(str(exc), request=request) from exc
+
+
 class _ResponseStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
+        with _mapped_errors(self._request):
             async for chunk in self._response.content.iter_chunked(64 * 1024):
                 yield chunk
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timed out", request=self._request) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=self._request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(str(exc), request=self._request) from exc
 
     async def aclose(self) -> None:
         self._response.release()
@@ -93,7 +109,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_read=timeouts.get("read"),
         )
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _OWN_HEADERS]
-        try:
+        with _mapped_errors(request):
             response = await self._session_now().request(
                 request.method,
                 str(request.url),
@@ -102,16 +118,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=timeout,
             )
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(str(exc), request=request) from exc
         return httpx.Response(
             response.status,
             headers=list(response.raw_headers),

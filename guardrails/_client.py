@@ -1,384 +1,74 @@
-"""The I/O-free exchange every remote guard uses, and the two shells that drive it.
+"""The base of the remote guards, and the connection options they share.
 
-An exchange is a generator, written once: it yields an `httpx.Request` to send (and receives the
-`httpx.Response`, or has the transport's exception thrown into it) or a `Sleep` to wait out a
-backoff, and returns the `Verdict`. Retries, backoff, the overall deadline, the circuit breaker
-and the mapping of HTTP outcomes to `GuardError` subclasses all live in `exchange`. `run_sync`
-and `run_async` only send, read (with a size cap) and sleep.
+`RemoteGuard` owns what every vendor guard needs around the I/O-free exchange of `_exchange`:
+the connection pools, the verdict cache, the circuit breaker, one deadline per check, the windows
+of one check sent with bounded parallelism, and a credential no exception message may contain. A
+subclass turns a `Content` into requests and a response into a `Verdict`, with no I/O of its own.
 
-`RemoteGuard` is the base of the vendor guards: a subclass turns a `Content` into requests and a
-response into a `Verdict`, with no I/O of its own.
+`ConnectionOptions` holds the options every remote guard takes (``timeout=``, ``retries=``, ...):
+the guards accept them as keywords, so adding one is one edit here.
+
+How one check spends its time (the fault model of issue 22):
+
+- One `Deadline` covers every request of the check, retries and backoff included.
+- The requests of a check (windows of long text, a chat request next to plain text) go out at most
+  `ConnectionOptions.window_concurrency` at a time. A check needing more requests than it can send
+  within its deadline at the guard's normal latency (`ConnectionOptions.expected_latency`) is
+  refused up front with `ContentTooLarge`, before any request.
+- A check of more than one wave of requests (a *bulk* check) holds at most its share of the
+  connection pool: bulk checks together use at most half of it, so that a few long prompts never
+  make the short checks around them wait (and time out, and fail open). A bulk check that runs out
+  of time or is rate limited raises `ContentTooLarge`: its size, not the guard, made it fail, so no
+  policy lets it through unscanned.
+- While the circuit breaker is not closed, a check of several requests sends its first request
+  alone: it is the probe; the others follow once it succeeded. (Sent together, the siblings of the
+  probe would fail fast and cancel it: a breaker that only sees multi-window checks would never
+  close.)
+- The first failure of a request cancels its siblings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import importlib.util
-import json
 import logging
+import math
 import ssl
 import threading
-import time
-from collections.abc import Callable, Collection, Generator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar
 
 import anyio
 import httpx
+from pydantic import SecretStr
+from typing_extensions import Unpack
 
 from ._cache import VerdictCache, VerdictMemo, cache_key, resolve_cache
-from ._exceptions import (
-    GuardAuthError,
-    GuardError,
-    GuardRateLimited,
-    GuardResponseError,
-    GuardTimeout,
-    GuardUnavailable,
-)
+from ._exceptions import ContentTooLarge, GuardError, GuardRateLimited, GuardTimeout, GuardUnavailable
+from ._exchange import DEFAULT_MAX_RESPONSE_BYTES, Flow, exchange, run_async, run_sync
 from ._models import Content, Verdict, as_content, combine_verdicts
-from ._policy import BreakerState, CircuitBreaker, Deadline, Retry, parse_retry_after
+from ._policy import BreakerState, CircuitBreaker, Deadline, Retry
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
-    "Flow",
+    "AsyncBackend",
+    "ConnectionKeywords",
+    "ConnectionOptions",
     "RemoteGuard",
-    "ResponseTooLarge",
-    "Sleep",
-    "error_for_response",
-    "exchange",
-    "run_async",
-    "run_sync",
 ]
 
 logger = logging.getLogger("guardrails")
 
-DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 # Slack given to the async shell's hard deadline over the per-operation timeouts.
 _DEADLINE_MARGIN = 0.05
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """An exchange step: wait this many seconds, then resume the exchange with None."""
-
-    seconds: float
-
-
-Step = httpx.Request | Sleep
-Flow = Generator[Step, "httpx.Response | None", Verdict]
-
-
-class ResponseTooLarge(Exception):
-    """Raised by a shell into the exchange when the guard's response body passes the cap."""
-
-
-def _credentials(response: httpx.Response) -> list[str]:
-    """The credential values the request carried (``Bearer`` tokens, API-key headers)."""
-    try:
-        request = response.request
-    except RuntimeError:  # a response built by hand, with no request
-        return []
-    secrets: list[str] = []
-    for name, value in request.headers.items():
-        if any(word in name.lower() for word in ("auth", "token", "key", "secret")):
-            secrets.append(value)
-            _, _, token = value.partition(" ")
-            if token:
-                secrets.append(token.strip())
-    return [secret for secret in secrets if len(secret) >= 4]
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The service's own error message, if its body has one; short, for logs and exceptions.
-
-    Dropped if it echoes the request's credentials (some services quote a rejected key back).
-    """
-    try:
-        payload = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    message: Any = None
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("code")
-        elif isinstance(error, str):
-            message = error
-        message = message or payload.get("message") or payload.get("detail")
-    if not isinstance(message, str):
-        return ""
-    if any(secret in message for secret in _credentials(response)) or _quotes_request(message, response):
-        return ""
-    return message[:200]
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-# Shortest run of characters shared with the request that counts as quoting it.
-_QUOTE_RUN = 12
-
-
-def _quotes_request(message: str, response: httpx.Response) -> bool:
-    """Whether a service's error message quotes the request's text (and so, maybe, the prompt)."""
-    try:
-        body = response.request.content
-    except (RuntimeError, httpx.RequestNotRead):
-        return False
-    try:
-        text = "\n".join(_strings(json.loads(body)))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        text = body.decode("utf-8", "replace")
-    if len(message) < _QUOTE_RUN:
-        return len(message) >= 4 and message in text
-    return any(message[i : i + _QUOTE_RUN] in text for i in range(len(message) - _QUOTE_RUN + 1))
-
-
-def error_for_response(response: httpx.Response, guard: str) -> GuardError | None:
-    """The `GuardError` a non-success response stands for, or None for a 2xx."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return None
-    detail = _error_message(response)
-    suffix = f": {detail}" if detail else ""
-    if 300 <= status < 400:
-        # A redirect means a wrong base URL (http vs https, a moved host): following it could
-        # send the credentials somewhere else, so it is a configuration error, never followed.
-        return GuardResponseError(
-            f"{guard} guard answered a redirect ({status}), which is not followed: check base_url",
-            guard=guard,
-            transient=False,
-            status_code=status,
-        )
-    if status in (401, 403):
-        return GuardAuthError(
-            f"{guard} guard refused the credentials ({status}){suffix}", guard=guard, status_code=status
-        )
-    if status == 429:
-        return GuardRateLimited(
-            f"{guard} guard is rate limiting (429){suffix}",
-            guard=guard,
-            status_code=status,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
-    if status in (408, 425) or status >= 500:
-        return GuardUnavailable(f"{guard} guard failed ({status}){suffix}", guard=guard, status_code=status)
-    return GuardResponseError(
-        f"{guard} guard rejected the request ({status}){suffix}",
-        guard=guard,
-        transient=False,
-        status_code=status,
-    )
-
-
-def exchange(
-    request: httpx.Request,
-    parse: Callable[[httpx.Response], Verdict],
-    *,
-    guard: str,
-    retry: Retry,
-    deadline: Deadline,
-    breaker: CircuitBreaker,
-) -> Flow:
-    """Send `request` until `parse` gives a Verdict, retries and deadline permitting.
-
-    Yields `httpx.Request` (send it, send back the response or throw the transport error in) and
-    `Sleep` steps; returns the `Verdict` or raises a `GuardError`.
-    """
-    attempt = 0
-    while True:
-        remaining = deadline.remaining()
-        if remaining <= 0:
-            raise GuardTimeout(
-                f"{guard} guard check exceeded its {deadline.timeout:g}s deadline", guard=guard
-            )
-        probe = breaker.before_call(guard)
-        request.extensions["timeout"] = {
-            "connect": remaining,
-            "read": remaining,
-            "write": remaining,
-            "pool": remaining,
-        }
-        attempt += 1
-        error: GuardError
-        try:
-            response = yield request
-        except httpx.TimeoutException as exc:
-            error = GuardTimeout(f"{guard} guard timed out ({type(exc).__name__})", guard=guard)
-        except httpx.TransportError as exc:
-            error = GuardUnavailable(f"{guard} guard unreachable ({type(exc).__name__})", guard=guard)
-        except ResponseTooLarge:
-            error = GuardResponseError(f"{guard} guard response is larger than the cap", guard=guard)
-        except BaseException:
-            # Cancelled or closed mid-request: nothing was learnt about the guard's health, and a
-            # half-open breaker must not keep its one probe slot taken forever.
-            if probe:
-                breaker.release_probe()
-            raise
-        else:
-            assert response is not None
-            failure = error_for_response(response, guard)
-            if failure is None:
-                try:
-                    verdict = parse(response)
-                except GuardError as exc:
-                    failure = exc
-                except Exception as exc:
-                    # Bad JSON, a missing key...: the service misbehaved, which may pass. Not
-                    # chained: the parser's message may quote the response, and so the prompt.
-                    failure = GuardResponseError(
-                        f"{guard} guard sent a response that could not be parsed ({type(exc).__name__})",
-                        guard=guard,
-                    )
-                else:
-                    breaker.record_success()
-                    return verdict
-            error = failure
-        breaker.record_failure(error)
-        delay = retry.delay(attempt, error, deadline)
-        if delay is None:
-            if error.transient and deadline.expired and not isinstance(error, GuardTimeout):
-                raise GuardTimeout(
-                    f"{guard} guard check exceeded its {deadline.timeout:g}s deadline (last error: {error})",
-                    guard=guard,
-                ) from error
-            raise error
-        yield Sleep(delay)
-
-
-def _strip_encoding(response: httpx.Response, body: bytes) -> httpx.Response:
-    # The body was read decoded; a copy without the encoding headers carries it as plain content.
-    headers = [
-        (k, v)
-        for k, v in response.headers.multi_items()
-        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-    ]
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=body,
-        request=response.request,
-        extensions=response.extensions,
-    )
-
-
-def _plain_and_small(response: httpx.Response, max_bytes: int) -> bool:
-    """An unencoded body whose declared length is under the cap: read whole, no copy needed."""
-    headers = response.headers
-    length = headers.get("content-length")
-    encoding = headers.get("content-encoding")
-    return (
-        length is not None
-        and length.isdigit()
-        and int(length) <= max_bytes
-        and (encoding is None or encoding.strip().lower() == "identity")
-    )
-
-
-def _send_sync(
-    transport: httpx.BaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
-) -> httpx.Response:
-    # Straight to the transport: a client would add cookies, auth and redirect handling, all of
-    # which a guard must not have, at a cost larger than the rest of the exchange.
-    response = transport.handle_request(request)
-    response.request = request
-    if _plain_and_small(response, max_bytes):
-        try:
-            response.read()
-        finally:
-            response.close()
-        return response
-    try:
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise ResponseTooLarge
-            if deadline.expired:
-                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=request)
-    finally:
-        response.close()
-    return _strip_encoding(response, bytes(body))
-
-
-async def _send_async(
-    transport: httpx.AsyncBaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
-) -> httpx.Response:
-    response = await transport.handle_async_request(request)
-    response.request = request
-    if _plain_and_small(response, max_bytes):
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-    try:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise ResponseTooLarge
-            if deadline.expired:
-                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=request)
-    finally:
-        await response.aclose()
-    return _strip_encoding(response, bytes(body))
-
-
-def run_sync(transport: httpx.BaseTransport, flow: Flow, *, max_bytes: int, deadline: Deadline) -> Verdict:
-    """Drive an exchange with a blocking transport."""
-    try:
-        step = next(flow)
-        while True:
-            if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-                step = flow.send(None)
-                continue
-            try:
-                response = _send_sync(transport, step, max_bytes, deadline)
-            except (httpx.HTTPError, ResponseTooLarge) as exc:
-                step = flow.throw(exc)
-            else:
-                step = flow.send(response)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    finally:
-        flow.close()
-
-
-async def run_async(
-    transport: httpx.AsyncBaseTransport, flow: Flow, *, max_bytes: int, deadline: Deadline
-) -> Verdict:
-    """Drive an exchange with an async transport; cancellation propagates as usual."""
-    try:
-        step = next(flow)
-        while True:
-            if isinstance(step, Sleep):
-                await anyio.sleep(step.seconds)
-                step = flow.send(None)
-                continue
-            try:
-                response = await _send_async(transport, step, max_bytes, deadline)
-            except (httpx.HTTPError, ResponseTooLarge) as exc:
-                step = flow.throw(exc)
-            else:
-                step = flow.send(response)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    finally:
-        flow.close()
-
-
-_T = TypeVar("_T", bound="RemoteGuard")
+_REDACTED = "[redacted]"
+# A truncated message may end with the start of the key: redact such a tail from this many chars.
+_MIN_KEY_FRAGMENT = 4
 
 #: How `acheck` moves bytes: ``"aiohttp"`` (several times less CPU per check under concurrency),
 #: ``"httpx"``, or ``"auto"``: aiohttp when it is installed and the loop is asyncio, else httpx.
@@ -388,93 +78,224 @@ AsyncBackend = Literal["auto", "httpx", "aiohttp"]
 _HAS_AIOHTTP = importlib.util.find_spec("aiohttp") is not None
 
 
-def _aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
-    from ._aiohttp import AiohttpTransport
+@dataclass(frozen=True, kw_only=True)
+class ConnectionOptions:
+    """How a remote guard talks to its service; every remote guard takes these as keywords.
 
-    return AiohttpTransport(limits=limits, ssl=None if verify is True else verify)
+    Args:
+        timeout: overall deadline of one check in seconds, every window, retry and backoff included.
+        retries: retries after the first attempt, for transient failures only.
+        backoff: base delay of the jittered exponential backoff, in seconds.
+        transport: an httpx transport (e.g. `httpx.MockTransport`) used instead of the network. The
+            guard never closes a transport it was given.
+        breaker: the circuit breaker; a fresh one per guard by default.
+        limits: connection pool limits (default: 100 connections, 20 kept alive).
+        http2: use HTTP/2 (needs the ``h2`` extra).
+        async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio: several
+            times less CPU per check under concurrency), ``"aiohttp"`` or ``"httpx"``.
+        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or the path
+            of a CA bundle (a private CA), or False (not recommended: logged as a warning).
+        cache: cache verdicts: None (default) or False for no cache, True for an in-memory
+            `LRUCache`, or any `VerdictCache`; concurrent identical checks then share one call.
+        max_response_bytes: the floor of the cap on a response body; the cap of each request is
+            ``max(max_response_bytes, 4 x its body)`` (a masked echo of what was sent must fit).
+        window_concurrency: requests of one check in flight at once.
+        expected_latency: the guard's normal latency per request, in seconds: a check whose
+            requests cannot all be answered within `timeout` at this latency (in waves of
+            `window_concurrency`) is refused up front with `ContentTooLarge`.
+    """
+
+    timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.1
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None
+    breaker: CircuitBreaker | None = None
+    limits: httpx.Limits | None = None
+    http2: bool = False
+    async_backend: AsyncBackend = "auto"
+    verify: ssl.SSLContext | str | bool = True
+    cache: VerdictCache | bool | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    window_concurrency: int = 8
+    expected_latency: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+        if self.backoff < 0:
+            raise ValueError("backoff must not be negative")
+        if self.async_backend not in ("auto", "httpx", "aiohttp"):
+            raise ValueError(
+                f"async_backend must be 'auto', 'httpx' or 'aiohttp', not {self.async_backend!r}"
+            )
+        if self.async_backend == "aiohttp" and not _HAS_AIOHTTP:
+            raise ValueError(
+                "async_backend='aiohttp' needs aiohttp: pip install 'guardrails-middleware[aiohttp]'"
+            )
+        if self.max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be at least 1")
+        if self.window_concurrency < 1:
+            raise ValueError("window_concurrency must be at least 1")
+        if not self.expected_latency > 0:
+            raise ValueError("expected_latency must be a positive number of seconds")
+
+    @property
+    def max_requests(self) -> int:
+        """The most requests one check can send within `timeout` at `expected_latency`."""
+        waves = max(1, math.floor(self.timeout / self.expected_latency))
+        return waves * self.window_concurrency
+
+
+class ConnectionKeywords(TypedDict, total=False):
+    """`ConnectionOptions` as keyword arguments (a test pins that the two agree)."""
+
+    timeout: float
+    retries: int
+    backoff: float
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None
+    breaker: CircuitBreaker | None
+    limits: httpx.Limits | None
+    http2: bool
+    async_backend: AsyncBackend
+    verify: ssl.SSLContext | str | bool
+    cache: VerdictCache | bool | None
+    max_response_bytes: int
+    window_concurrency: int
+    expected_latency: float
+
+
+def _redact(message: str, secret: str) -> str:
+    if secret in message:
+        message = message.replace(secret, _REDACTED)
+    # Service messages are truncated: the start of the key may be the end of the message.
+    for length in range(min(len(secret) - 1, len(message)), _MIN_KEY_FRAGMENT - 1, -1):
+        if message.endswith(secret[:length]):
+            return message[:-length] + _REDACTED
+    return message
+
+
+def _scrub(error: BaseException, secret: str) -> None:
+    """Redact `secret` from the messages of `error` and of the errors it was raised from."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, GuardError):
+            current.args = tuple(
+                _redact(arg, secret) if isinstance(arg, str) else arg for arg in current.args
+            )
+        current = current.__cause__ or current.__context__
+
+
+class _AsyncPool:
+    """The async transport of one event loop, and what bounds the bulk checks on that loop."""
+
+    __slots__ = ("bulk", "closer", "transport")
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, bulk: anyio.Semaphore) -> None:
+        self.transport = transport
+        self.bulk = bulk
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+async def _close_with_loop(transport: httpx.AsyncBaseTransport) -> AsyncGenerator[None, None]:
+    # An async generator the loop finalizes when it shuts down (asyncio.run calls
+    # shutdown_asyncgens) or when the guard drops it: the pool is closed on its own loop, so a
+    # guard used from successive loops leaves no "Unclosed client session" behind.
+    try:
+        yield
+    finally:
+        await transport.aclose()
+
+
+_T = TypeVar("_T", bound="RemoteGuard")
 
 
 class RemoteGuard:
     """Base of the guards that ask a remote service.
 
-    Subclasses set `name` and implement `_build_requests` (one request per window of the content)
-    and `_parse_response`; both are pure. This class owns the HTTP clients, the retry schedule, the
-    deadline, the circuit breaker and the verdict cache. A subclass whose verdicts depend on more
+    Subclasses set `name` and implement `_build_requests` (one request per window of the content;
+    raise `ContentTooLarge` for more than the guard checks) and `_parse_response`; both are pure.
+    This class owns the HTTP pools, the retry schedule, the deadline, the circuit breaker, the
+    verdict cache and the API key: every `GuardError` leaving `check`/`acheck` is scrubbed of it (a
+    service may echo the credential in an error body). A subclass whose verdicts depend on more
     than its base URL says so in `_cache_identity`, and names the metadata its requests use in
     `_cache_metadata`.
 
     Args:
         base_url: the service's base URL.
-        timeout: overall deadline of one check in seconds, retries and backoff included.
-        retries: retries after the first attempt, for transient failures only.
-        transport: an httpx transport (e.g. `httpx.MockTransport`) used instead of the network.
-        breaker: the circuit breaker; a fresh one per guard by default.
-        max_response_bytes: cap on the guard's response body.
-        limits: connection pool limits of the HTTP clients.
-        http2: use HTTP/2 (needs the ``h2`` extra).
-        backoff: base delay of the jittered exponential backoff, in seconds.
-        cache: cache verdicts: None (default) or False for no cache, True for an in-memory
-            `LRUCache` with its defaults, or any `VerdictCache`. With a cache, concurrent identical
-            checks also share one guard call (see `guardrails._cache`).
-        async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio),
-            ``"aiohttp"`` or ``"httpx"``.
-        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or the path
-            of a CA bundle (a private CA), or False (not recommended: logged as a warning).
+        api_key: the credential, if the guard has one.
+        options: the connection options; keywords (``timeout=...``) override its fields.
+        **connection: any `ConnectionOptions` field.
+
+    Attributes:
+        options: the `ConnectionOptions` in force.
+        max_requests: the most requests one check may need (see `ConnectionOptions.max_requests`).
     """
 
     name: ClassVar[str] = "remote"
     #: The `Content.metadata` entries the requests use (they are part of the cache key); None: all.
     _cache_metadata: ClassVar[Collection[str] | None] = None
+    _api_key: SecretStr | None = None
 
     def __init__(
         self,
         *,
         base_url: str,
-        timeout: float = 10.0,
-        retries: int = 2,
-        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
-        breaker: CircuitBreaker | None = None,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        limits: httpx.Limits | None = None,
-        http2: bool = False,
-        backoff: float = 0.1,
-        cache: VerdictCache | bool | None = None,
-        async_backend: AsyncBackend = "auto",
-        verify: ssl.SSLContext | str | bool = True,
+        api_key: SecretStr | None = None,
+        options: ConnectionOptions | None = None,
+        **connection: Unpack[ConnectionKeywords],
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be a positive number of seconds")
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
-        if async_backend not in ("auto", "httpx", "aiohttp"):
-            raise ValueError(f"async_backend must be 'auto', 'httpx' or 'aiohttp', not {async_backend!r}")
-        if async_backend == "aiohttp" and not _HAS_AIOHTTP:
-            raise ValueError(
-                "async_backend='aiohttp' needs aiohttp: pip install 'guardrails-middleware[aiohttp]'"
-            )
+        options = dataclasses.replace(options or ConnectionOptions(), **connection)
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
+        self.options = options
         self.base_url = str(url).rstrip("/")
-        self.timeout = float(timeout)
-        self.retry = Retry(attempts=retries + 1, backoff=backoff)
-        self.breaker = breaker if breaker is not None else CircuitBreaker()
-        self.max_response_bytes = max_response_bytes
-        self.cache = resolve_cache(cache)
+        if api_key is not None:
+            self._api_key = api_key
+        self.timeout = float(options.timeout)
+        self.retry = Retry(attempts=options.retries + 1, backoff=options.backoff)
+        self.breaker = options.breaker if options.breaker is not None else CircuitBreaker()
+        # Deadlines run on the breaker's clock: one notion of time per guard (a fake one in tests).
+        self._clock = self.breaker.clock
+        self.max_response_bytes = options.max_response_bytes
+        self.cache = resolve_cache(options.cache)
         self._memo = VerdictMemo(self.cache) if self.cache is not None else None
-        self._transport = transport
-        self._limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self._http2 = http2
-        self.async_backend: AsyncBackend = async_backend
+        self._transport = options.transport
+        self._limits = options.limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._http2 = options.http2
+        self.async_backend: AsyncBackend = options.async_backend
+        verify = options.verify
         if isinstance(verify, str):
             verify = ssl.create_default_context(cafile=verify)
         if verify is False and url.scheme == "https":
             logger.warning("%s guard: TLS certificate verification is off for %s", self.name, url.host)
         self._verify: ssl.SSLContext | bool = verify
+        # Bulk checks together hold at most half the pool (see the module docstring).
+        capacity = self._limits.max_connections or 100
+        self._bulk_slots = max(1, capacity // 2)
         self._lock = threading.Lock()
         self._sync_pool: httpx.BaseTransport | None = None
-        self._async_pool: httpx.AsyncBaseTransport | None = None
-        self._async_pool_loop: object | None = None
+        self._sync_bulk = threading.BoundedSemaphore(self._bulk_slots)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncPool] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def _key(self) -> SecretStr:
+        """The credential (for subclasses that have one)."""
+        if self._api_key is None:
+            raise TypeError(f"{type(self).__name__} has no API key")
+        return self._api_key
+
+    @property
+    def max_requests(self) -> int:
+        """The most requests one check may need; more is refused with `ContentTooLarge`."""
+        return self.options.max_requests
 
     # -- what subclasses provide ---------------------------------------------------------------
 
@@ -507,24 +328,44 @@ class RemoteGuard:
         return cache_key(self._cache_identity(), content, self._cache_metadata)
 
     def check(self, content: Content | str) -> Verdict:
-        """Check `content`, blocking; returns a Verdict or raises a `GuardError`."""
+        """Check `content`, blocking; returns a Verdict or raises a `GuardError`.
+
+        Raises:
+            ContentTooLarge: more than the guard checks in one call (before any request).
+        """
         content = as_content(content)
-        memo = self._memo
-        if memo is not None:
-            key = self._cache_key(content)
-            if key is not None:
-                return memo.check(key, lambda: self._check(content))
-        return self._check(content)
+        try:
+            memo = self._memo
+            if memo is not None:
+                key = self._cache_key(content)
+                if key is not None:
+                    return memo.check(key, lambda: self._check(content))
+            return self._check(content)
+        except GuardError as exc:
+            self._scrub(exc)
+            raise
 
     async def acheck(self, content: Content | str) -> Verdict:
-        """Check `content` without blocking the event loop; windows are checked concurrently."""
+        """Check `content` without blocking the event loop; windows are checked concurrently.
+
+        Raises:
+            ContentTooLarge: more than the guard checks in one call (before any request).
+        """
         content = as_content(content)
-        memo = self._memo
-        if memo is not None:
-            key = self._cache_key(content)
-            if key is not None:
-                return await memo.acheck(key, lambda: self._acheck(content))
-        return await self._acheck(content)
+        try:
+            memo = self._memo
+            if memo is not None:
+                key = self._cache_key(content)
+                if key is not None:
+                    return await memo.acheck(key, lambda: self._acheck(content))
+            return await self._acheck(content)
+        except GuardError as exc:
+            self._scrub(exc)
+            raise
+
+    def _scrub(self, error: GuardError) -> None:
+        if self._api_key is not None:
+            _scrub(error, self._api_key.get_secret_value())
 
     def _fail_if_open(self) -> None:
         # Checked before any work: building the requests costs more than failing fast should.
@@ -533,59 +374,151 @@ class RemoteGuard:
                 f"{self.name} guard circuit breaker is open: failing fast", guard=self.name, circuit_open=True
             )
 
+    def _requests(self, content: Content) -> list[httpx.Request]:
+        requests = self._build_requests(content)
+        if len(requests) > self.max_requests:
+            raise ContentTooLarge(
+                f"{self.name} guard: this content needs {len(requests)} requests, more than the "
+                f"{self.max_requests} one check can send within its {self.timeout:g}s deadline",
+                limit=self.max_requests,
+            )
+        return requests
+
+    def _is_bulk(self, requests: list[httpx.Request]) -> bool:
+        return len(requests) > self.options.window_concurrency
+
+    def _size_failure(self, error: GuardError, count: int) -> ContentTooLarge:
+        # A bulk check that ran out of time (or of rate) failed because of its size.
+        return ContentTooLarge(
+            f"{self.name} guard: {count} requests could not be checked within the "
+            f"{self.timeout:g}s deadline ({type(error).__name__})",
+            limit=self.max_requests,
+        )
+
     def _check(self, content: Content) -> Verdict:
         self._fail_if_open()
-        requests = self._build_requests(content)
-        deadline = Deadline(self.timeout)
+        requests = self._requests(content)
+        deadline = Deadline(self.timeout, clock=self._clock)
         transport = self._sync_transport()
-        verdicts = [
-            run_sync(
-                transport, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
-            )
-            for request in requests
-        ]
+        if len(requests) == 1:
+            return self._run_one(transport, requests[0], deadline)
+        try:
+            verdicts = self._run_windows(transport, requests, deadline)
+        except (GuardTimeout, GuardRateLimited) as exc:
+            if self._is_bulk(requests):
+                raise self._size_failure(exc, len(requests)) from None
+            raise
         return combine_verdicts(verdicts, guard=self.name)
+
+    def _run_one(self, transport: httpx.BaseTransport, request: httpx.Request, deadline: Deadline) -> Verdict:
+        return run_sync(
+            transport, self._flow(request, deadline), deadline=deadline, max_bytes=self.max_response_bytes
+        )
+
+    def _run_windows(
+        self, transport: httpx.BaseTransport, requests: list[httpx.Request], deadline: Deadline
+    ) -> list[Verdict]:
+        results: list[Verdict | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        if self.breaker.state is not BreakerState.CLOSED:
+            results[0] = self._run_one(transport, requests[0], deadline)  # the probe, alone
+            pending.pop(0)
+        bulk = self._is_bulk(requests)
+        executor = self._thread_pool()
+        running: dict[concurrent.futures.Future[Verdict], int] = {}
+        try:
+            while pending or running:
+                while pending and len(running) < self.options.window_concurrency:
+                    # A bulk check takes its slot in its own thread, so that a waiting bulk check
+                    # never holds a worker the short checks could use.
+                    if bulk and not self._sync_bulk.acquire(timeout=deadline.remaining()):
+                        raise GuardTimeout(
+                            f"{self.name} guard check exceeded its {self.timeout:g}s deadline",
+                            guard=self.name,
+                        )
+                    index = pending.pop(0)
+                    future = executor.submit(self._run_one, transport, requests[index], deadline)
+                    if bulk:
+                        # Given back when the request ends, or is cancelled before it starts.
+                        future.add_done_callback(self._release_bulk)
+                    running[future] = index
+                done, _ = concurrent.futures.wait(
+                    running,
+                    timeout=deadline.remaining() + _DEADLINE_MARGIN,
+                    return_when=concurrent.futures.FIRST_COMPLETED,
+                )
+                if not done:  # a request that ignores its timeouts (DNS, a stuck TLS handshake)
+                    raise GuardTimeout(
+                        f"{self.name} guard check exceeded its {self.timeout:g}s deadline", guard=self.name
+                    )
+                for future in done:
+                    results[running.pop(future)] = future.result()  # the first failure ends the check
+        finally:
+            # Siblings not started are cancelled; those in flight end within the deadline.
+            for future in running:
+                future.cancel()
+        return [verdict for verdict in results if verdict is not None]
+
+    def _release_bulk(self, _: object) -> None:
+        self._sync_bulk.release()
 
     async def _acheck(self, content: Content) -> Verdict:
         self._fail_if_open()
-        requests = self._build_requests(content)
-        deadline = Deadline(self.timeout)
-        transport = self._async_transport()
+        requests = self._requests(content)
+        deadline = Deadline(self.timeout, clock=self._clock)
+        pool = await self._async_pool()
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
             with anyio.fail_after(self.timeout + _DEADLINE_MARGIN):
                 if len(requests) == 1:
-                    return await self._arun(transport, requests[0], deadline)
-                verdicts = await self._arun_all(transport, requests, deadline)
+                    return await self._arun(pool.transport, requests[0], deadline)
+                verdicts = await self._arun_windows(pool, requests, deadline)
         except TimeoutError as exc:
+            if self._is_bulk(requests):
+                raise self._size_failure(GuardTimeout("deadline"), len(requests)) from None
             raise GuardTimeout(
                 f"{self.name} guard check exceeded its {self.timeout:g}s deadline", guard=self.name
             ) from exc
+        except (GuardTimeout, GuardRateLimited) as exc:
+            if self._is_bulk(requests):
+                raise self._size_failure(exc, len(requests)) from None
+            raise
         return combine_verdicts(verdicts, guard=self.name)
 
     async def _arun(
         self, transport: httpx.AsyncBaseTransport, request: httpx.Request, deadline: Deadline
     ) -> Verdict:
         return await run_async(
-            transport, self._flow(request, deadline), max_bytes=self.max_response_bytes, deadline=deadline
+            transport, self._flow(request, deadline), deadline=deadline, max_bytes=self.max_response_bytes
         )
 
-    async def _arun_all(
-        self, transport: httpx.AsyncBaseTransport, requests: list[httpx.Request], deadline: Deadline
+    async def _arun_windows(
+        self, pool: _AsyncPool, requests: list[httpx.Request], deadline: Deadline
     ) -> list[Verdict]:
         results: list[Verdict | None] = [None] * len(requests)
         errors: list[BaseException] = []
+        first = 0
+        if self.breaker.state is not BreakerState.CLOSED:
+            results[0] = await self._arun(pool.transport, requests[0], deadline)  # the probe, alone
+            first = 1
+        check_slots = anyio.Semaphore(self.options.window_concurrency)
+        bulk = pool.bulk if self._is_bulk(requests) else None
 
-        async def one(index: int, request: httpx.Request) -> None:
+        async def one(index: int) -> None:
             try:
-                results[index] = await self._arun(transport, request, deadline)
-            except GuardError as exc:
+                async with check_slots:
+                    if bulk is None:
+                        results[index] = await self._arun(pool.transport, requests[index], deadline)
+                        return
+                    async with bulk:
+                        results[index] = await self._arun(pool.transport, requests[index], deadline)
+            except (GuardError, ContentTooLarge) as exc:
                 errors.append(exc)
                 group.cancel_scope.cancel()
 
         async with anyio.create_task_group() as group:
-            for index, request in enumerate(requests):
-                group.start_soon(one, index, request)
+            for index in range(first, len(requests)):
+                group.start_soon(one, index)
         if errors:
             raise errors[0]
         return [verdict for verdict in results if verdict is not None]
@@ -609,51 +542,73 @@ class RemoteGuard:
                 transport = self._sync_pool
         return transport
 
-    def _async_transport(self) -> httpx.AsyncBaseTransport:
-        # A pool's connections belong to the event loop that opened them: a guard used from a
-        # second loop (tests, asyncio.run() called twice) gets a pool of its own.
-        try:
-            loop: object | None = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - trio
-            loop = None
-        transport = self._async_pool
-        if transport is None or self._async_pool_loop is not loop:
+    def _thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        executor = self._executor
+        if executor is None:
             with self._lock:
-                if self._async_pool is None or self._async_pool_loop is not loop:
-                    given = self._transport
-                    if given is not None and not isinstance(given, httpx.AsyncBaseTransport):
-                        raise TypeError("this guard's transport has no async side: use check()")
-                    if given is not None:
-                        self._async_pool = given
-                    elif self._use_aiohttp(loop):
-                        self._async_pool = _aiohttp_transport(self._limits, self._verify)
-                    else:
-                        self._async_pool = httpx.AsyncHTTPTransport(**self._pool_options())
-                    self._async_pool_loop = loop
-                transport = self._async_pool
-        return transport
+                if self._executor is None:
+                    workers = self._limits.max_connections or 100
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=workers, thread_name_prefix=f"guardrails-{self.name}"
+                    )
+                executor = self._executor
+        return executor
 
-    def _use_aiohttp(self, loop: object | None) -> bool:
+    async def _async_pool(self) -> _AsyncPool:
+        # A pool's connections belong to the event loop that opened them: each loop gets a pool of
+        # its own, closed when that loop shuts down (see `_close_with_loop`).
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is not None:
+            return pool
+        given = self._transport
+        if given is not None and not isinstance(given, httpx.AsyncBaseTransport):
+            raise TypeError("this guard's transport has no async side: use check()")
+        if given is not None:
+            pool = _AsyncPool(given, anyio.Semaphore(self._bulk_slots))
+        else:
+            if self._use_aiohttp():
+                transport = _aiohttp_transport(self._limits, self._verify)
+            else:
+                transport = httpx.AsyncHTTPTransport(**self._pool_options())
+            pool = _AsyncPool(transport, anyio.Semaphore(self._bulk_slots))
+            pool.closer = _close_with_loop(transport)
+        self._async_pools[loop] = pool  # before awaiting: a concurrent first check shares it
+        if pool.closer is not None:
+            # First iterated here, so that this loop finalizes it when it shuts down.
+            await pool.closer.__anext__()
+        return pool
+
+    def _use_aiohttp(self) -> bool:
         # aiohttp speaks asyncio only, and HTTP/1.1 only.
-        if self.async_backend == "httpx" or loop is None or self._http2:
+        if self.async_backend == "httpx" or self._http2:
             return False
         return _HAS_AIOHTTP
 
     def close(self) -> None:
-        """Close the blocking connection pool."""
+        """Close the blocking connection pool (never a transport the guard was given)."""
         with self._lock:
             transport, self._sync_pool = self._sync_pool, None
-        if transport is not None:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if transport is not None and transport is not self._transport:
             transport.close()
 
     async def aclose(self) -> None:
-        """Close both connection pools."""
+        """Close both connection pools of the running loop (never a transport the guard was given)."""
         self.close()
-        with self._lock:
-            transport, self._async_pool = self._async_pool, None
-            self._async_pool_loop = None
-        if transport is not None:
-            await transport.aclose()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - trio
+            return
+        pool = self._async_pools.pop(loop, None)
+        if pool is None:
+            return
+        if pool.closer is not None:
+            await pool.closer.aclose()
+        elif pool.transport is not self._transport:
+            await pool.transport.aclose()
 
     def __enter__(self: _T) -> _T:
         return self
@@ -673,3 +628,9 @@ class RemoteGuard:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout:g})"
+
+
+def _aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
+    from ._aiohttp import AiohttpTransport
+
+    return AiohttpTransport(limits=limits, ssl=None if verify is True else verify)

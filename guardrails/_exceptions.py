@@ -11,6 +11,8 @@ The hierarchy::
         ├── GuardUnavailable         connection error, 5xx, or the circuit breaker is open transient
         ├── GuardRateLimited         429 after the retries (.retry_after)                  transient
         ├── GuardAuthError           401/403: bad or missing credentials                   configuration
+        ├── GuardConfigurationError  the guard is misconfigured (no key, no profile,    configuration
+        │                            a bad region or URL), raised at construction; also a ValueError
         └── GuardResponseError       400 (configuration), or a malformed, empty,
                                      redirected or oversized response (transient)
 
@@ -36,6 +38,7 @@ __all__ = [
     "ContentTooLarge",
     "ExtractionError",
     "GuardAuthError",
+    "GuardConfigurationError",
     "GuardError",
     "GuardRateLimited",
     "GuardResponseError",
@@ -194,6 +197,17 @@ class GuardRateLimited(GuardError):
 
 class GuardAuthError(GuardError):
     """The guard refused the credentials (401/403): a configuration error."""
+
+    default_transient = False
+
+
+class GuardConfigurationError(GuardError, ValueError):
+    """The guard is misconfigured: raised by its constructor, with the setting to fix.
+
+    A `ValueError` too, so code written when the constructors raised `ValueError` keeps working.
+    The message names what to set (``"set PANW_AI_PROFILE_NAME or PANW_AI_PROFILE_ID"``) and never
+    holds a secret.
+    """
 
     default_transient = False
 

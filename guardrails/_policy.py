@@ -15,6 +15,7 @@ import enum
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
@@ -25,6 +26,7 @@ __all__ = [
     "CircuitBreaker",
     "Deadline",
     "FailOpen",
+    "Permit",
     "Retry",
     "parse_retry_after",
     "should_fail_open",
@@ -119,27 +121,45 @@ class Retry:
 
 
 class Deadline:
-    """The overall time budget of one check (monotonic clock)."""
+    """The overall time budget of one check (monotonic clock, or the `clock` given)."""
 
-    __slots__ = ("expires", "timeout")
+    __slots__ = ("clock", "expires", "timeout")
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
-        self.expires = time.monotonic() + timeout
+        self.clock = clock
+        self.expires = clock() + timeout
 
     def remaining(self) -> float:
         """Seconds left, never negative."""
-        return max(0.0, self.expires - time.monotonic())
+        return max(0.0, self.expires - self.clock())
 
     @property
     def expired(self) -> bool:
-        return time.monotonic() >= self.expires
+        return self.clock() >= self.expires
 
 
 class BreakerState(str, enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
+
+
+@dataclass(frozen=True)
+class Permit:
+    """What `CircuitBreaker.before_call` hands a call: end it with one of the breaker's `record_*`
+    methods or `release`.
+
+    Attributes:
+        probe: this call is the half-open probe: until it ends no other call goes through.
+        epoch: how many times the breaker had opened when the call started. A failure of a call
+            that started before the latest opening is old news and does not count again.
+        seq: the probe's number (0 for an ordinary call).
+    """
+
+    probe: bool
+    epoch: int
+    seq: int = 0
 
 
 @dataclass
@@ -151,17 +171,32 @@ class CircuitBreaker:
     half-open: one probe goes through; success closes it, failure opens it again. Thread-safe, and
     safe to share between tasks (its critical sections never await).
 
+    The state machine, with the rules that keep it from wedging::
+
+        CLOSED --threshold transient failures--> OPEN --cooldown--> HALF_OPEN --probe fails--> OPEN
+        HALF_OPEN --probe succeeds, or the guard answers at all (even a 4xx)--> CLOSED
+        HALF_OPEN --probe released (cancelled, learnt nothing)--> HALF_OPEN, next call probes
+
+    - at most one probe of the current opening is out at a time;
+    - a failure of a call that started before the breaker last opened (a `Permit` of an older
+      epoch) is not counted again: it neither re-opens a half-open breaker nor extends a cooldown;
+    - only the probe itself can free the probe slot (a stale release is ignored).
+
     Args:
         failure_threshold: consecutive transient failures that open the breaker; 0 disables it.
         cooldown: seconds to stay open before letting a probe through.
+        clock: the monotonic clock (a fake one in tests).
     """
 
     failure_threshold: int = 5
     cooldown: float = 10.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     _state: BreakerState = field(default=BreakerState.CLOSED, init=False, repr=False)
     _failures: int = field(default=0, init=False, repr=False)
     _opened_at: float = field(default=0.0, init=False, repr=False)
-    _probing: bool = field(default=False, init=False, repr=False)
+    _epoch: int = field(default=0, init=False, repr=False)
+    _probe: int = field(default=0, init=False, repr=False)  # seq of the probe out, 0 for none
+    _seq: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -172,42 +207,55 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         """Closed, open or half-open, as of now."""
         with self._lock:
-            return self._current_state(time.monotonic())
+            return self._current_state(self.clock())
+
+    @property
+    def probing(self) -> bool:
+        """Whether the half-open probe is out."""
+        with self._lock:
+            return self._probe != 0
 
     def _current_state(self, now: float) -> BreakerState:
         if self._state is BreakerState.OPEN and now - self._opened_at >= self.cooldown:
             self._state = BreakerState.HALF_OPEN
-            self._probing = False
+            self._probe = 0
         return self._state
 
-    def before_call(self, guard: str = "unknown") -> bool:
+    def before_call(self, guard: str = "unknown") -> Permit:
         """Raise `GuardUnavailable` (``circuit_open=True``) if calls must fail fast now.
 
         Returns:
-            True when this call is the half-open probe: its caller must end it with
-            `record_success`, `record_failure` or, if it learnt nothing, `release_probe`.
+            The call's `Permit`. A probe's caller must end it with `record_success`,
+            `record_failure` or, if it learnt nothing, `release`.
         """
-        if self.failure_threshold == 0:
-            return False
         with self._lock:
-            state = self._current_state(time.monotonic())
+            if self.failure_threshold == 0:
+                return Permit(False, self._epoch)
+            state = self._current_state(self.clock())
             if state is BreakerState.CLOSED:
-                return False
-            if state is BreakerState.HALF_OPEN and not self._probing:
-                self._probing = True
-                return True
+                return Permit(False, self._epoch)
+            if state is BreakerState.HALF_OPEN and not self._probe:
+                self._seq += 1
+                self._probe = self._seq
+                return Permit(True, self._epoch, self._seq)
         raise GuardUnavailable(
             f"{guard} guard circuit breaker is open: failing fast", guard=guard, circuit_open=True
         )
 
-    def record_success(self) -> None:
+    def record_success(self, permit: Permit | None = None) -> None:
+        """The guard answered: close the breaker."""
         with self._lock:
             self._state = BreakerState.CLOSED
             self._failures = 0
-            self._probing = False
+            self._probe = 0
 
-    def record_failure(self, error: GuardError) -> None:
-        """Count a failed attempt; only transient failures say the guard is down."""
+    def record_failure(self, error: GuardError, permit: Permit | None = None) -> None:
+        """Count a failed attempt; only transient failures say the guard is down.
+
+        Args:
+            error: what the attempt failed with.
+            permit: the attempt's permit; without one the failure counts as a current one.
+        """
         if self.failure_threshold == 0:
             return
         with self._lock:
@@ -216,22 +264,43 @@ class CircuitBreaker:
                 self._failures = 0
                 if self._state is BreakerState.HALF_OPEN:
                     self._state = BreakerState.CLOSED
-                self._probing = False
+                if permit is None or permit.seq == self._probe:
+                    self._probe = 0
                 return
-            self._failures += 1
-            if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
-                self._state = BreakerState.OPEN
-                self._opened_at = time.monotonic()
-                self._probing = False
+            if permit is not None and permit.epoch != self._epoch:
+                return  # started before the latest opening: already accounted for
+            state = self._current_state(self.clock())
+            if state is BreakerState.HALF_OPEN:
+                if permit is not None and not (permit.probe and permit.seq == self._probe):
+                    return
+                self._open()
+            elif state is BreakerState.CLOSED:
+                self._failures += 1
+                if self._failures >= self.failure_threshold:
+                    self._open()
 
-    def release_probe(self) -> None:
-        """The probe ended without an answer (cancelled, abandoned): let the next call probe.
+    def _open(self) -> None:
+        self._state = BreakerState.OPEN
+        self._opened_at = self.clock()
+        self._epoch += 1
+        self._probe = 0
+
+    def release(self, permit: Permit) -> None:
+        """The call ended without an answer (cancelled, abandoned): free its probe slot, if it held it.
 
         Without this, a cancelled probe would leave the breaker half-open with its one probe
         slot taken, failing every later call fast for good.
         """
+        if not permit.probe:
+            return
         with self._lock:
-            self._probing = False
+            if self._probe == permit.seq:
+                self._probe = 0
+
+    def release_probe(self) -> None:
+        """Free the probe slot whoever holds it (prefer `release` with the probe's permit)."""
+        with self._lock:
+            self._probe = 0
 
     def reset(self) -> None:
         """Close the breaker and forget past failures."""

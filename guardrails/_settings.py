@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Literal, get_args
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ._exceptions import GuardConfigurationError
+
 if TYPE_CHECKING:
     from ._guard import Guard
 
@@ -112,8 +114,10 @@ def guard_from_env(kind: str | None = None, *, settings: GuardSettings | None = 
         A guard ready to use; call its ``close()`` (or ``await aclose()``) when done.
 
     Raises:
-        ValueError: `kind` is unknown, or the chosen vendor guard lacks its API key or (Palo Alto)
-            its AI security profile. The message names the environment variable to set.
+        ValueError: `kind` is unknown.
+        GuardConfigurationError: (a `ValueError` and a `GuardrailsError`) the chosen vendor guard
+            lacks its API key or (Palo Alto) its AI security profile, or has a bad region or URL.
+            The message names the environment variable to set.
     """
     settings = settings if settings is not None else GuardSettings()
     chosen = _parse_kind(kind) or settings.guardrails_guard
@@ -145,33 +149,18 @@ def guard_from_env(kind: str | None = None, *, settings: GuardSettings | None = 
 
 def _trend(settings: GuardSettings) -> Guard:
     if settings.v1_api_key is None:
-        raise ValueError("the Trend AI Guard needs an API key: set V1_API_KEY")
+        raise GuardConfigurationError("the Trend AI Guard needs an API key: set V1_API_KEY", guard="trend")
     from .guards.trend import TrendAIGuard
 
-    return TrendAIGuard(
-        settings.v1_api_key,
-        region=settings.v1_region,
-        base_url=settings.v1_base_url,
-        app_name=settings.v1_app_name,
-        api=settings.v1_ai_guard_api,
-        timeout=settings.guardrails_timeout,
-    )
+    # The constructor reads what it needs from `settings`: one reading of the environment.
+    return TrendAIGuard(settings=settings, timeout=settings.guardrails_timeout)
 
 
 def _palo_alto(settings: GuardSettings) -> Guard:
     if settings.panw_ai_sec_api_key is None:
-        raise ValueError("Palo Alto Prisma AIRS needs an API key: set PANW_AI_SEC_API_KEY")
-    if settings.panw_ai_profile_name is None and settings.panw_ai_profile_id is None:
-        raise ValueError(
-            "Palo Alto Prisma AIRS needs an AI security profile: set PANW_AI_PROFILE_NAME or PANW_AI_PROFILE_ID"
+        raise GuardConfigurationError(
+            "Palo Alto Prisma AIRS needs an API key: set PANW_AI_SEC_API_KEY", guard="palo-alto"
         )
     from .guards.paloalto import PaloAltoAIRS
 
-    return PaloAltoAIRS(
-        settings.panw_ai_sec_api_key,
-        profile_name=settings.panw_ai_profile_name,
-        profile_id=settings.panw_ai_profile_id,
-        region=settings.panw_ai_sec_region,
-        base_url=settings.panw_ai_sec_api_endpoint,
-        timeout=settings.guardrails_timeout,
-    )
+    return PaloAltoAIRS(settings=settings, timeout=settings.guardrails_timeout)

@@ -24,7 +24,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from ._exceptions import GuardError, GuardrailsError
+from ._exceptions import GuardConfigurationError, GuardError, GuardrailsError
 from ._models import Content, Verdict
 from ._settings import GuardSettings, guard_from_env
 
@@ -128,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     except _UsageError as exc:
         _fail(f"{args.command}: {exc}")
+    except GuardConfigurationError as exc:
+        _fail(_one_line(exc))  # the message says what to set
     except GuardError as exc:
         _fail(f"guard {exc.guard} failed ({exc.kind} error): {_one_line(exc)}")
     except (GuardrailsError, ValueError) as exc:

@@ -73,19 +73,19 @@ def guard(base_url: str, backend: str, **options: Any) -> TrendAIGuard:
 async def test_auto_uses_aiohttp_on_asyncio_when_installed(base_url: str) -> None:
     """``async_backend="auto"`` (the default) sends with aiohttp when it is installed."""
     async with TrendAIGuard(KEY, base_url=base_url) as trend:
-        assert isinstance(trend._async_transport(), AiohttpTransport)
+        assert isinstance((await trend._async_pool()).transport, AiohttpTransport)
 
 
 async def test_httpx_backend_uses_httpx(base_url: str) -> None:
     """``async_backend="httpx"`` keeps httpx's own transport."""
     async with guard(base_url, "httpx") as trend:
-        assert not isinstance(trend._async_transport(), AiohttpTransport)
+        assert not isinstance((await trend._async_pool()).transport, AiohttpTransport)
 
 
 async def test_http2_keeps_httpx(base_url: str) -> None:
     """aiohttp has no HTTP/2: asking for it keeps httpx (h2 comes with the dev extra)."""
     async with guard(base_url, "auto", http2=True) as trend:
-        assert not isinstance(trend._async_transport(), AiohttpTransport)
+        assert not isinstance((await trend._async_pool()).transport, AiohttpTransport)
 
 
 def test_an_unknown_backend_is_refused() -> None:

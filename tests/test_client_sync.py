@@ -6,6 +6,7 @@ defined here serve both.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import math
@@ -18,8 +19,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from guardrails._client import RemoteGuard
+from guardrails._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
 from guardrails._exceptions import (
+    ContentTooLarge,
     GuardAuthError,
     GuardError,
     GuardRateLimited,
@@ -44,11 +46,10 @@ class TinyGuard(RemoteGuard):
     def __init__(self, *, api_key: str = API_KEY, **options: Any) -> None:
         options.setdefault("base_url", BASE_URL)
         options.setdefault("backoff", 0.001)
-        super().__init__(**options)
-        self._api_key = SecretStr(api_key)
+        super().__init__(api_key=SecretStr(api_key), **options)
 
     def _build_requests(self, content: Content) -> list[httpx.Request]:
-        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
         return [
             httpx.Request("POST", f"{self.base_url}/scan", json={"text": window}, headers=headers)
             for window in content.as_text().split("|")
@@ -253,7 +254,6 @@ def test_the_last_transient_failure_is_raised_after_the_retries(
         pytest.param(401, GuardAuthError, id="401"),
         pytest.param(403, GuardAuthError, id="403"),
         pytest.param(404, GuardResponseError, id="404"),
-        pytest.param(413, GuardResponseError, id="413"),
     ],
 )
 def test_configuration_errors_are_not_retried(status: int, error_class: type[GuardError]) -> None:
@@ -557,30 +557,28 @@ def test_the_services_error_message_is_kept_when_it_holds_no_secret() -> None:
 # -- lifecycle -------------------------------------------------------------------------------------
 
 
-def test_the_context_manager_closes_the_client() -> None:
-    """Leaving the ``with`` block closes the HTTP client and its transport."""
+def test_the_guard_never_closes_a_transport_it_was_given() -> None:
+    """httpx's ownership rule: a transport handed in stays open when the guard closes."""
     transport = CountingCloseTransport(Service(ALLOW))
     with TinyGuard(transport=transport) as guard:
         guard.check("hello")
-        assert transport.closed == 0
-    assert transport.closed == 1
-
-
-def test_close_is_idempotent_and_the_guard_reopens() -> None:
-    """close() twice is harmless; a later check opens a fresh client."""
-    service = Service(ALLOW)
-    transport = CountingCloseTransport(service)
-    guard = TinyGuard(transport=transport)
     guard.close()
     assert transport.closed == 0
-    guard.check("hello")
-    guard.close()
-    guard.close()
-    assert transport.closed == 1
     assert guard.check("hello").allowed
+
+
+def test_the_guard_closes_the_pool_it_made_once_and_reopens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() closes the pool the guard made, once; a later check opens a fresh one."""
+    closed: list[object] = []
+    monkeypatch.setattr(httpx.HTTPTransport, "close", lambda self: closed.append(self))
+    guard = TinyGuard()
+    first = guard._sync_transport()
     guard.close()
-    assert transport.closed == 2
-    assert service.calls == 2
+    guard.close()
+    second = guard._sync_transport()
+    guard.close()
+    assert closed == [first, second]
+    assert first is not second
 
 
 def test_a_sync_check_from_many_threads_shares_one_guard() -> None:
@@ -595,3 +593,89 @@ def test_a_sync_check_from_many_threads_shares_one_guard() -> None:
             thread.join()
     assert [verdict.allowed for verdict in results] == [True] * 8
     assert service.calls == 8
+
+
+def test_a_413_from_the_guard_is_content_too_large_not_retried_not_counted() -> None:
+    """The guard said our input is too large: client-caused, one attempt, the breaker untouched."""
+    service = Service(Answer(413, json={"error": {"message": "too large"}}), ALLOW)
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=60)
+    with tiny(service, retries=3, breaker=breaker) as guard, pytest.raises(ContentTooLarge):
+        guard.check("hello")
+    assert service.calls == 1
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_check_needing_more_requests_than_its_deadline_allows_is_refused_up_front() -> None:
+    """window_concurrency x (timeout / expected_latency) bounds the requests of one check."""
+    service = Service(ALLOW)
+    with tiny(service, timeout=1, expected_latency=0.5, window_concurrency=2) as guard:
+        assert guard.max_requests == 4
+        assert guard.check("a|b|c|d").allowed
+        with pytest.raises(ContentTooLarge, match="more than the 4") as caught:
+            guard.check("a|b|c|d|e")
+    assert caught.value.limit == 4
+    assert service.calls == 4
+
+
+def test_connection_keywords_and_connection_options_agree() -> None:
+    """Every ConnectionOptions field is a constructor keyword (adding one is one edit, pinned here)."""
+    fields = {field.name: field.type for field in dataclasses.fields(ConnectionOptions)}
+    assert set(ConnectionKeywords.__annotations__) == set(fields)
+
+
+def test_an_options_object_and_keywords_combine() -> None:
+    """options= gives the defaults, keywords override its fields."""
+    options = ConnectionOptions(timeout=3.0, retries=5)
+    guard = TinyGuard(options=options, retries=1)
+    assert (guard.timeout, guard.retry.attempts) == (3.0, 2)
+    assert guard.options == dataclasses.replace(options, retries=1, backoff=0.001)  # TinyGuard sets backoff
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"timeout": 0}, id="timeout"),
+        pytest.param({"retries": -1}, id="retries"),
+        pytest.param({"window_concurrency": 0}, id="window_concurrency"),
+        pytest.param({"expected_latency": 0}, id="expected_latency"),
+        pytest.param({"max_response_bytes": 0}, id="max_response_bytes"),
+        pytest.param({"async_backend": "curl"}, id="async_backend"),
+    ],
+)
+def test_invalid_connection_options_are_refused(options: dict[str, Any]) -> None:
+    """A bad option is a ValueError at construction."""
+    with pytest.raises(ValueError):
+        ConnectionOptions(**options)
+
+
+def test_a_window_failure_cancels_the_windows_not_yet_sent() -> None:
+    """One window's configuration error ends the check: its queued siblings are never sent."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["text"]
+        sent.append(text)
+        return httpx.Response(400, json={"error": {"message": "no"}}) if text == "bad" else ALLOW.build()
+
+    with tiny(answer, window_concurrency=1) as guard, pytest.raises(GuardResponseError):
+        guard.check("bad|b|c|d")
+    assert sent == ["bad"]
+
+
+def test_half_open_a_sync_check_of_several_windows_probes_with_its_first_window_alone() -> None:
+    """As acheck: the first window is the probe; its siblings follow and the breaker closes."""
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with lock:
+            order.append(json.loads(request.content)["text"])
+        return ALLOW.build()
+
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=0)
+    breaker.record_failure(GuardUnavailable("down"))
+    with tiny(answer, retries=0, breaker=breaker) as guard:
+        assert guard.check("first|second|third").allowed
+    assert order[0] == "first"
+    assert sorted(order[1:]) == ["second", "third"]
+    assert breaker.state is BreakerState.CLOSED

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from guardrails._exceptions import (
+    ContentTooLarge,
     ExtractionError,
     GuardAuthError,
+    GuardConfigurationError,
     GuardError,
     GuardRateLimited,
     GuardResponseError,
@@ -22,7 +24,7 @@ from guardrails._exceptions import (
     GuardUnavailable,
 )
 from guardrails._models import Action, Content, Verdict
-from guardrails.guards.paloalto import MAX_CONTENT_BYTES, REGIONS, PaloAltoAIRS
+from guardrails.guards.paloalto import MAX_PROMPT_CHARS, MAX_RESPONSE_CHARS, REGIONS, PaloAltoAIRS
 
 KEY = "panw-Qk29vLx0SECRETtoken-55aa01f3c7"
 SCAN_URL = "https://service.api.aisecurity.paloaltonetworks.com/v1/scan/sync/request"
@@ -143,10 +145,16 @@ def test_endpoint_variable_must_be_https_too(monkeypatch: pytest.MonkeyPatch) ->
         PaloAltoAIRS(KEY, profile_name="p")
 
 
-def test_a_profile_is_required() -> None:
-    """Without a profile the service cannot scan: say so at construction."""
-    with pytest.raises(ValueError, match="profile_name or profile_id"):
+def test_a_profile_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a profile the service cannot scan: say so at construction, naming the variables."""
+    monkeypatch.delenv("PANW_AI_PROFILE_NAME", raising=False)
+    monkeypatch.delenv("PANW_AI_PROFILE_ID", raising=False)
+    with pytest.raises(
+        GuardConfigurationError, match="set PANW_AI_PROFILE_NAME or PANW_AI_PROFILE_ID"
+    ) as caught:
         PaloAltoAIRS(KEY)
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.transient is False
 
 
 def test_linked_profile_sends_no_profile() -> None:
@@ -308,31 +316,42 @@ def test_overlong_id_is_an_extraction_error(field: str) -> None:
     assert service.requests == []
 
 
+def test_content_over_max_text_chars_is_refused_before_any_scan() -> None:
+    """More characters than one check takes: ContentTooLarge naming the limit, no request."""
+    service = Service()
+    guard = make_guard(service)
+    with pytest.raises(ContentTooLarge, match=f"more than the {guard.max_text_chars}") as caught:
+        guard.check(Content("a" * (guard.max_text_chars + 1)))
+    assert caught.value.limit == guard.max_text_chars
+    assert service.requests == []
+
+
 @pytest.mark.parametrize(
-    ("content", "field"),
+    ("kind", "field", "limit"),
     [
-        pytest.param(Content("a" * (MAX_CONTENT_BYTES + 1)), "prompt", id="prompt"),
-        pytest.param(Content("a" * (MAX_CONTENT_BYTES + 1), kind="response"), "response", id="response"),
-        pytest.param(Content("é" * (MAX_CONTENT_BYTES // 2 + 1)), "prompt", id="counted-in-utf8-bytes"),
+        pytest.param("prompt", "prompt", MAX_PROMPT_CHARS, id="prompt"),
+        pytest.param("response", "response", MAX_RESPONSE_CHARS, id="response"),
     ],
 )
-def test_content_over_2_mib_is_an_extraction_error(content: Content, field: str) -> None:
-    """The service's 2 MiB limit is enforced client-side, with a clear message."""
+def test_long_text_is_scanned_in_windows_within_the_field_limit(kind: str, field: str, limit: int) -> None:
+    """A prompt over 10,000 characters (a response over 20,000) is scanned window by window."""
     service = Service()
-    with pytest.raises(ExtractionError, match=f"the {field} is .* bytes, more than the 2097152"):
-        make_guard(service).check(content)
-    assert service.requests == []
+    text = "word " * (limit // 2)  # 2.5 x the limit
+    make_guard(service).check(Content(text, kind=kind))  # type: ignore[arg-type]
+    items = [json.loads(request.content)["contents"][0] for request in service.requests]
+    assert len(items) == 3
+    assert all(len(item[field]) <= limit for item in items)
+    assert "".join(item[field] for item in items).replace(" ", "").count("word") >= text.count("word")
 
 
-def test_request_over_2_mib_is_an_extraction_error() -> None:
-    """A prompt and a response each within the limit may still make a request over it."""
+def test_the_prompt_sent_with_a_response_is_its_last_10000_characters() -> None:
+    """The prompt is context of a response scan: its tail goes with every window, within the limit."""
     service = Service()
-    content = Content(
-        "a" * (MAX_CONTENT_BYTES // 2 + 10), kind="response", prompt="b" * (MAX_CONTENT_BYTES // 2)
-    )
-    with pytest.raises(ExtractionError, match=r"scan request is .* bytes"):
-        make_guard(service).check(content)
-    assert service.requests == []
+    prompt = "p" * 15_000 + "TAIL"
+    make_guard(service).check(Content("an answer", kind="response", prompt=prompt))
+    item = json.loads(service.requests[0].content)["contents"][0]
+    assert len(item["prompt"]) == MAX_PROMPT_CHARS
+    assert item["prompt"].endswith("TAIL")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -469,7 +488,6 @@ def test_block_stands_even_when_the_scan_reports_an_error() -> None:
             id="401",
         ),
         pytest.param(httpx.Response(403), GuardAuthError, False, 1, id="403"),
-        pytest.param(httpx.Response(413), GuardResponseError, False, 1, id="413"),
         pytest.param(httpx.Response(415), GuardResponseError, False, 1, id="415"),
         pytest.param(httpx.Response(429, headers={"Retry-After": "0"}), GuardRateLimited, True, 3, id="429"),
         pytest.param(httpx.Response(500), GuardUnavailable, True, 3, id="500"),

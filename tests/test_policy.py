@@ -225,7 +225,7 @@ def test_a_new_breaker_is_closed_and_lets_calls_through() -> None:
     """Closed: before_call passes and is not a probe."""
     breaker = CircuitBreaker()
     assert breaker.state is BreakerState.CLOSED
-    assert breaker.before_call() is False
+    assert breaker.before_call().probe is False
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_the_breaker_half_opens_after_the_cooldown() -> None:
 def test_half_open_lets_exactly_one_probe_through() -> None:
     """The first call is the probe; the others fail fast while it is out."""
     breaker = open_breaker(cooldown=0)
-    assert breaker.before_call() is True
+    assert breaker.before_call().probe is True
     with pytest.raises(GuardUnavailable):
         breaker.before_call()
 
@@ -294,7 +294,7 @@ def test_a_successful_probe_closes_the_breaker() -> None:
     breaker.before_call()
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED
-    assert breaker.before_call() is False
+    assert breaker.before_call().probe is False
 
 
 def test_a_failed_probe_opens_the_breaker_again() -> None:
@@ -318,10 +318,9 @@ def test_a_probe_answered_with_a_configuration_error_closes_the_breaker() -> Non
 def test_a_released_probe_lets_the_next_call_probe() -> None:
     """release_probe frees the probe slot of a probe that learnt nothing."""
     breaker = open_breaker(cooldown=0)
-    breaker.before_call()
-    breaker.release_probe()
+    breaker.release(breaker.before_call())
     assert breaker.state is BreakerState.HALF_OPEN
-    assert breaker.before_call() is True
+    assert breaker.before_call().probe is True
 
 
 def test_reset_closes_the_breaker() -> None:
@@ -336,7 +335,7 @@ def test_a_zero_threshold_disables_the_breaker() -> None:
     breaker = CircuitBreaker(failure_threshold=0)
     for _ in range(100):
         breaker.record_failure(TRANSIENT)
-    assert breaker.before_call() is False
+    assert breaker.before_call().probe is False
     assert breaker.state is BreakerState.CLOSED
 
 
@@ -373,7 +372,7 @@ def race_for_the_probe(breaker: CircuitBreaker, threads: int) -> tuple[list[bool
     def call() -> None:
         start.wait()
         try:
-            returned.append(breaker.before_call())
+            returned.append(breaker.before_call().probe)
         except GuardUnavailable as exc:
             failed_fast.append(exc)
 

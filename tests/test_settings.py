@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import closing
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from guardrails._exceptions import GuardAuthError
+from guardrails._exceptions import GuardAuthError, GuardConfigurationError, GuardrailsError
 from guardrails._settings import GuardSettings, guard_from_env
 from guardrails.guards.local import LocalGuard
 from guardrails.guards.paloalto import PaloAltoAIRS
@@ -251,3 +252,87 @@ def test_wrong_key_from_env_is_an_auth_error(monkeypatch: pytest.MonkeyPatch, em
     with closing(guard_from_env()) as guard, pytest.raises(GuardAuthError) as caught:
         guard.check("hello")
     assert "wrong-key-9876543210" not in str(caught.value)
+
+
+# -- the constructors read the same environment (issue 11) -------------------------------------
+
+
+def test_trend_constructor_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TrendAIGuard() reads V1_API_KEY, V1_BASE_URL, V1_APP_NAME and V1_AI_GUARD_API."""
+    monkeypatch.setenv("V1_API_KEY", TREND_KEY)
+    monkeypatch.setenv("V1_BASE_URL", "https://trend.internal.example")
+    monkeypatch.setenv("V1_APP_NAME", "from-env")
+    monkeypatch.setenv("V1_AI_GUARD_API", "beta")
+    with closing(TrendAIGuard()) as guard:
+        assert (guard.base_url, guard.app_name, guard.api) == (
+            "https://trend.internal.example",
+            "from-env",
+            "beta",
+        )
+
+
+def test_trend_constructor_reads_the_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """V1_REGION picks the region's URL when no base URL is set."""
+    monkeypatch.setenv("V1_API_KEY", TREND_KEY)
+    monkeypatch.setenv("V1_REGION", "jp")
+    with closing(TrendAIGuard()) as guard:
+        assert guard.base_url == "https://api.xdr.trendmicro.co.jp"
+
+
+def test_explicit_trend_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An argument given beats its variable; an explicit region beats V1_BASE_URL."""
+    monkeypatch.setenv("V1_BASE_URL", "https://trend.internal.example")
+    monkeypatch.setenv("V1_APP_NAME", "from-env")
+    monkeypatch.setenv("V1_AI_GUARD_API", "beta")
+    with closing(TrendAIGuard(TREND_KEY, region="eu", app_name="mine", api="v3")) as guard:
+        assert (guard.base_url, guard.app_name, guard.api) == (
+            "https://api.eu.xdr.trendmicro.com",
+            "mine",
+            "v3",
+        )
+
+
+def test_palo_alto_constructor_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PaloAltoAIRS() reads the key, the endpoint and the profile name or id."""
+    monkeypatch.setenv("PANW_AI_SEC_API_KEY", PANW_KEY)
+    monkeypatch.setenv("PANW_AI_SEC_API_ENDPOINT", "https://airs.internal.example")
+    monkeypatch.setenv("PANW_AI_PROFILE_NAME", "env-profile")
+    with closing(PaloAltoAIRS()) as guard:
+        assert (guard.base_url, guard.profile_name) == ("https://airs.internal.example", "env-profile")
+    monkeypatch.delenv("PANW_AI_PROFILE_NAME")
+    monkeypatch.setenv("PANW_AI_PROFILE_ID", "env-id")
+    with closing(PaloAltoAIRS()) as guard:
+        assert guard.profile_id == "env-id"
+    with closing(PaloAltoAIRS(profile_name="explicit")) as guard:
+        assert (guard.profile_name, guard.profile_id) == ("explicit", None)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: PaloAltoAIRS(), id="constructor"),
+        pytest.param(guard_from_env, id="guard_from_env"),
+    ],
+)
+def test_a_key_without_a_profile_fails_at_construction_with_the_useful_sentence(
+    monkeypatch: pytest.MonkeyPatch, build: Any
+) -> None:
+    """PANW_AI_SEC_API_KEY set, no profile: a GuardConfigurationError (a GuardrailsError) says what to set."""
+    monkeypatch.setenv("PANW_AI_SEC_API_KEY", PANW_KEY)
+    with pytest.raises(
+        GuardConfigurationError, match="set PANW_AI_PROFILE_NAME or PANW_AI_PROFILE_ID"
+    ) as caught:
+        build()
+    assert isinstance(caught.value, GuardrailsError)
+    assert caught.value.transient is False
+    assert PANW_KEY not in str(caught.value)
+
+
+def test_guard_from_env_and_the_constructor_build_the_same_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One reading of the environment: both paths agree on every setting."""
+    monkeypatch.setenv("V1_API_KEY", TREND_KEY)
+    monkeypatch.setenv("V1_REGION", "uk")
+    monkeypatch.setenv("V1_APP_NAME", "same")
+    with closing(TrendAIGuard()) as direct, closing(guard_from_env()) as selected:
+        assert isinstance(selected, TrendAIGuard)
+        assert repr(direct) == repr(selected)

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from guardrails._exceptions import (
+    ContentTooLarge,
     ExtractionError,
     GuardAuthError,
     GuardError,
@@ -25,7 +26,7 @@ from guardrails._exceptions import (
     GuardUnavailable,
 )
 from guardrails._models import Action, Content, Verdict
-from guardrails.guards._common import split_windows, window_spans
+from guardrails.guards._common import guaranteed_chars, split_windows, window_spans
 from guardrails.guards.trend import REGIONS, TrendAIGuard
 
 KEY = "tmv1-Zq8Xw3Lp0SECRETkey-7f41c9d2e8"
@@ -534,11 +535,39 @@ async def test_acheck_sends_the_windows_concurrently() -> None:
 
 
 def test_text_needing_too_many_windows_is_refused_before_sending() -> None:
-    """max_windows bounds the requests one check may cost."""
+    """max_windows bounds the requests one check may cost: ContentTooLarge names the limit, no request."""
     service = Service()
-    with pytest.raises(ExtractionError, match="max_windows=2"):
-        make_guard(service, max_windows=2).check(words(600))
+    guard = make_guard(service, max_windows=2)
+    with pytest.raises(
+        ContentTooLarge, match=f"more than the {guard.max_text_chars} one check takes"
+    ) as caught:
+        guard.check(words(600))
+    assert caught.value.limit == guard.max_text_chars
     assert service.requests == []
+
+
+def test_max_text_chars_follows_the_deadline() -> None:
+    """A shorter deadline (or a slower expected latency) means less text per check."""
+    fast = TrendAIGuard(KEY, timeout=10)
+    slow = TrendAIGuard(KEY, timeout=1, expected_latency=0.5)
+    assert fast.max_windows == 128
+    assert slow.max_windows == 2 * 8 - 2
+    assert slow.max_text_chars < fast.max_text_chars
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from("ab \n"), max_size=600),
+    size=st.integers(min_value=4, max_value=80),
+    data=st.data(),
+)
+def test_text_within_guaranteed_chars_never_needs_more_windows(
+    text: str, size: int, data: st.DataObject
+) -> None:
+    """guaranteed_chars(n) is a promise: text that long is cut into at most n windows."""
+    overlap = data.draw(st.integers(min_value=0, max_value=size // 4))
+    windows = len(split_windows(text, size=size, overlap=overlap))
+    for n in range(1, windows):
+        assert len(text) > guaranteed_chars(n, size=size, overlap=overlap)
 
 
 @given(

@@ -1,27 +1,27 @@
 """What the vendor guards share: key resolution, base-URL checks, text windows, JSON decoding.
 
-Everything here is pure; the guards build requests and parse responses with it, and
-`KeyedRemoteGuard` keeps their credential out of every exception message.
+Everything here is pure; the guards build requests and parse responses with it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from .._client import RemoteGuard
-from .._exceptions import ExtractionError, GuardError, GuardResponseError
-from .._models import Content, Verdict
+from .._exceptions import ContentTooLarge, ExtractionError, GuardConfigurationError, GuardResponseError
+from .._models import Content
 
 __all__ = [
-    "KeyedRemoteGuard",
     "check_base_url",
+    "check_body_size",
+    "check_text_size",
+    "guaranteed_chars",
+    "text_chars",
     "decode_json_object",
     "encode_json",
     "region_url",
@@ -32,34 +32,28 @@ __all__ = [
 
 _MAX_KEY_LENGTH = 4096
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-_REDACTED = "[redacted]"
-# A truncated message may end with the start of the key: redact such a tail from this many chars.
-_MIN_KEY_FRAGMENT = 4
 
 
 def resolve_api_key(api_key: str | SecretStr | None, *, env_var: str, guard: str) -> SecretStr:
-    """The key to send, from the argument or else from the environment, as a `SecretStr`.
+    """The key to send (from the argument, or the environment through `GuardSettings`) as a `SecretStr`.
 
     Raises:
-        ValueError: no key anywhere, or a key that cannot travel in an HTTP header. The message
+        GuardConfigurationError: no key anywhere (the message names `env_var`), or a key that cannot travel in an HTTP header. The message
             never contains the key.
     """
-    if isinstance(api_key, SecretStr):
-        value = api_key.get_secret_value()
-    elif api_key is not None:
-        value = api_key
-    else:
-        value = os.environ.get(env_var, "")
+    value = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key or ""
     # Keys pasted into env files often carry a trailing newline.
     value = value.strip()
     if not value:
-        raise ValueError(
-            f"{guard} guard needs an API key: pass api_key= or set the {env_var} environment variable"
+        raise GuardConfigurationError(
+            f"{guard} guard needs an API key: pass api_key= or set the {env_var} environment variable",
+            guard=guard,
         )
     if len(value) > _MAX_KEY_LENGTH or not all("\x21" <= char <= "\x7e" for char in value):
-        raise ValueError(
+        raise GuardConfigurationError(
             f"{guard} guard API key is not a valid HTTP header value "
-            "(printable ASCII without spaces expected; the key itself is not shown)"
+            "(printable ASCII without spaces expected; the key itself is not shown)",
+            guard=guard,
         )
     return SecretStr(value)
 
@@ -81,23 +75,30 @@ def check_base_url(base_url: str, *, guard: str) -> str:
     fragment are refused: they would end up in every request URL.
 
     Raises:
-        ValueError: the URL is not acceptable.
+        GuardConfigurationError: the URL is not acceptable.
     """
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
-        raise ValueError(f"{guard} guard base_url is not a valid URL") from exc
+        raise GuardConfigurationError(f"{guard} guard base_url is not a valid URL", guard=guard) from exc
     if url.userinfo:
         # Checked first, so that the messages below may quote the URL.
-        raise ValueError(f"{guard} guard base_url must not contain user info: pass the key as api_key")
+        raise GuardConfigurationError(
+            f"{guard} guard base_url must not contain user info: pass the key as api_key", guard=guard
+        )
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{guard} guard base_url must be an absolute https URL, not {base_url!r}")
+        raise GuardConfigurationError(
+            f"{guard} guard base_url must be an absolute https URL, not {base_url!r}", guard=guard
+        )
     if url.scheme == "http" and not _is_loopback(url.host):
-        raise ValueError(
-            f"{guard} guard base_url must use https (http is allowed for loopback hosts only), not {base_url!r}"
+        raise GuardConfigurationError(
+            f"{guard} guard base_url must use https (http is allowed for loopback hosts only), not {base_url!r}",
+            guard=guard,
         )
     if url.query or url.fragment:
-        raise ValueError(f"{guard} guard base_url must not have a query or a fragment")
+        raise GuardConfigurationError(
+            f"{guard} guard base_url must not have a query or a fragment", guard=guard
+        )
     return str(url).rstrip("/")
 
 
@@ -105,12 +106,14 @@ def region_url(region: str, table: Mapping[str, str], *, guard: str) -> str:
     """The base URL of `region` in `table` (case-insensitive).
 
     Raises:
-        ValueError: unknown region; the message lists the valid ones.
+        GuardConfigurationError: unknown region; the message lists the valid ones.
     """
     url = table.get(region.strip().lower()) if isinstance(region, str) else None
     if url is None:
         valid = ", ".join(table)
-        raise ValueError(f"unknown {guard} region {region!r}: expected one of {valid}")
+        raise GuardConfigurationError(
+            f"unknown {guard} region {region!r}: expected one of {valid}", guard=guard
+        )
     return url
 
 
@@ -150,6 +153,55 @@ def window_spans(text: str, *, size: int, overlap: int) -> list[tuple[int, int]]
         if boundary is not None:
             next_start = boundary + 1
         start = max(next_start, start + 1)
+
+
+def guaranteed_chars(windows: int, *, size: int, overlap: int) -> int:
+    """The longest text `split_windows` always cuts into at most `windows` windows.
+
+    A window ends just after whitespace in its last quarter at the earliest (``size - size // 4 +
+    1`` characters), and the next one starts ``overlap`` characters before that end, then back to
+    a word boundary at most ``overlap - 1`` further, so every window but the last advances by at
+    least ``size - size // 4 + 1 - overlap - max(0, overlap - 1)``.
+    """
+    if windows < 1:
+        return 0
+    advance = max(1, size - size // 4 + 1 - overlap - max(0, overlap - 1))
+    return size + (windows - 1) * advance
+
+
+def text_chars(content: Content) -> int:
+    """Characters of every string of `content` together (what the size limits count)."""
+    if content.messages is None and content.completion is None and content.text is not None:
+        return len(content.text)
+    return sum(len(text) for text in content.iter_texts())
+
+
+def check_text_size(content: Content, limit: int, *, guard: str) -> None:
+    """Refuse content longer than `limit` characters, before any request.
+
+    Raises:
+        ContentTooLarge: the message names the limit, never the text.
+    """
+    size = text_chars(content)
+    if size > limit:
+        raise ContentTooLarge(
+            f"{guard} guard: the content is {size} characters, more than the {limit} one check takes",
+            limit=limit,
+        )
+
+
+def check_body_size(body: bytes, limit: int, *, guard: str) -> bytes:
+    """Refuse a request body over the service's documented limit, before sending it.
+
+    Raises:
+        ContentTooLarge: the body is over `limit` bytes (the limit is in bytes here).
+    """
+    if len(body) > limit:
+        raise ContentTooLarge(
+            f"{guard} guard: a request of {len(body)} bytes is more than the {limit} bytes the service accepts",
+            limit=limit,
+        )
+    return body
 
 
 def _last_space(text: str, lo: int, hi: int) -> int | None:
@@ -195,52 +247,3 @@ def decode_json_object(response: httpx.Response, *, guard: str) -> dict[str, Any
             f"{guard} guard answered JSON that is not an object", guard=guard, status_code=status
         )
     return payload
-
-
-def _redact(message: str, secret: str) -> str:
-    if secret in message:
-        message = message.replace(secret, _REDACTED)
-    # Service messages are truncated: the start of the key may be the end of the message.
-    for length in range(min(len(secret) - 1, len(message)), _MIN_KEY_FRAGMENT - 1, -1):
-        if message.endswith(secret[:length]):
-            return message[:-length] + _REDACTED
-    return message
-
-
-def _scrub(error: BaseException, secret: str) -> None:
-    """Redact `secret` from the messages of `error` and of the errors it was raised from."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, GuardError):
-            current.args = tuple(
-                _redact(arg, secret) if isinstance(arg, str) else arg for arg in current.args
-            )
-        current = current.__cause__ or current.__context__
-
-
-class KeyedRemoteGuard(RemoteGuard):
-    """A `RemoteGuard` holding an API key, which no exception message it raises may contain.
-
-    A service may echo the credential in an error body (``"invalid token abc..."``), and error
-    messages quote the service: every `GuardError` leaving `check`/`acheck` is scrubbed.
-    """
-
-    _api_key: SecretStr
-
-    def check(self, content: Content | str) -> Verdict:
-        """Check `content`, blocking; returns a Verdict or raises a `GuardError`."""
-        try:
-            return super().check(content)
-        except GuardError as exc:
-            _scrub(exc, self._api_key.get_secret_value())
-            raise
-
-    async def acheck(self, content: Content | str) -> Verdict:
-        """Check `content` without blocking the event loop; windows are checked concurrently."""
-        try:
-            return await super().acheck(content)
-        except GuardError as exc:
-            _scrub(exc, self._api_key.get_secret_value())
-            raise

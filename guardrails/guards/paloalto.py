@@ -14,8 +14,12 @@ completion alone) as ``response``, with `Content.prompt` next to it as ``prompt`
 ``["model"]``, ``["app_name"]`` and ``["user_ip"]`` fill ``metadata`` and override the guard's
 ``app_user``, ``ai_model`` and ``app_name``. The profile id wins over the profile name.
 
-Client-side limits (`ExtractionError`): a prompt or response over 2 MiB (UTF-8), a request body
-over 2 MiB, an id over 100 characters.
+Field limits (pan.dev): a prompt takes at most 10,000 characters, a response 20,000, a request
+2 MB. Longer text is checked like Trend's, in overlapping windows (prompt windows of 10,000
+characters, response windows of 20,000), one scan per window, the verdicts combined (any Block
+blocks). The prompt sent next to a response is context: its last 10,000 characters go with every
+response window. More text than one check takes (`PaloAltoAIRS.max_text_chars`) raises
+`ContentTooLarge` before any scan; an id over 100 characters raises `ExtractionError`.
 
 Verdict reasons, from the detection flags that are true (unknown flags keep their own name)::
 
@@ -48,26 +52,30 @@ not cached: the masked copy is still the user's text.
 from __future__ import annotations
 
 import functools
-import os
-import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import SecretStr
+from typing_extensions import Unpack
 
-from .._cache import VerdictCache, secret_digest
-from .._client import DEFAULT_MAX_RESPONSE_BYTES, AsyncBackend
-from .._exceptions import ExtractionError, GuardResponseError
+from .._cache import secret_digest
+from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
+from .._exceptions import ExtractionError, GuardConfigurationError, GuardResponseError
 from .._models import Action, Content, Verdict
-from .._policy import CircuitBreaker
 from ._common import (
-    KeyedRemoteGuard,
     check_base_url,
+    check_body_size,
+    check_text_size,
     decode_json_object,
     encode_json,
+    guaranteed_chars,
     region_url,
     resolve_api_key,
+    split_windows,
 )
+
+if TYPE_CHECKING:
+    from .._settings import GuardSettings
 
 __all__ = ["REGIONS", "PaloAltoAIRS"]
 
@@ -83,7 +91,9 @@ SCAN_PATH = "/v1/scan/sync/request"
 ENV_API_KEY = "PANW_AI_SEC_API_KEY"
 ENV_ENDPOINT = "PANW_AI_SEC_API_ENDPOINT"
 
-MAX_CONTENT_BYTES = 2 * 1024 * 1024
+#: Documented field limits, in characters, and the request limit in bytes.
+MAX_PROMPT_CHARS = 10_000
+MAX_RESPONSE_CHARS = 20_000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_ID_LENGTH = 100
 MAX_PROFILE_NAME_LENGTH = 100
@@ -91,38 +101,40 @@ MAX_PROFILE_NAME_LENGTH = 100
 _FLAG_NAMES = {"injection": "prompt_injection"}
 
 
-class PaloAltoAIRS(KeyedRemoteGuard):
+class PaloAltoAIRS(RemoteGuard):
     """Palo Alto Networks Prisma AIRS (AI Runtime Security: API Intercept).
 
+    Every argument left out is read from the environment (through `GuardSettings`, like
+    `guard_from_env`): ``PANW_AI_SEC_API_KEY``, ``PANW_AI_PROFILE_NAME`` / ``PANW_AI_PROFILE_ID``
+    (when neither profile argument is given), ``PANW_AI_SEC_REGION``, ``PANW_AI_SEC_API_ENDPOINT``.
+    Explicit arguments win.
+
     Args:
-        api_key: the API key; defaults to the ``PANW_AI_SEC_API_KEY`` environment variable.
-        profile_name: the AI security profile to scan with.
-        profile_id: the profile's id; wins over `profile_name`.
-        region: ``us`` (default), ``eu``, ``in`` or ``sg``.
-        base_url: overrides the region's URL; defaults to the ``PANW_AI_SEC_API_ENDPOINT``
-            environment variable when set. https, or http on loopback.
+        api_key: the API key (``PANW_AI_SEC_API_KEY``).
+        profile_name: the AI security profile to scan with (``PANW_AI_PROFILE_NAME``).
+        profile_id: the profile's id; wins over `profile_name` (``PANW_AI_PROFILE_ID``).
+        region: ``us`` (default), ``eu``, ``in`` or ``sg`` (``PANW_AI_SEC_REGION``).
+        base_url: overrides the region's URL (``PANW_AI_SEC_API_ENDPOINT``); https, or http on
+            loopback.
         app_name: ``metadata.app_name`` sent with every scan.
         app_user: ``metadata.app_user`` sent with every scan (a Content's ``metadata["user"]`` wins).
         ai_model: ``metadata.ai_model`` sent with every scan (a Content's ``metadata["model"]`` wins).
-        timeout: overall deadline of one check in seconds, retries and backoff included.
-        retries: retries after the first attempt, for transient failures only.
-        transport: an httpx transport used instead of the network (e.g. `httpx.MockTransport`).
         linked_profile: the API key has a profile linked to it: no profile is sent.
-        breaker: the circuit breaker; a fresh one per guard by default.
-        limits: connection pool limits.
-        backoff: base delay of the jittered exponential backoff, in seconds.
-        max_response_bytes: cap on the service's response body.
-        http2: use HTTP/2 (needs the ``h2`` extra).
-        async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio: several
-            times less CPU per check under concurrency), ``"aiohttp"`` or ``"httpx"``.
-        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or a CA
-            bundle path (a private CA), or False (not recommended).
-        cache: cache verdicts: None (default) for no cache, True for an in-memory `LRUCache`, or
-            any `VerdictCache`; concurrent identical checks then share one call. See "Caching" above.
+        settings: where the arguments left out are read from (default: the environment).
+        options: the connection options, as one `ConnectionOptions`.
+        **connection: any `ConnectionOptions` field as a keyword: ``timeout``, ``retries``,
+            ``backoff``, ``transport``, ``breaker``, ``limits``, ``http2``, ``async_backend``,
+            ``verify``, ``cache`` (see "Caching" above), ``max_response_bytes``,
+            ``window_concurrency``, ``expected_latency``.
+
+    Attributes:
+        max_text_chars: the most characters (every string of a Content together) one check
+            takes; longer content raises `ContentTooLarge` before any scan.
 
     Raises:
-        ValueError: no API key, no profile (and not `linked_profile`), an unknown region, or a
-            base URL that is not https (or http on loopback).
+        GuardConfigurationError: (a `ValueError`) no API key, no profile (and not
+            `linked_profile`), an unknown region, or a base URL that is not https (or http on
+            loopback). The message says what to set.
     """
 
     name = "palo-alto"
@@ -133,50 +145,42 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         *,
         profile_name: str | None = None,
         profile_id: str | None = None,
-        region: str = "us",
+        region: str | None = None,
         base_url: str | None = None,
         app_name: str | None = None,
         app_user: str | None = None,
         ai_model: str | None = None,
-        timeout: float = 10.0,
-        retries: int = 2,
-        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         linked_profile: bool = False,
-        breaker: CircuitBreaker | None = None,
-        limits: httpx.Limits | None = None,
-        backoff: float = 0.1,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        http2: bool = False,
-        async_backend: AsyncBackend = "auto",
-        verify: ssl.SSLContext | str | bool = True,
-        cache: VerdictCache | bool | None = None,
+        settings: GuardSettings | None = None,
+        options: ConnectionOptions | None = None,
+        **connection: Unpack[ConnectionKeywords],
     ) -> None:
+        no_profile = not profile_id and not profile_name and not linked_profile
+        if api_key is None or region is None or no_profile:
+            env = settings if settings is not None else _settings()
+            api_key = api_key if api_key is not None else env.panw_ai_sec_api_key
+            if region is None:
+                # An explicit region means that region's URL, whatever the endpoint variable says.
+                region = env.panw_ai_sec_region
+                base_url = base_url if base_url is not None else env.panw_ai_sec_api_endpoint
+            if no_profile:
+                profile_name, profile_id = env.panw_ai_profile_name, env.panw_ai_profile_id
+        key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
         if not profile_id and not profile_name and not linked_profile:
-            raise ValueError(
-                "PaloAltoAIRS needs profile_name or profile_id "
-                "(or linked_profile=True when the API key has a profile linked to it)"
+            raise GuardConfigurationError(
+                "Palo Alto Prisma AIRS needs an AI security profile: set PANW_AI_PROFILE_NAME or "
+                "PANW_AI_PROFILE_ID (or pass profile_name=, profile_id=, or linked_profile=True when "
+                "the API key has a profile linked to it)",
+                guard=self.name,
             )
         if profile_name is not None and len(profile_name) > MAX_PROFILE_NAME_LENGTH:
-            raise ValueError(f"profile_name must be at most {MAX_PROFILE_NAME_LENGTH} characters")
+            raise GuardConfigurationError(
+                f"profile_name must be at most {MAX_PROFILE_NAME_LENGTH} characters", guard=self.name
+            )
         default_url = region_url(region, REGIONS, guard=self.name)
-        self._api_key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
-        self._key_digest = secret_digest(self._api_key)
-        if base_url is None:
-            base_url = os.environ.get(ENV_ENDPOINT) or default_url
-        super().__init__(
-            base_url=check_base_url(base_url, guard=self.name),
-            timeout=timeout,
-            retries=retries,
-            transport=transport,
-            breaker=breaker,
-            max_response_bytes=max_response_bytes,
-            limits=limits,
-            http2=http2,
-            async_backend=async_backend,
-            verify=verify,
-            backoff=backoff,
-            cache=cache,
-        )
+        self._key_digest = secret_digest(key)
+        url = check_base_url(base_url if base_url is not None else default_url, guard=self.name)
+        super().__init__(base_url=url, api_key=key, options=options, **connection)
         self.region = region.strip().lower()
         self.profile_name = profile_name or None
         self.profile_id = profile_id or None
@@ -184,6 +188,11 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         self.app_name = app_name
         self.app_user = app_user
         self.ai_model = ai_model
+
+    @property
+    def max_text_chars(self) -> int:
+        """The most characters (every string of a Content together) one check takes."""
+        return guaranteed_chars(self.max_requests, size=MAX_PROMPT_CHARS, overlap=_overlap(MAX_PROMPT_CHARS))
 
     # -- cache ----------------------------------------------------------------------------------
 
@@ -204,6 +213,7 @@ class PaloAltoAIRS(KeyedRemoteGuard):
     # -- requests -------------------------------------------------------------------------------
 
     def _build_requests(self, content: Content) -> list[httpx.Request]:
+        check_text_size(content, self.max_text_chars, guard=self.name)
         body: dict[str, Any] = {}
         session_id = content.metadata.get("session_id")
         if session_id:
@@ -227,38 +237,33 @@ class PaloAltoAIRS(KeyedRemoteGuard):
         metadata = {key: value for key, value in metadata.items() if value}
         if metadata:
             body["metadata"] = metadata
-        body["contents"] = [self._contents_item(content)]
-        encoded = encode_json(body, guard=self.name)
-        if len(encoded) > MAX_REQUEST_BYTES:
-            raise ExtractionError(
-                f"{self.name} guard: the scan request is {len(encoded)} bytes, "
-                f"more than the {MAX_REQUEST_BYTES} bytes the service accepts"
-            )
         headers = [
-            ("x-pan-token", self._api_key.get_secret_value()),
+            ("x-pan-token", self._key.get_secret_value()),
             ("Content-Type", "application/json"),
             ("Accept", "application/json"),
         ]
-        return [httpx.Request("POST", self._url, headers=headers, content=encoded)]
+        requests = []
+        for item in self._contents_items(content):
+            body["contents"] = [item]
+            encoded = check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name)
+            requests.append(httpx.Request("POST", self._url, headers=headers, content=encoded))
+        return requests
 
     @functools.cached_property
     def _url(self) -> httpx.URL:
         # Parsed once: building an httpx.URL from a string costs more than the rest of a request.
         return httpx.URL(self.base_url + SCAN_PATH)
 
-    def _contents_item(self, content: Content) -> dict[str, str]:
+    def _contents_items(self, content: Content) -> list[dict[str, str]]:
+        """One ``contents`` item per window: every string of the content, within the field limits."""
         text = content.as_text()
         is_response = content.kind == "response" or (
             content.completion is not None and content.text is None and content.messages is None
         )
-        item: dict[str, str] = {}
-        if is_response:
-            if content.prompt is not None:
-                item["prompt"] = _check_size("prompt", content.prompt)
-            item["response"] = _check_size("response", text)
-        else:
-            item["prompt"] = _check_size("prompt", text)
-        return item
+        if not is_response:
+            return [{"prompt": window} for window in _windows(text, MAX_PROMPT_CHARS)]
+        context = {"prompt": content.prompt[-MAX_PROMPT_CHARS:]} if content.prompt else {}
+        return [{**context, "response": window} for window in _windows(text, MAX_RESPONSE_CHARS)]
 
     # -- responses ------------------------------------------------------------------------------
 
@@ -315,13 +320,12 @@ def _check_id(field: str, value: str) -> None:
         raise ExtractionError(f"palo-alto guard: {field} is longer than {MAX_ID_LENGTH} characters")
 
 
-def _check_size(field: str, text: str) -> str:
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_CONTENT_BYTES:
-        raise ExtractionError(
-            f"palo-alto guard: the {field} is {size} bytes, more than the {MAX_CONTENT_BYTES} the service accepts"
-        )
-    return text
+def _overlap(size: int) -> int:
+    return size // 8
+
+
+def _windows(text: str, size: int) -> list[str]:
+    return split_windows(text, size=size, overlap=_overlap(size))
 
 
 def _flags(detected: object, prefix: str) -> list[str]:
@@ -333,3 +337,9 @@ def _flags(detected: object, prefix: str) -> list[str]:
         for flag, value in detected.items()
         if isinstance(flag, str) and value is True
     ]
+
+
+def _settings() -> GuardSettings:
+    from .._settings import GuardSettings
+
+    return GuardSettings()

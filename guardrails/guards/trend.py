@@ -30,28 +30,32 @@ from __future__ import annotations
 
 import functools
 import re
-import ssl
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import SecretStr
+from typing_extensions import Unpack
 
-from .._cache import VerdictCache, secret_digest
-from .._client import DEFAULT_MAX_RESPONSE_BYTES, AsyncBackend
-from .._exceptions import ExtractionError, GuardResponseError
+from .._cache import secret_digest
+from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
+from .._exceptions import ContentTooLarge, GuardConfigurationError, GuardResponseError
 from .._models import Action, Content, Verdict
-from .._policy import CircuitBreaker
 from ._common import (
-    KeyedRemoteGuard,
     check_base_url,
+    check_body_size,
+    check_text_size,
     decode_json_object,
     encode_json,
+    guaranteed_chars,
     region_url,
     resolve_api_key,
     split_windows,
 )
 
-__all__ = ["REGIONS", "TrendAIGuard"]
+if TYPE_CHECKING:
+    from .._settings import GuardSettings
+
+__all__ = ["MAX_REQUEST_BYTES", "REGIONS", "TrendAIGuard"]
 
 #: Base URL of each Trend Vision One region.
 REGIONS: dict[str, str] = {
@@ -69,6 +73,10 @@ REGIONS: dict[str, str] = {
 V3_PATH = "/v3.0/aiSecurity/applyGuardrails"
 BETA_PATH = "/beta/aiSecurity/guard"
 ENV_API_KEY = "V1_API_KEY"
+#: Vision One's documented request limit (larger bodies are answered 413).
+MAX_REQUEST_BYTES = 1_000_000
+# Requests kept free in the budget of one check, for a chat request and a chat completion.
+_NON_TEXT_REQUESTS = 2
 
 _APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -77,40 +85,42 @@ CHAT_REQUEST = "OpenAIChatCompletionRequestV1"
 CHAT_RESPONSE = "OpenAIChatCompletionResponseV1"
 
 
-class TrendAIGuard(KeyedRemoteGuard):
+class TrendAIGuard(RemoteGuard):
     """Trend Vision One AI Guard.
 
+    Every argument left out is read from the environment (through `GuardSettings`, like
+    `guard_from_env`): ``V1_API_KEY``, ``V1_REGION``, ``V1_BASE_URL``, ``V1_APP_NAME``,
+    ``V1_AI_GUARD_API``. Explicit arguments win.
+
     Args:
-        api_key: the Vision One API key; defaults to the ``V1_API_KEY`` environment variable.
-        region: ``us`` (default), ``eu``, ``jp``, ``au``, ``in``, ``sg``, ``mea``, ``uk`` or ``usgov``.
-        base_url: overrides the region's URL (self-hosted, the emulator); https, or http on loopback.
+        api_key: the Vision One API key (``V1_API_KEY``).
+        region: ``us`` (default), ``eu``, ``jp``, ``au``, ``in``, ``sg``, ``mea``, ``uk`` or ``usgov``
+            (``V1_REGION``).
+        base_url: overrides the region's URL (self-hosted, the emulator); https, or http on
+            loopback (``V1_BASE_URL``).
         app_name: the ``TMV1-Application-Name`` sent with v3 requests: letters, digits, ``-`` and
-            ``_``, at most 64 characters. Checked here, once: a Content's ``metadata["app_name"]``
-            does not change it.
-        api: ``"v3"`` (the current API, default) or ``"beta"``.
+            ``_``, at most 64 characters (``V1_APP_NAME``, default ``guardrails``). Checked here,
+            once: a Content's ``metadata["app_name"]`` does not change it.
+        api: ``"v3"`` (the current API, default) or ``"beta"`` (``V1_AI_GUARD_API``).
         detailed: ask for the detailed response (per-category scores, kept in `Verdict.raw`).
-        timeout: overall deadline of one check in seconds, retries and backoff included.
-        retries: retries after the first attempt, for transient failures only.
-        transport: an httpx transport used instead of the network (e.g. `httpx.MockTransport`).
-        breaker: the circuit breaker; a fresh one per guard by default.
-        limits: connection pool limits.
-        backoff: base delay of the jittered exponential backoff, in seconds.
-        max_response_bytes: cap on the service's response body.
         window_size: plain text longer than this many characters is checked in windows.
         window_overlap: characters shared by consecutive windows (at most a quarter of a window).
-        max_windows: refuse (`ExtractionError`) text needing more windows than this, rather than
-            sending that many requests; None for no limit.
-        http2: use HTTP/2 (needs the ``h2`` extra).
-        async_backend: how `acheck` sends: ``"auto"`` (aiohttp when installed, on asyncio: several
-            times less CPU per check under concurrency), ``"aiohttp"`` or ``"httpx"``.
-        verify: TLS verification: True (the default trust store), an `ssl.SSLContext` or a CA
-            bundle path (a private CA), or False (not recommended).
-        cache: cache verdicts: None (default) for no cache, True for an in-memory `LRUCache`, or
-            any `VerdictCache`; concurrent identical checks then share one call. See "Caching" above.
+        max_windows: the most windows of text one check sends; None: as many as the deadline
+            allows (see `max_text_chars`).
+        settings: where the arguments left out are read from (default: the environment).
+        options: the connection options, as one `ConnectionOptions`.
+        **connection: any `ConnectionOptions` field as a keyword: ``timeout``, ``retries``,
+            ``backoff``, ``transport``, ``breaker``, ``limits``, ``http2``, ``async_backend``,
+            ``verify``, ``cache`` (see "Caching" above), ``max_response_bytes``,
+            ``window_concurrency``, ``expected_latency``.
+
+    Attributes:
+        max_text_chars: the most characters (every string of a Content together) one check
+            takes; longer content raises `ContentTooLarge` before any request.
 
     Raises:
-        ValueError: no API key, an invalid application name, an unknown region or API, or a base
-            URL that is not https (or http on loopback).
+        GuardConfigurationError: (a `ValueError`) no API key, an invalid application name, an
+            unknown region or API, or a base URL that is not https (or http on loopback).
     """
 
     name = "trend"
@@ -119,62 +129,57 @@ class TrendAIGuard(KeyedRemoteGuard):
         self,
         api_key: str | SecretStr | None = None,
         *,
-        region: str = "us",
+        region: str | None = None,
         base_url: str | None = None,
-        app_name: str = "guardrails",
-        api: Literal["v3", "beta"] = "v3",
+        app_name: str | None = None,
+        api: Literal["v3", "beta"] | None = None,
         detailed: bool = False,
-        timeout: float = 10.0,
-        retries: int = 2,
-        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
-        breaker: CircuitBreaker | None = None,
-        limits: httpx.Limits | None = None,
-        backoff: float = 0.1,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         window_size: int = 1024,
         window_overlap: int = 128,
         max_windows: int | None = 128,
-        http2: bool = False,
-        async_backend: AsyncBackend = "auto",
-        verify: ssl.SSLContext | str | bool = True,
-        cache: VerdictCache | bool | None = None,
+        settings: GuardSettings | None = None,
+        options: ConnectionOptions | None = None,
+        **connection: Unpack[ConnectionKeywords],
     ) -> None:
+        if None in (api_key, app_name, api) or region is None:
+            env = settings if settings is not None else _settings()
+            api_key = api_key if api_key is not None else env.v1_api_key
+            if region is None:
+                # An explicit region means that region's URL, whatever V1_BASE_URL says.
+                region = env.v1_region
+                base_url = base_url if base_url is not None else env.v1_base_url
+            app_name = app_name if app_name is not None else env.v1_app_name
+            api = api if api is not None else env.v1_ai_guard_api
         if api not in ("v3", "beta"):
-            raise ValueError(f"api must be 'v3' or 'beta', not {api!r}")
+            raise GuardConfigurationError(f"api must be 'v3' or 'beta', not {api!r}", guard=self.name)
         if not isinstance(app_name, str) or not _APP_NAME.fullmatch(app_name):
-            raise ValueError(
+            raise GuardConfigurationError(
                 f"app_name {app_name!r} is not a valid TMV1-Application-Name: "
-                "use 1 to 64 letters, digits, '-' or '_'"
+                "use 1 to 64 letters, digits, '-' or '_'",
+                guard=self.name,
             )
         if window_size < 1 or not 0 <= window_overlap <= window_size // 4:
             raise ValueError("window_size must be >= 1 and window_overlap between 0 and window_size // 4")
         if max_windows is not None and max_windows < 1:
             raise ValueError("max_windows must be at least 1 (or None)")
         default_url = region_url(region, REGIONS, guard=self.name)
-        self._api_key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
-        self._key_digest = secret_digest(self._api_key)
+        key = resolve_api_key(api_key, env_var=ENV_API_KEY, guard=self.name)
+        self._key_digest = secret_digest(key)
         url = check_base_url(base_url if base_url is not None else default_url, guard=self.name)
-        super().__init__(
-            base_url=url,
-            timeout=timeout,
-            retries=retries,
-            transport=transport,
-            breaker=breaker,
-            max_response_bytes=max_response_bytes,
-            limits=limits,
-            http2=http2,
-            async_backend=async_backend,
-            verify=verify,
-            backoff=backoff,
-            cache=cache,
-        )
+        super().__init__(base_url=url, api_key=key, options=options, **connection)
         self.region = region.strip().lower()
         self.app_name = app_name
         self.api: Literal["v3", "beta"] = api
         self.detailed = detailed
         self.window_size = window_size
         self.window_overlap = window_overlap
-        self.max_windows = max_windows
+        budget = self.max_requests - _NON_TEXT_REQUESTS
+        self.max_windows = max(1, budget if max_windows is None else min(max_windows, budget))
+
+    @property
+    def max_text_chars(self) -> int:
+        """The most characters (every string of a Content together) one check takes."""
+        return guaranteed_chars(self.max_windows, size=self.window_size, overlap=self.window_overlap)
 
     # -- cache ----------------------------------------------------------------------------------
 
@@ -194,13 +199,15 @@ class TrendAIGuard(KeyedRemoteGuard):
     # -- requests -------------------------------------------------------------------------------
 
     def _build_requests(self, content: Content) -> list[httpx.Request]:
+        check_text_size(content, self.max_text_chars, guard=self.name)
         requests: list[httpx.Request] = []
         if content.text is not None:
             windows = split_windows(content.text, size=self.window_size, overlap=self.window_overlap)
-            if self.max_windows is not None and len(windows) > self.max_windows:
-                raise ExtractionError(
-                    f"{self.name} guard: text of {len(content.text)} characters needs {len(windows)} "
-                    f"windows, more than max_windows={self.max_windows}"
+            if len(windows) > self.max_windows:  # not reached under max_text_chars; kept as a bound
+                raise ContentTooLarge(
+                    f"{self.name} guard: the text needs {len(windows)} windows, more than max_windows="
+                    f"{self.max_windows}",
+                    limit=self.max_windows,
                 )
             key = "prompt" if self.api == "v3" else "guard"
             requests.extend(self._request(SIMPLE_REQUEST, {key: window}) for window in windows)
@@ -222,8 +229,8 @@ class TrendAIGuard(KeyedRemoteGuard):
         return httpx.Request(
             "POST",
             url,
-            headers=[("Authorization", f"Bearer {self._api_key.get_secret_value()}"), *headers],
-            content=encode_json(body, guard=self.name),
+            headers=[("Authorization", f"Bearer {self._key.get_secret_value()}"), *headers],
+            content=check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name),
         )
 
     @functools.cached_property
@@ -275,3 +282,9 @@ def _reasons(payload: dict[str, Any]) -> list[str]:
     if not isinstance(value, list):
         return []
     return [str(item) for item in value if isinstance(item, (str, int, float)) and str(item).strip()]
+
+
+def _settings() -> GuardSettings:
+    from .._settings import GuardSettings
+
+    return GuardSettings()
