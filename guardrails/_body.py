@@ -599,7 +599,7 @@ def _part_texts(head: bytes, payload: bytes, request_codecs: Sequence[str]) -> I
 def _encoded_words(raw: bytes) -> Iterator[str]:
     try:
         parts = email.header.decode_header(raw.decode("latin-1"))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+    except (ValueError, LookupError, UnicodeError, TypeError, AttributeError, email.errors.HeaderParseError):
         return
     for value, charset in parts:
         if isinstance(value, bytes):
@@ -1013,7 +1013,13 @@ def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
         messages = _messages(document)
         covered = {text for message in messages or () for text in message_texts(message)}
         # A JSON text without escapes read as plain text already holds every string verbatim.
-        verbatim = bool(raw) and not body.is_form and b"\\" not in body.body and body.body.isascii()
+        verbatim = (
+            bool(raw)
+            and not body.is_form
+            and b"\\" not in body.body
+            and body.body.isascii()
+            and json.detect_encoding(body.body) == "utf-8"
+        )
         if not verbatim:
             texts.extend(
                 text for text in _pairs_texts(document) if text not in covered and text not in _VOCABULARY
