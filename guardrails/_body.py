@@ -360,16 +360,15 @@ def _plain(value: Any) -> Any:
 
 # -- readings: every text a framework (or the app) can make of some bytes ----------------------------
 
-# Runs of bytes that are not text (controls, undecodable bytes, lone surrogates) shrink to one
-# U+FFFD: what stays is every printable run a reader could see, and binary uploads cost less.
-_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd\ud800-\udfff]+")
+# Lone surrogates (some codecs produce them) cannot be sent to a guard as text.
+_SURROGATES = re.compile("[\ud800-\udfff]")
 # Codecs every body is already read in (the ASCII-compatible readings need no per-part work).
 _BASE_CODECS = frozenset({"utf-8", "iso8859-1", "ascii"})
 _MAX_CHARSET_LENGTH = 40
 
 
 def _clean(text: str) -> str:
-    return _NOT_TEXT.sub("\ufffd", text)
+    return _SURROGATES.sub("\ufffd", text)
 
 
 @functools.lru_cache(maxsize=64)
@@ -407,12 +406,20 @@ def _readings(data: bytes, codec_names: Sequence[str] = ()) -> Iterator[str]:
 
     UTF-8 is what werkzeug and Django apply, Latin-1 what Starlette falls back to; any other
     charset is one the client declared (Starlette and Django honour a request-level charset).
+    Bytes that are not UTF-8 are read twice more: undecodable runs replaced (what frameworks hand
+    apps) and dropped (an app's ``decode(errors="ignore")``, which joins the text around them).
     """
+    # UTF-8 and Latin-1 decoders never produce lone surrogates: no cleaning needed (it would
+    # cost more than the decoding).
     if data.isascii():
-        yield _clean(data.decode("ascii"))
+        yield data.decode("ascii")
     else:
-        yield _clean(data.decode("utf-8", "replace"))
-        yield _clean(data.decode("latin-1"))
+        try:
+            yield data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield data.decode("utf-8", "replace")
+            yield data.decode("utf-8", "ignore")
+        yield data.decode("latin-1")
     for codec in codec_names:
         text = _decode(data, codec)
         if text is not None:
@@ -436,7 +443,8 @@ def _urlencoded_readings(data: bytes, codec_names: Sequence[str] = ()) -> Iterat
     for raw in raws:
         for codec in escapes:
             try:
-                yield _clean(unquote(raw, encoding=codec, errors="replace"))
+                text = unquote(raw, encoding=codec, errors="replace")
+                yield text if codec == "utf-8" else _clean(text)
             except (UnicodeError, ValueError, LookupError, TypeError):
                 continue
 
@@ -480,6 +488,8 @@ _PART_TRANSFORMS = re.compile(rb"base64|quoted-printable|charset|\*\s*=|=\?|%", 
 _BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r|\n\r\n")
 _BLANK_LINE_FORMS = [re.compile(form) for form in (rb"\r\n\r\n", rb"\n\n", rb"\r\r", rb"\n\r\n")]
 _REST_OF_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r)?")
+#: Longest part header block looked for (werkzeug, Django and python-multipart cap theirs lower).
+MAX_PART_HEADER_SIZE = 64 * 1024
 #: Most parts looked at in one multipart body (every way of splitting it counted).
 MAX_MULTIPART_SECTIONS = 4 * MAX_FORM_FIELDS
 
@@ -528,8 +538,13 @@ def _multipart_sections(data: bytes, boundary: bytes) -> Iterator[tuple[bytes, b
                 break  # the closing delimiter: the rest is the epilogue
             line = _REST_OF_LINE.match(section)
             section = section[line.end() if line else 0 :]
-            # Where the header block ends: parsers accept different blank lines.
-            ends = {m.start(): m.end() for m in (p.search(section) for p in _BLANK_LINE_FORMS) if m}
+            # Where the header block ends: parsers accept different blank lines. Header blocks are
+            # short (parsers cap them far below this), so a blank line deep in a file is not one.
+            ends = {
+                m.start(): m.end()
+                for m in (p.search(section, 0, MAX_PART_HEADER_SIZE) for p in _BLANK_LINE_FORMS)
+                if m
+            }
             candidates = [(section[:start], section[end:]) for start, end in ends.items()]
             for candidate in candidates or [(section, b"")]:
                 if candidate in seen:
@@ -605,7 +620,7 @@ def _encoded_words(raw: bytes) -> Iterator[str]:
         if isinstance(value, bytes):
             yield from _readings(value, _codecs([charset] if charset else []))
         else:
-            yield _clean(value)
+            yield value
 
 
 def _multipart_readings(data: bytes, content_type: str, request_codecs: Sequence[str]) -> Iterator[str]:
@@ -623,7 +638,8 @@ def _multipart_readings(data: bytes, content_type: str, request_codecs: Sequence
         if len(boundary) > MAX_BOUNDARY_LENGTH:
             continue
         for head, payload in _multipart_sections(data, boundary.encode("latin-1", "replace")):
-            yield from _part_texts(head, payload, request_codecs)
+            if request_codecs or _PART_TRANSFORMS.search(head) is not None:
+                yield from _part_texts(head, payload, request_codecs)
 
 
 #: Longest multipart boundary accepted (RFC 2046 says 70).

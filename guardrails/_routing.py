@@ -13,6 +13,8 @@ API (shared by the ASGI and WSGI middlewares):
   matched template's parameters; ``Router(None)`` guards every POST, PUT, PATCH and DELETE, and
   (through ``resolve``) any request that declares a body (`DEFAULT_ROUTE`).
 - ``Route.path_params(normalized_path) -> dict[str, str]``: the template's parameters.
+- ``path_forms(path)``: the forms of a path matched (normalised, and dot segments kept: Starlette
+  and werkzeug route ``/chat/.`` to ``/chat/{id}``).
 
 Matching is deliberately a superset of what any common router accepts: an attacker must not reach
 a guarded endpoint through a spelling of its path the middleware does not recognise. Hence paths are
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from ._body import BodyExtractor
     from ._guard import Guard
 
-__all__ = ["DEFAULT_ROUTE", "Route", "Router", "normalize_path"]
+__all__ = ["DEFAULT_ROUTE", "Route", "Router", "normalize_path", "path_forms"]
 
 # Each converter matches the union of what the frameworks' converters of that name match, and what
 # the conversion behind them accepts: Starlette ([0-9]+), werkzeug (\d+, signed, so Unicode digits
@@ -85,6 +87,28 @@ def normalize_path(path: str) -> str:
             continue
         segments.append(segment)
     return "/" + "/".join(segments)
+
+
+def path_forms(path: str) -> tuple[str, ...]:
+    """Every form of a request path a router could match: normalised, and with dot segments kept.
+
+    Starlette and werkzeug route the path as received: ``/chat/.`` reaches ``/chat/{id}`` with
+    ``id="."`` there, while the normalised form (``/chat``) does not. A route guards a request when
+    any form matches.
+    """
+    normalized = normalize_path(path)
+    if normalized == path:
+        return (path,)
+    forms = [normalized]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(path, errors="replace")
+        if decoded == path:
+            break
+        path = decoded
+    kept = _SLASHES.sub("/", "/" + path.replace("\\", "/"))
+    forms.append(kept.rstrip("/") or "/")
+    forms.append(kept)
+    return tuple(dict.fromkeys(forms))
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -228,9 +252,9 @@ class Router:
         method = method.upper()
         if method not in self._methods:
             return None
-        normalized = normalize_path(path)
+        forms = path_forms(path)
         for route in self.routes:
-            if route.matches(method, normalized):
+            if any(route.matches(method, form) for form in forms):
                 return route
         return None
 
@@ -249,10 +273,11 @@ class Router:
         method = method.upper()
         if method not in self._methods and not (self._default and has_body):
             return None
-        normalized = normalize_path(path)
+        forms = path_forms(path)
         for route in self.routes:
-            if route.matches(method, normalized) or (self._default and has_body):
-                return route, route.path_params(normalized)
+            for form in forms:
+                if route.matches(method, form) or (self._default and has_body):
+                    return route, route.path_params(form)
         return None
 
     def __repr__(self) -> str:

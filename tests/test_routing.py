@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardrails._routing import DEFAULT_ROUTE, Route, Router, normalize_path
+from guardrails._routing import DEFAULT_ROUTE, Route, Router, normalize_path, path_forms
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,12 @@ from guardrails._routing import DEFAULT_ROUTE, Route, Router, normalize_path
 def test_normalize_path(raw: str, normalized: str) -> None:
     """Every spelling of a path a router could map to the same endpoint normalises to one form."""
     assert normalize_path(raw) == normalized
+
+
+def test_path_forms_keep_dot_segments_beside_the_normalised_path() -> None:
+    """The normalised path first, then the path with its dot segments (no trailing slash, then as is)."""
+    assert path_forms("/a/./b/") == ("/a/b", "/a/./b", "/a/./b/")
+    assert path_forms("/a/b") == ("/a/b",)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +71,13 @@ def test_normalize_path(raw: str, normalized: str) -> None:
 def test_route_matches_template(template: str, path: str, matched: bool) -> None:
     """A template matches the normalised paths of its endpoint and nothing else."""
     assert (Router([Route(template)]).match("POST", path) is not None) is matched
+
+
+@pytest.mark.parametrize("path", ["/chat/.", "/chat/..", "/chat/%2e"])
+def test_dot_segments_match_as_routers_read_them(path: str) -> None:
+    """Starlette and werkzeug route /chat/. to /chat/{id} (id "."): so does the guard."""
+    route = Route("/chat/{id}")
+    assert Router([route]).match("POST", path) is route
 
 
 def test_head_matches_a_get_route() -> None:
