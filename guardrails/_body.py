@@ -481,7 +481,11 @@ def _header_params(value: str) -> tuple[str, dict[str, str]]:
 
 
 # A header parameter, quoted or not; lenient about spaces (parsers differ on them).
-_PARAM = re.compile(rb"""([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\r\n]*)""")
+# A name starts where no name character precedes it, and is bounded: otherwise a long run of name
+# characters with no "=" would be searched from every position (quadratic).
+_PARAM = re.compile(
+    rb"""(?<![!#$%&'*+.^_`|~0-9A-Za-z-])([!#$%&'*+.^_`|~0-9A-Za-z-]{1,128})\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\r\n]*)"""
+)
 _TEXT_PARAM = re.compile(_PARAM.pattern.decode("latin-1"))
 # Part headers that mean a part needs decoding beyond its raw bytes.
 _PART_TRANSFORMS = re.compile(rb"base64|quoted-printable|charset|\*\s*=|=\?|%", re.IGNORECASE)
@@ -593,9 +597,21 @@ def _part_texts(head: bytes, payload: bytes, request_codecs: Sequence[str]) -> I
         decoded.append(binascii.a2b_qp(payload))
     for value in decoded:
         yield from _readings(value, codec_names)
-    # Names and filenames: RFC 2231 (name*=utf-8''%69...), percent-escapes, encoded words.
+    # Names and filenames as a parser decodes them: the request charset (Starlette, Django) over the
+    # whole header block, at every alignment of a multi-byte charset (no per-value cost, so a
+    # header block of many parameters stays cheap); RFC 2231 (name*=utf-8''%69...),
+    # percent-escapes and encoded words per value.
+    for codec in codec_names:
+        for offset in range(_code_unit(codec)):
+            text = _decode(head[offset:], codec)
+            if text is not None:
+                yield text
+    seen: set[bytes] = set()
     for match in _PARAM.finditer(head):
         key, raw = match.group(1), _unquote_param(match.group(2))
+        if (b"%" not in raw and b"=?" not in raw) or raw in seen:
+            continue
+        seen.add(raw)
         value_codecs = list(codec_names)
         if key.endswith(b"*") and raw.count(b"'") >= 2:
             charset, _, rest = raw.partition(b"'")
@@ -605,10 +621,13 @@ def _part_texts(head: bytes, payload: bytes, request_codecs: Sequence[str]) -> I
             yield from _readings(unquote_to_bytes(raw), _codecs(value_codecs))
         if b"=?" in raw:
             yield from _encoded_words(raw)
-        for codec in codec_names:
-            text = _decode(raw, codec)
-            if text is not None:
-                yield text
+
+
+def _code_unit(codec: str) -> int:
+    """Bytes per code unit of a codec: the alignments a value inside a larger block can have."""
+    if "32" in codec:
+        return 4
+    return 2 if "16" in codec else 1
 
 
 def _encoded_words(raw: bytes) -> Iterator[str]:
