@@ -210,7 +210,8 @@ def text_requests(draw: st.DrawFn) -> HTTPRequest:
     declared = draw(st.sampled_from([None, *CHARSETS]))
     actual = draw(st.sampled_from([declared or "utf-8", "utf-8", "latin-1", "utf-16-le"]))
     media = draw(st.sampled_from(["text/plain", "image/png", "application/octet-stream", "text/html"]))
-    content_type = media + (f"; charset={declared}" if declared else "")
+    quote_mark = draw(st.sampled_from(["", '"']))
+    content_type = media + (f"; charset={quote_mark}{declared}{quote_mark}" if declared else "")
     body = _encode(text, actual)
     if draw(st.booleans()):
         body = draw(st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xfe", b"\x00\x01"])) + body
@@ -309,9 +310,22 @@ def multipart_requests(draw: st.DrawFn) -> HTTPRequest:
         body += delimiter + b"--" + newline
         body += draw(st.sampled_from([b"", b"epilogue", marker.encode()]))
     quoted = draw(st.booleans()) or any(c in boundary for c in " ;,'()+/:=?")
-    content_type = "multipart/form-data; boundary=" + (_quoted(boundary) if quoted else boundary)
+    value = _quoted(boundary) if quoted else boundary
+    style = draw(st.sampled_from(["plain", "plain", "upper", "spaces", "decoy-first", "decoy-last"]))
+    if style == "upper":
+        content_type = f"Multipart/Form-Data; BOUNDARY={value}"
+    elif style == "spaces":
+        content_type = f"multipart/form-data ;  boundary = {value}"
+    elif style == "decoy-first":
+        content_type = f"multipart/form-data; boundary=decoy; boundary={value}"
+    elif style == "decoy-last":
+        content_type = f"multipart/form-data; boundary={value}; boundary=decoy"
+    else:
+        content_type = f"multipart/form-data; boundary={value}"
     if request_charset:
-        content_type += f"; charset={request_charset}"
+        content_type += (
+            f"; charset={request_charset}" if draw(st.booleans()) else f'; charset="{request_charset}"'
+        )
     return HTTPRequest(
         draw(_METHODS), draw(_QUERY(marker)), (("Content-Type", content_type),), body, marker, "multipart"
     )
