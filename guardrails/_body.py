@@ -1,4 +1,9 @@
-"""Request bodies, read the way the app will read them. No I/O, no framework types.
+"""Request bodies, read as every framework could read them. No I/O, no framework types.
+
+The principle: the middleware scans a superset of every reading Starlette (python-multipart),
+werkzeug (Flask) and Django can make of a request; when in doubt it scans more; when it cannot
+read the text it refuses (a `BodyError`), never skips. ``tests/test_differential.py`` proves it
+against the frameworks' own parsers.
 
 API (shared by the ASGI and WSGI middlewares):
 
@@ -7,16 +12,19 @@ API (shared by the ASGI and WSGI middlewares):
   ``unsupported_media_type``), `InvalidBody` (400, ``invalid_request``). Each has ``status``,
   ``type`` and ``code``; messages never quote the body.
 - ``decode_content_encoding(body, content_encoding, max_size=...) -> bytes``: undo ``gzip``,
-  ``x-gzip``, ``deflate`` and ``identity`` (stacked encodings too) with the output capped, so a
-  decompression bomb is a `BodyTooLarge`; any other encoding is an `UnsupportedEncoding`.
+  ``x-gzip``, ``deflate`` and ``identity`` (stacked encodings, any number of gzip members) with
+  the output capped, so a decompression bomb is a `BodyTooLarge`; any other encoding is an
+  `UnsupportedEncoding`.
 - ``parse_json(data) -> Any``: exactly ``json.loads(bytes)`` (UTF-8/16/32 detected, BOM accepted,
   duplicate keys: last wins) plus limits: nesting depth, number length; `InvalidBody` otherwise.
-- ``parse_form(data)`` / ``parse_multipart(data, boundary)``: the text fields of a form.
-- `HTTPBody`: one request as an extractor sees it (method, path, headers, decoded body) with lazy,
-  cached ``json()``, ``form()`` and ``text()``.
+- ``parse_form(data)`` / ``parse_multipart(data, boundary, charset=None)``: one reading of a form's
+  fields (files included), for custom extractors.
+- `HTTPBody`: one request as an extractor sees it (method, path, headers, decoded body, raw query
+  string, path parameters) with lazy, cached ``json()``, ``form()``, ``text()`` and ``query``.
 - Extractors (``BodyExtractor = Callable[[HTTPBody], Content | str | None]``): `default_body`
-  (OpenAI chat requests, ``prompt``, ``input``, ``guard``, else every string of the document; form
-  and multipart text fields; plain text) and ``json_field(*path)``.
+  (every reading: JSON strings and keys, chat messages as messages, the body as text in every
+  charset, form and multipart fields decoded every way a parser does, query, path parameters) and
+  ``json_field(*path)``.
 - ``json_strings(value)``: every string value in a JSON document, iteratively (no recursion).
 """
 
