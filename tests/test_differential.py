@@ -56,7 +56,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 SCALE = int(os.environ.get("GUARDRAILS_DIFF_EXAMPLES", "1"))
 DIFFERENTIAL = settings(
-    max_examples=250 * SCALE,
+    max_examples=500 * SCALE,
     deadline=None,
     derandomize=True,
     database=None,
@@ -116,7 +116,7 @@ def test_the_guard_sees_whatever_any_framework_reads(
     check(request, framework_readings(request, loop))
 
 
-@settings(DIFFERENTIAL, max_examples=100 * SCALE)
+@settings(DIFFERENTIAL, max_examples=200 * SCALE)
 @given(request=multipart_requests())
 def test_the_guard_sees_whatever_any_multipart_parser_reads(
     request: HTTPRequest, loop: asyncio.AbstractEventLoop
@@ -125,7 +125,7 @@ def test_the_guard_sees_whatever_any_multipart_parser_reads(
     check(request, framework_readings(request, loop))
 
 
-@settings(DIFFERENTIAL, max_examples=60 * SCALE)
+@settings(DIFFERENTIAL, max_examples=100 * SCALE)
 @given(request=json_requests())
 def test_the_guard_sees_whatever_json_parsers_read(
     request: HTTPRequest, loop: asyncio.AbstractEventLoop
@@ -219,7 +219,7 @@ _BODY_ONLY = st.one_of(multipart_requests(), form_requests(), json_requests(), t
 )
 
 
-@settings(DIFFERENTIAL, max_examples=60 * SCALE)
+@settings(DIFFERENTIAL, max_examples=100 * SCALE)
 @given(request=_BODY_ONLY)
 def test_the_asgi_middleware_sees_whatever_starlette_reads(
     request: HTTPRequest, loop: asyncio.AbstractEventLoop
@@ -230,7 +230,7 @@ def test_the_asgi_middleware_sees_whatever_starlette_reads(
         check_middleware(*through_asgi(request, loop), request, readers)
 
 
-@settings(DIFFERENTIAL, max_examples=60 * SCALE)
+@settings(DIFFERENTIAL, max_examples=100 * SCALE)
 @given(request=_BODY_ONLY)
 def test_the_wsgi_middleware_sees_whatever_werkzeug_and_django_read(request: HTTPRequest) -> None:
     """Through guardrails.wsgi.GuardMiddleware: werkzeug's and Django's readings are in what the guard checked."""
