@@ -1,4 +1,9 @@
-"""Request bodies, read the way the app will read them. No I/O, no framework types.
+"""Request bodies, read as every framework could read them. No I/O, no framework types.
+
+The principle: the middleware scans a superset of every reading Starlette (python-multipart),
+werkzeug (Flask) and Django can make of a request; when in doubt it scans more; when it cannot
+read the text it refuses (a `BodyError`), never skips. ``tests/test_differential.py`` proves it
+against the frameworks' own parsers.
 
 API (shared by the ASGI and WSGI middlewares):
 
@@ -7,30 +12,40 @@ API (shared by the ASGI and WSGI middlewares):
   ``unsupported_media_type``), `InvalidBody` (400, ``invalid_request``). Each has ``status``,
   ``type`` and ``code``; messages never quote the body.
 - ``decode_content_encoding(body, content_encoding, max_size=...) -> bytes``: undo ``gzip``,
-  ``x-gzip``, ``deflate`` and ``identity`` (stacked encodings too) with the output capped, so a
-  decompression bomb is a `BodyTooLarge`; any other encoding is an `UnsupportedEncoding`.
+  ``x-gzip``, ``deflate`` and ``identity`` (stacked encodings, any number of gzip members) with
+  the output capped, so a decompression bomb is a `BodyTooLarge`; any other encoding is an
+  `UnsupportedEncoding`.
 - ``parse_json(data) -> Any``: exactly ``json.loads(bytes)`` (UTF-8/16/32 detected, BOM accepted,
   duplicate keys: last wins) plus limits: nesting depth, number length; `InvalidBody` otherwise.
-- ``parse_form(data)`` / ``parse_multipart(data, boundary)``: the text fields of a form.
-- `HTTPBody`: one request as an extractor sees it (method, path, headers, decoded body) with lazy,
-  cached ``json()``, ``form()`` and ``text()``.
+- ``parse_form(data)`` / ``parse_multipart(data, boundary, charset=None)``: one reading of a form's
+  fields (files included), for custom extractors.
+- `HTTPBody`: one request as an extractor sees it (method, path, headers, decoded body, raw query
+  string, path parameters) with lazy, cached ``json()``, ``form()``, ``text()`` and ``query``.
 - Extractors (``BodyExtractor = Callable[[HTTPBody], Content | str | None]``): `default_body`
-  (OpenAI chat requests, ``prompt``, ``input``, ``guard``, else every string of the document; form
-  and multipart text fields; plain text) and ``json_field(*path)``.
+  (every reading: JSON strings and keys, chat messages as messages, the body as text in every
+  charset, form and multipart fields decoded every way a parser does, query, path parameters) and
+  ``json_field(*path)``.
 - ``json_strings(value)``: every string value in a JSON document, iteratively (no recursion).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
+import email.errors
+import email.header
 import functools
 import json
+import re
+import sys
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
 from ._exceptions import ExtractionError
-from ._models import Content
+from ._models import Content, message_texts
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -57,9 +72,6 @@ DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_NUMBER_LENGTH = 100
 #: Most fields parsed from a form body.
 MAX_FORM_FIELDS = 1000
-
-# Bodies of these types that are not JSON are binary uploads, not text an app passes to a model.
-_BINARY_MEDIA_TYPES = ("image/", "audio/", "video/", "font/")
 
 
 class BodyError(ExtractionError):
@@ -105,31 +117,34 @@ class InvalidBody(BodyError):
 
 
 def _inflate(data: bytes, wbits: int, max_size: int) -> bytes:
-    decompressor = zlib.decompressobj(wbits)
     out = bytearray()
     pending = data
-    try:
-        while pending:
-            # max_length bounds each step, so a bomb never expands past the cap in memory.
-            out += decompressor.decompress(pending, max_size + 1 - len(out))
-            if len(out) > max_size:
-                raise BodyTooLarge("the decompressed request body is larger than the limit")
-            pending = decompressor.unconsumed_tail
-        out += decompressor.flush()
-    except zlib.error as exc:
-        raise InvalidBody(
-            "the request body is not valid for its Content-Encoding", code="bad_encoding"
-        ) from exc
-    if len(out) > max_size:
-        raise BodyTooLarge("the decompressed request body is larger than the limit")
-    if not decompressor.eof:
-        raise InvalidBody("the compressed request body is truncated", code="bad_encoding")
-    if decompressor.unused_data and wbits != zlib.MAX_WBITS | 16:
-        raise InvalidBody("trailing data after the compressed request body", code="bad_encoding")
-    if decompressor.unused_data:
+    # A loop, not recursion, over gzip members: thousands of tiny members back to back are valid
+    # (gzip.decompress accepts them) and must not hit the recursion limit.
+    while True:
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            while pending:
+                # max_length bounds each step, so a bomb never expands past the cap in memory.
+                out += decompressor.decompress(pending, max_size + 1 - len(out))
+                if len(out) > max_size:
+                    raise BodyTooLarge("the decompressed request body is larger than the limit")
+                pending = decompressor.unconsumed_tail
+            out += decompressor.flush()
+        except zlib.error as exc:
+            raise InvalidBody(
+                "the request body is not valid for its Content-Encoding", code="bad_encoding"
+            ) from exc
+        if len(out) > max_size:
+            raise BodyTooLarge("the decompressed request body is larger than the limit")
+        if not decompressor.eof:
+            raise InvalidBody("the compressed request body is truncated", code="bad_encoding")
+        pending = decompressor.unused_data
+        if not pending:
+            return bytes(out)
+        if wbits != zlib.MAX_WBITS | 16:
+            raise InvalidBody("trailing data after the compressed request body", code="bad_encoding")
         # gzip allows several members back to back (what gzip.decompress accepts).
-        return bytes(out) + _inflate(decompressor.unused_data, wbits, max_size - len(out))
-    return bytes(out)
 
 
 def _deflate(data: bytes, max_size: int) -> bytes:
@@ -256,6 +271,192 @@ def json_strings(value: Any) -> Iterator[str]:
             stack.extend(reversed(item))
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as written: every key and value in order, duplicate keys kept."""
+
+    __slots__ = ()
+
+
+class _BigNumber:
+    """An integer literal too long to convert cheaply; only its text is kept."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def _lenient_int(max_length: int) -> Callable[[str], Any]:
+    def parse(literal: str) -> Any:
+        if len(literal) <= max_length:
+            return int(literal)
+        limit = sys.get_int_max_str_digits()
+        if limit and len(literal.lstrip("-")) > limit:
+            # Past what int() converts: the app's json.loads fails on this body too.
+            raise InvalidBody("a number in the JSON body is too long", code="number_too_long")
+        return _BigNumber(literal)
+
+    return parse
+
+
+@functools.lru_cache(maxsize=8)
+def _pairs_decoder(max_number_length: int) -> json.JSONDecoder:
+    return json.JSONDecoder(parse_int=_lenient_int(max_number_length), object_pairs_hook=_Pairs)
+
+
+def _check_pairs_depth(document: Any, max_depth: int) -> None:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, _Pairs):
+            children: Any = [child for _, child in value]
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > max_depth:
+            raise InvalidBody("the JSON body is nested too deeply", code="too_deep")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, list))
+
+
+def _parse_pairs(data: bytes, *, max_depth: int, max_number_length: int) -> Any:
+    """``json.loads(data)`` with every duplicate key kept and long numbers left unconverted.
+
+    What the default extractor walks: the app's own ``json.loads`` keeps the last of duplicate
+    keys, another parser the first, so every value is scanned; a 101-digit number is valid JSON
+    (Python converts up to 4,300 digits), so it is not a reason to refuse the body.
+    """
+    try:
+        text = data.decode(json.detect_encoding(data), "surrogatepass")
+        if text.startswith("\ufeff"):
+            raise ValueError("a BOM json.loads would refuse")
+        document = _pairs_decoder(max_number_length).decode(text)
+    except RecursionError as exc:
+        raise InvalidBody("the JSON body is nested too deeply", code="too_deep") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidBody("the request body is not valid JSON", code="invalid_json") from exc
+    if data.count(b"[") + data.count(b"{") > max_depth:
+        _check_pairs_depth(document, max_depth)
+    return document
+
+
+def _pairs_texts(document: Any) -> Iterator[str]:
+    """Every string of a `_parse_pairs` document, object keys included, in document order."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, _Pairs):
+            for key, value in reversed(item):
+                stack.append(value)
+                stack.append(key)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+
+
+def _plain(value: Any) -> Any:
+    """A `_parse_pairs` value as ``json.loads`` returns it (last duplicate key wins)."""
+    if isinstance(value, _Pairs):
+        return {key: _plain(item) for key, item in value}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, _BigNumber):
+        return value.literal
+    return value
+
+
+# -- readings: every text a framework (or the app) can make of some bytes ----------------------------
+
+# Lone surrogates (some codecs produce them) cannot be sent to a guard as text.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# Codecs every body is already read in (the ASCII-compatible readings need no per-part work).
+_BASE_CODECS = frozenset({"utf-8", "iso8859-1", "ascii"})
+_MAX_CHARSET_LENGTH = 40
+
+
+def _clean(text: str) -> str:
+    return _SURROGATES.sub("\ufffd", text)
+
+
+@functools.lru_cache(maxsize=64)
+def _codec(name: str) -> str | None:
+    """The Python codec of a charset name, if it is a text encoding Python knows."""
+    name = name.strip().strip("\"'").strip()
+    if not name or len(name) > _MAX_CHARSET_LENGTH:
+        return None
+    try:
+        b"".decode(name)  # LookupError for unknown names and for bytes-to-bytes codecs (base64)
+        return codecs.lookup(name).name
+    except (LookupError, ValueError, TypeError):
+        return None
+
+
+def _codecs(charsets: Iterable[str]) -> list[str]:
+    """The known codecs among charset names, each once, minus the ones every body is read in."""
+    found: dict[str, None] = {}
+    for charset in charsets:
+        codec = _codec(charset)
+        if codec is not None and codec not in _BASE_CODECS:
+            found.setdefault(codec)
+    return list(found)
+
+
+def _decode(data: bytes, codec: str) -> str | None:
+    try:
+        return _clean(data.decode(codec, "replace"))
+    except (UnicodeError, ValueError, LookupError, TypeError):
+        return None
+
+
+def _readings(data: bytes, codec_names: Sequence[str] = ()) -> Iterator[str]:
+    """``data`` read as UTF-8, as Latin-1 (when not ASCII) and in each of ``codec_names``.
+
+    UTF-8 is what werkzeug and Django apply, Latin-1 what Starlette falls back to; any other
+    charset is one the client declared (Starlette and Django honour a request-level charset).
+    Bytes that are not UTF-8 are read twice more: undecodable runs replaced (what frameworks hand
+    apps) and dropped (an app's ``decode(errors="ignore")``, which joins the text around them).
+    """
+    # UTF-8 and Latin-1 decoders never produce lone surrogates: no cleaning needed (it would
+    # cost more than the decoding).
+    if data.isascii():
+        yield data.decode("ascii")
+    else:
+        try:
+            yield data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield data.decode("utf-8", "replace")
+            yield data.decode("utf-8", "ignore")
+        yield data.decode("latin-1")
+    for codec in codec_names:
+        text = _decode(data, codec)
+        if text is not None:
+            yield text
+
+
+_HIGH_ESCAPE = re.compile(rb"%[89a-fA-F][0-9a-fA-F]")
+
+
+def _urlencoded_readings(data: bytes, codec_names: Sequence[str] = ()) -> Iterator[str]:
+    """Every reading of a url-encoded form or query string, ``+`` and ``%XX`` decoded.
+
+    Frameworks disagree on raw (unescaped) non-ASCII bytes: werkzeug and Django read them as
+    UTF-8, Starlette as Latin-1, Django a query string in the request charset; escapes are UTF-8
+    or the request charset. Each combination is a reading. The whole string is decoded at once:
+    every key and value is in it, whatever separators (``&``, ``;``) a parser splits on.
+    """
+    plus = data.replace(b"+", b" ")
+    escapes = ["utf-8", *codec_names] if _HIGH_ESCAPE.search(plus) else ["utf-8"]
+    raws = [plus.decode("ascii")] if plus.isascii() else list(_readings(plus, codec_names))
+    for raw in raws:
+        for codec in escapes:
+            try:
+                text = unquote(raw, encoding=codec, errors="replace")
+                yield text if codec == "utf-8" else _clean(text)
+            except (UnicodeError, ValueError, LookupError, TypeError):
+                continue
+
+
 # -- forms -----------------------------------------------------------------------------------------
 
 
@@ -263,7 +464,7 @@ def parse_form(data: bytes) -> list[tuple[str, str]]:
     """The fields of an ``application/x-www-form-urlencoded`` body (values UTF-8, blanks kept)."""
     try:
         return parse_qsl(
-            data.decode("latin-1"),
+            data.decode("utf-8", "replace"),
             keep_blank_values=True,
             encoding="utf-8",
             errors="replace",
@@ -287,62 +488,244 @@ def _header_params(value: str) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
-def _is_text_part(content_type: str, filename: str | None) -> bool:
-    if filename is None:
-        return True
-    media_type = content_type.split(";")[0].strip().lower()
-    # A "file" of text is still text the app may pass to a model.
-    return media_type.startswith("text/") or is_json_media_type(media_type) or not media_type
+# A header parameter, quoted or not; lenient about spaces (parsers differ on them).
+# A name starts where no name character precedes it, and is bounded: otherwise a long run of name
+# characters with no "=" would be searched from every position (quadratic).
+_PARAM = re.compile(
+    rb"""(?<![!#$%&'*+.^_`|~0-9A-Za-z-])([!#$%&'*+.^_`|~0-9A-Za-z-]{1,128})\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\r\n]*)"""
+)
+_TEXT_PARAM = re.compile(_PARAM.pattern.decode("latin-1"))
+# Part headers that mean a part needs decoding beyond its raw bytes.
+_PART_TRANSFORMS = re.compile(rb"base64|quoted-printable|charset|\*\s*=|=\?|%", re.IGNORECASE)
+_BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r|\n\r\n")
+_BLANK_LINE_FORMS = [re.compile(form) for form in (rb"\r\n\r\n", rb"\n\n", rb"\r\r", rb"\n\r\n")]
+_REST_OF_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r)?")
+#: Longest part header block looked for (werkzeug, Django and python-multipart cap theirs lower).
+MAX_PART_HEADER_SIZE = 64 * 1024
+#: Most parts looked at in one multipart body (every way of splitting it counted).
+MAX_MULTIPART_SECTIONS = 4 * MAX_FORM_FIELDS
 
 
-def parse_multipart(data: bytes, boundary: str) -> list[tuple[str, str]]:
-    """The text fields of a ``multipart/form-data`` body, and its text files.
+def _unquote_param(raw: bytes) -> bytes:
+    raw = raw.strip()
+    if raw.startswith(b'"'):
+        raw = raw[1:-1] if len(raw) >= 2 and raw.endswith(b'"') else raw[1:]
+        return re.sub(rb"\\(.)", rb"\1", raw)
+    return raw
 
-    Parts without a filename, and files whose type is text, JSON or unspecified, are returned as
-    ``(name, text)``; binary files are left out.
+
+def _param_values(header: str, name: str) -> list[str]:
+    """Every value a parser could read for parameter ``name`` of a header: first, last, raw, unquoted."""
+    values: dict[str, None] = {}
+    for match in _TEXT_PARAM.finditer(header):
+        if match.group(1).lower() != name:
+            continue
+        raw = match.group(2).strip()
+        values.setdefault(_unquote_param(raw.encode("latin-1")).decode("latin-1"))
+        values.setdefault(raw)
+        values.setdefault(raw.split()[0] if raw.split() else raw)
+    return [value for value in values if value]
+
+
+def _splitters(boundary: bytes) -> list[re.Pattern[bytes]]:
+    """The ways parsers find delimiter lines: python-multipart wants CRLF, werkzeug any line break
+    and a clean line, Django any occurrence. Each split is a reading of the parts."""
+    delimiter = re.escape(b"--" + boundary)
+    return [
+        re.compile(rb"\r\n" + delimiter + rb"(?=[ \t]*(?:\r\n|--))"),
+        re.compile(rb"(?:\r\n|\n|\r)" + delimiter + rb"(?=[ \t]*(?:\r\n|\n|\r|--|\Z))"),
+        re.compile(rb"(?:\r\n|\n|\r)" + delimiter),
+    ]
+
+
+def _multipart_sections(data: bytes, boundary: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Every (header block, payload) a parser could read, under every way of splitting the body."""
+    seen: set[tuple[bytes, bytes]] = set()
+    count = 0
+    framed = b"\r\n" + data
+    for splitter in _splitters(boundary):
+        sections = splitter.split(framed)
+        for section in sections[1:]:
+            if section.startswith(b"--"):
+                break  # the closing delimiter: the rest is the epilogue
+            line = _REST_OF_LINE.match(section)
+            section = section[line.end() if line else 0 :]
+            # Where the header block ends: parsers accept different blank lines. Header blocks are
+            # short (parsers cap them far below this), so a blank line deep in a file is not one.
+            ends = {
+                m.start(): m.end()
+                for m in (p.search(section, 0, MAX_PART_HEADER_SIZE) for p in _BLANK_LINE_FORMS)
+                if m
+            }
+            candidates = [(section[:start], section[end:]) for start, end in ends.items()]
+            for candidate in candidates or [(section, b"")]:
+                if candidate in seen:
+                    continue
+                seen.add(candidate)
+                count += 1
+                if count > MAX_MULTIPART_SECTIONS:
+                    raise InvalidBody("the multipart body has too many parts", code="too_many_fields")
+                yield candidate
+
+
+def _b64(payload: bytes) -> bytes | None:
+    # Django decodes base64 parts (fields whole, files in 4-byte-aligned chunks), skipping
+    # characters outside the alphabet as binascii does.
+    stripped = re.sub(rb"[^A-Za-z0-9+/=]", b"", payload)
+    for candidate in (stripped, stripped[: len(stripped) // 4 * 4]):
+        try:
+            return base64.b64decode(candidate)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+def _part_texts(head: bytes, payload: bytes, request_codecs: Sequence[str]) -> Iterator[str]:
+    """What a part decodes to beyond its raw bytes (which the raw body readings cover)."""
+    lowered = head.lower()
+    part_codecs = _codecs(
+        [
+            match.group(2).decode("latin-1")
+            for match in _PARAM.finditer(head)
+            if match.group(1).lower() == b"charset"
+        ]
+    )
+    codec_names = list(dict.fromkeys([*request_codecs, *part_codecs]))
+    # Raw payload: the ASCII-compatible readings are in the body's own; other charsets are not.
+    for codec in codec_names:
+        text = _decode(payload, codec)
+        if text is not None:
+            yield text
+    decoded: list[bytes] = []
+    if b"base64" in lowered:
+        value = _b64(payload)
+        if value is not None:
+            decoded.append(value)
+    if b"quoted-printable" in lowered:
+        decoded.append(binascii.a2b_qp(payload))
+    for value in decoded:
+        yield from _readings(value, codec_names)
+    # Names and filenames as a parser decodes them: the request charset (Starlette, Django) over the
+    # whole header block, at every alignment of a multi-byte charset (no per-value cost, so a
+    # header block of many parameters stays cheap); RFC 2231 (name*=utf-8''%69...),
+    # percent-escapes and encoded words per value.
+    for codec in codec_names:
+        for offset in range(_code_unit(codec)):
+            text = _decode(head[offset:], codec)
+            if text is not None:
+                yield text
+    seen: set[bytes] = set()
+    for match in _PARAM.finditer(head):
+        key, raw = match.group(1), _unquote_param(match.group(2))
+        if (b"%" not in raw and b"=?" not in raw) or raw in seen:
+            continue
+        seen.add(raw)
+        value_codecs = list(codec_names)
+        if key.endswith(b"*") and raw.count(b"'") >= 2:
+            charset, _, rest = raw.partition(b"'")
+            raw = rest.partition(b"'")[2]
+            value_codecs.append(charset.decode("latin-1"))
+        if b"%" in raw:
+            yield from _readings(unquote_to_bytes(raw), _codecs(value_codecs))
+        if b"=?" in raw:
+            yield from _encoded_words(raw)
+
+
+def _code_unit(codec: str) -> int:
+    """Bytes per code unit of a codec: the alignments a value inside a larger block can have."""
+    if "32" in codec:
+        return 4
+    return 2 if "16" in codec else 1
+
+
+def _encoded_words(raw: bytes) -> Iterator[str]:
+    try:
+        parts = email.header.decode_header(raw.decode("latin-1"))
+    except (ValueError, LookupError, UnicodeError, TypeError, AttributeError, email.errors.HeaderParseError):
+        return
+    for value, charset in parts:
+        if isinstance(value, bytes):
+            yield from _readings(value, _codecs([charset] if charset else []))
+        else:
+            yield value
+
+
+def _multipart_readings(data: bytes, content_type: str, request_codecs: Sequence[str]) -> Iterator[str]:
+    """Every text of a multipart body under any parser's reading.
+
+    The raw body (UTF-8 and Latin-1) holds every byte any parser hands the app untransformed:
+    names, filenames, values, files, whatever the split. On top of that, what parsers transform:
+    a request-level or per-part charset, base64 and quoted-printable parts, RFC 2231 and
+    percent-encoded parameters, read from every split of the body any parser could make.
+    """
+    yield from _readings(data)
+    if not request_codecs and _PART_TRANSFORMS.search(data) is None:
+        return
+    for boundary in _param_values(content_type, "boundary"):
+        if len(boundary) > MAX_BOUNDARY_LENGTH:
+            continue
+        for head, payload in _multipart_sections(data, boundary.encode("latin-1", "replace")):
+            if request_codecs or _PART_TRANSFORMS.search(head) is not None:
+                yield from _part_texts(head, payload, request_codecs)
+
+
+#: Longest multipart boundary accepted (RFC 2046 says 70).
+MAX_BOUNDARY_LENGTH = 200
+
+
+def parse_multipart(data: bytes, boundary: str, *, charset: str | None = None) -> list[tuple[str, str]]:
+    """The fields of a ``multipart/form-data`` body, files included, as ``(name, text)``.
+
+    Parts are split on delimiter lines ending in CRLF or LF; names honour RFC 2231
+    (``name*=utf-8''...``); values are read in the part's charset, else ``charset``, else UTF-8
+    (undecodable bytes replaced). Binary files come out as text with replacement characters:
+    nothing is left out because the client called it a file. This is one reading, the one a
+    custom extractor usually wants; the default extractor scans every reading.
 
     Raises:
-        InvalidBody: no boundary, or the body has no closing delimiter.
+        InvalidBody: no boundary, no closing delimiter, too many parts.
     """
-    if not boundary or len(boundary) > 200:
+    if not boundary or len(boundary) > MAX_BOUNDARY_LENGTH:
         raise InvalidBody("the multipart body has no usable boundary", code="invalid_multipart")
-    delimiter = b"--" + boundary.encode("latin-1", "replace")
-    # Prefixing CRLF lets the first delimiter be found like every other one.
-    sections = (b"\r\n" + data).split(b"\r\n" + delimiter)
-    if len(sections) < 2 or not sections[-1].startswith(b"--"):
+    splitter = _splitters(boundary.encode("latin-1", "replace"))[1]
+    sections = splitter.split(b"\r\n" + data)
+    if len(sections) < 2 or not any(section.startswith(b"--") for section in sections[1:]):
         raise InvalidBody("the multipart body is malformed", code="invalid_multipart")
     fields: list[tuple[str, str]] = []
-    for section in sections[1:-1]:
-        head, sep, payload = section.partition(b"\r\n\r\n")
-        if not sep:
+    for section in sections[1:]:
+        if section.startswith(b"--"):
+            break
+        line = _REST_OF_LINE.match(section)
+        section = section[line.end() if line else 0 :]
+        blank = _BLANK_LINE.search(section)
+        if blank is None:
             raise InvalidBody("a multipart part has no header block", code="invalid_multipart")
-        name: str | None = None
-        filename: str | None = None
-        content_type = ""
-        charset = "utf-8"
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            header, _, value = line.partition(":")
-            header = header.strip().lower()
-            if header == "content-disposition":
-                _, params = _header_params(value)
-                name = params.get("name")
-                filename = params.get("filename")
-            elif header == "content-type":
-                content_type = value
-                charset = _header_params(value)[1].get("charset", charset)
-        if name is None or not _is_text_part(content_type, filename):
-            continue
-        fields.append((name, _decode_text(payload, charset)))
+        head, payload = section[: blank.start()], section[blank.end() :]
+        params: dict[bytes, bytes] = {}
+        for match in _PARAM.finditer(head):
+            params.setdefault(match.group(1).lower(), _unquote_param(match.group(2)))
+        name = _param_text(params, b"name")
+        part_charset = params.get(b"charset")
+        codec = _codec(part_charset.decode("latin-1")) if part_charset else None
+        codec = codec or (_codec(charset) if charset else None) or "utf-8"
+        fields.append((name, payload.decode(codec, "replace")))
         if len(fields) > MAX_FORM_FIELDS:
             raise InvalidBody("the multipart body has too many fields", code="too_many_fields")
     return fields
 
 
+def _param_text(params: Mapping[bytes, bytes], name: bytes) -> str:
+    extended = params.get(name + b"*")
+    if extended is not None and extended.count(b"'") >= 2:
+        charset, _, rest = extended.partition(b"'")
+        codec = _codec(charset.decode("latin-1")) or "utf-8"
+        return unquote_to_bytes(rest.partition(b"'")[2]).decode(codec, "replace")
+    return params.get(name, b"").decode("utf-8", "replace")
+
+
 def _decode_text(data: bytes, charset: str | None) -> str:
-    try:
-        return data.decode(charset or "utf-8", "replace")
-    except LookupError:
-        return data.decode("utf-8", "replace")
+    codec = _codec(charset) if charset else None
+    return data.decode(codec or "utf-8", "replace")
 
 
 def is_json_media_type(media_type: str) -> bool:
@@ -355,14 +738,27 @@ def is_json_media_type(media_type: str) -> bool:
 _UNSET: Any = object()
 
 
+def _query_bytes(query: bytes | str) -> bytes:
+    if isinstance(query, bytes):
+        return query
+    # WSGI's QUERY_STRING is the raw bytes read as Latin-1 (PEP 3333); a str beyond Latin-1 came
+    # from elsewhere and is taken as UTF-8.
+    try:
+        return query.encode("latin-1")
+    except UnicodeEncodeError:
+        return query.encode("utf-8", "surrogateescape")
+
+
 class HTTPBody:
-    """One request body as an extractor sees it, parsed lazily and once.
+    """One request as an extractor sees it: body, query string and path parameters, parsed lazily.
 
     Args:
         method: the request method, upper case.
         path: the request path (as the app sees it).
         headers: the request headers, names lower case.
         body: the body, Content-Encoding already undone.
+        query_string: the raw query string (``scope["query_string"]``, or WSGI's ``QUERY_STRING``).
+        path_params: the parameters of the matched route template (``{"id": "42"}``).
         max_depth: JSON nesting limit of `json`.
         max_number_length: JSON number length limit of `json`.
         metadata: context for the guard (e.g. ``route``), for extractors to put on the `Content`.
@@ -370,11 +766,15 @@ class HTTPBody:
     Attributes:
         media_type: the Content-Type without parameters, lower case ("" if absent).
         charset: the Content-Type's charset parameter, if any.
+        query_string: the raw query string, bytes.
+        path_params: the matched route's path parameters.
     """
 
     __slots__ = (
         "_form",
         "_json",
+        "_pairs",
+        "_query",
         "body",
         "charset",
         "headers",
@@ -385,6 +785,8 @@ class HTTPBody:
         "method",
         "params",
         "path",
+        "path_params",
+        "query_string",
     )
 
     def __init__(
@@ -394,6 +796,8 @@ class HTTPBody:
         headers: Mapping[str, str],
         body: bytes,
         *,
+        query_string: bytes | str = b"",
+        path_params: Mapping[str, str] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         max_number_length: int = DEFAULT_MAX_NUMBER_LENGTH,
         metadata: Mapping[str, str] | None = None,
@@ -403,17 +807,56 @@ class HTTPBody:
         self.path = path
         self.headers = headers
         self.body = body
+        self.query_string = _query_bytes(query_string)
+        self.path_params: Mapping[str, str] = path_params if path_params is not None else {}
         self.max_depth = max_depth
         self.max_number_length = max_number_length
         self.media_type, self.params = _header_params(headers.get("content-type", ""))
         self.charset = self.params.get("charset")
         self._json: Any = _UNSET
+        self._pairs: Any = _UNSET
         self._form: list[tuple[str, str]] | None = None
+        self._query: list[tuple[str, str]] | None = None
 
     @property
     def is_form(self) -> bool:
-        """True for url-encoded and multipart form bodies."""
-        return self.media_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+        """True for url-encoded and multipart form bodies (read leniently, as some parser might)."""
+        return self.is_urlencoded or self.is_multipart
+
+    @property
+    def is_urlencoded(self) -> bool:
+        """True when some framework could read the body as a url-encoded form."""
+        return "x-www-form-urlencoded" in self.headers.get("content-type", "").lower()
+
+    @property
+    def is_multipart(self) -> bool:
+        """True when some framework could read the body as a multipart form."""
+        return "multipart/" in self.headers.get("content-type", "").lower()
+
+    @property
+    def charsets(self) -> list[str]:
+        """Every charset the Content-Type declares that Python knows, beyond UTF-8 and Latin-1."""
+        return _codecs(_param_values(self.headers.get("content-type", ""), "charset"))
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        """The query string's ``(name, value)`` pairs, in every reading a framework makes of it.
+
+        ``+`` and percent-escapes decoded; raw bytes read as UTF-8 and as Latin-1, escapes as
+        UTF-8 and in the request charset; blanks kept; a pair is listed once even when several
+        readings agree, so a name may repeat with differently decoded values.
+        """
+        if self._query is None:
+            pairs: dict[tuple[str, str], None] = {}
+            for reading in _urlencoded_readings(self.query_string, self.charsets):
+                for item in reading.split("&"):
+                    if item:
+                        name, _, value = item.partition("=")
+                        pairs.setdefault((name, value))
+                        if len(pairs) > MAX_FORM_FIELDS * 4:
+                            raise InvalidBody("the query string has too many fields", code="too_many_fields")
+            self._query = list(pairs)
+        return self._query
 
     def json(self) -> Any:
         """The body parsed as JSON (whatever the Content-Type says, as ``json.loads`` would).
@@ -428,12 +871,12 @@ class HTTPBody:
         return self._json
 
     def form(self) -> list[tuple[str, str]]:
-        """The text fields of a form body (url-encoded or multipart); empty for other bodies."""
+        """The fields of a form body (url-encoded or multipart, files included); empty otherwise."""
         if self._form is None:
             if self.media_type == "application/x-www-form-urlencoded":
                 self._form = parse_form(self.body)
             elif self.media_type == "multipart/form-data":
-                self._form = parse_multipart(self.body, self.params.get("boundary", ""))
+                self._form = parse_multipart(self.body, self.params.get("boundary", ""), charset=self.charset)
             else:
                 self._form = []
         return self._form
@@ -441,6 +884,13 @@ class HTTPBody:
     def text(self) -> str:
         """The body as text, in its declared charset (UTF-8 by default), undecodable bytes replaced."""
         return _decode_text(self.body, self.charset)
+
+    def _document(self) -> Any:
+        if self._pairs is _UNSET:
+            self._pairs = _parse_pairs(
+                self.body, max_depth=self.max_depth, max_number_length=self.max_number_length
+            )
+        return self._pairs
 
     def __repr__(self) -> str:
         return (
@@ -464,66 +914,190 @@ def _is_messages(value: Any) -> bool:
     )
 
 
-def _document_content(document: Any, metadata: Mapping[str, str]) -> Content | None:
-    """The OpenAI chat request, ``prompt``, ``input`` or ``guard`` of a document, else all its strings."""
-    if isinstance(document, dict):
-        messages = document.get("messages")
-        if _is_messages(messages):
-            return Content(messages=messages, metadata=metadata)
-        user_input = document.get("input")
-        if _is_messages(user_input):
-            return Content(messages=user_input, metadata=metadata)
-        for key in ("prompt", "input", "guard"):
-            if key in document:
-                text = _strings_text(document[key])
-                if text is not None:
-                    return Content(text, metadata=metadata)
-    text = _strings_text(document)
-    return Content(text, metadata=metadata) if text is not None else None
+class _Texts:
+    """Texts to scan, in order, each once (identical readings are common: they cost nothing)."""
+
+    __slots__ = ("_texts",)
+
+    def __init__(self) -> None:
+        self._texts: dict[str, None] = {}
+
+    def add(self, text: str) -> None:
+        if text and not text.isspace():
+            self._texts.setdefault(text)
+
+    def extend(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.add(text)
+
+    def joined(self) -> str | None:
+        return "\n".join(self._texts) if self._texts else None
+
+
+# Strings that are exactly a word of the chat APIs' own vocabulary (keys, roles, part types) carry
+# nothing to scan; leaving them out keeps a chat request's extra text short or empty.
+_VOCABULARY = frozenset(
+    [
+        "messages",
+        "role",
+        "content",
+        "name",
+        "model",
+        "type",
+        "text",
+        "tool_calls",
+        "tool_call_id",
+        "id",
+        "function",
+        "arguments",
+        "function_call",
+        "tools",
+        "tool_choice",
+        "parameters",
+        "description",
+        "properties",
+        "required",
+        "stream",
+        "stream_options",
+        "include_usage",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "stop",
+        "seed",
+        "user",
+        "system",
+        "assistant",
+        "tool",
+        "developer",
+        "image_url",
+        "url",
+        "detail",
+        "input_text",
+        "output_text",
+        "refusal",
+        "input",
+        "instructions",
+        "metadata",
+        "store",
+        "response_format",
+        "json_object",
+        "json_schema",
+        "auto",
+        "none",
+        "object",
+        "string",
+        "number",
+        "integer",
+        "boolean",
+        "array",
+        "logprobs",
+        "top_logprobs",
+        "presence_penalty",
+        "frequency_penalty",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "low",
+        "medium",
+        "high",
+        "image_url",
+        "input_image",
+        "input_file",
+        "tool_use",
+        "tool_result",
+        "tool_use_id",
+        "parts",
+        "contents",
+        "image",
+        "source",
+        "media_type",
+        "data",
+    ]
+)
+
+
+def _messages(document: Any) -> list[dict[str, Any]] | None:
+    """The OpenAI chat messages of a document (``messages``, or Responses API ``input``)."""
+    if not isinstance(document, _Pairs):
+        return None
+    top = dict(document)  # the app's json.loads keeps the last of duplicate keys
+    for key in ("messages", "input"):
+        if key in top:
+            candidate = _plain(top[key])
+            if _is_messages(candidate):
+                return candidate  # type: ignore[no-any-return]
+    return None
+
+
+def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
+    """Add every reading of the body to ``texts``; return its chat messages, if it has some."""
+    declared_json = is_json_media_type(body.media_type)
+    try:
+        document: Any = body._document()
+    except InvalidBody as exc:
+        # A body not declared JSON that is not JSON the app can load is text (a 5,000-digit
+        # number too); one nested too deeply is refused whatever its type.
+        if declared_json or exc.code == "too_deep":
+            raise
+        document = _UNSET
+    messages: list[dict[str, Any]] | None = None
+    raw: list[str] = []
+    if not declared_json:
+        # Whatever the type says, an app can read the body as bytes or text: scan it as text too.
+        if body.is_multipart:
+            raw.extend(_multipart_readings(body.body, body.headers.get("content-type", ""), body.charsets))
+        if body.is_urlencoded:
+            raw.extend(_urlencoded_readings(body.body, body.charsets))
+        if not body.is_form:
+            raw.extend(_readings(body.body, body.charsets))
+    if document is not _UNSET:
+        messages = _messages(document)
+        covered = {text for message in messages or () for text in message_texts(message)}
+        # A JSON text without escapes read as plain text already holds every string verbatim.
+        verbatim = (
+            bool(raw)
+            and not body.is_form
+            and b"\\" not in body.body
+            and body.body.isascii()
+            and json.detect_encoding(body.body) == "utf-8"
+        )
+        if not verbatim:
+            texts.extend(
+                text for text in _pairs_texts(document) if text not in covered and text not in _VOCABULARY
+            )
+    texts.extend(raw)
+    return messages
 
 
 def default_body(body: HTTPBody) -> Content | None:
-    """The default extractor of the middlewares: everything in the body the app could use.
+    """The default extractor of the middlewares: every text of the request the app could read.
 
-    - Form bodies (url-encoded or multipart): every text field; a url-encoded body that is also
-      a JSON document, its JSON content as well.
-    - JSON, whatever the Content-Type says: an OpenAI chat request (every message's content and
-      content parts, names, tool-call arguments), else ``prompt``, ``input`` or ``guard``, else
-      every string value in the document.
-    - Anything else: the body as text, except images, audio, video and fonts.
+    A superset of what Starlette, werkzeug (Flask) and Django can make of the request:
+
+    - The body parsed as JSON, whatever the Content-Type: every string and every object key
+      (duplicate keys included); an OpenAI chat request's ``messages`` (or a Responses API
+      ``input``) go to the guard as messages, every other string as text.
+    - Unless the body is declared JSON, the body as text too: as UTF-8, as Latin-1 and in the
+      declared charset; forms percent-decoded in each reading frameworks make; multipart bodies
+      whole, plus what parsers decode from parts (charsets, base64, quoted-printable, RFC 2231
+      names). No part is left out because the client calls it a file.
+    - The query string (names and values, every reading) and the path parameters.
 
     Raises:
-        InvalidBody: a JSON Content-Type with a body that is not JSON, or a JSON body over the
-            limits (deep nesting, huge numbers) whatever its Content-Type.
+        InvalidBody: a JSON Content-Type with a body that is not JSON, or a JSON body nested too
+            deeply whatever its Content-Type.
     """
-    if not body.body:
+    texts = _Texts()
+    messages = _body_texts(body, texts) if body.body else None
+    if body.query_string:
+        texts.extend(_urlencoded_readings(body.query_string, body.charsets))
+    texts.extend(body.path_params.values())
+    text = texts.joined()
+    if text is None and messages is None:
         return None
-    if body.is_form:
-        fields = body.form()
-        texts = [value for _, value in fields if value]
-        if body.media_type == "application/x-www-form-urlencoded":
-            # Apps may parse any body as JSON (Starlette's request.json(), Flask's
-            # get_json(force=True)): a JSON document sent as a form is scanned as JSON too.
-            try:
-                document = body.json()
-            except InvalidBody as exc:
-                if exc.code != "invalid_json":
-                    raise
-            else:
-                as_json = _document_content(document, body.metadata)
-                if as_json is not None:
-                    texts.extend(as_json.iter_texts())
-        return Content("\n".join(texts), metadata=body.metadata) if texts else None
-    try:
-        document = body.json()
-    except InvalidBody as exc:
-        if is_json_media_type(body.media_type) or exc.code != "invalid_json":
-            raise
-        if body.media_type.startswith(_BINARY_MEDIA_TYPES):
-            return None
-        text = body.text()
-        return Content(text, metadata=body.metadata) if text.strip() else None
-    return _document_content(document, body.metadata)
+    return Content(text, messages=messages, metadata=body.metadata)
 
 
 def json_field(*path: str | int) -> Callable[[HTTPBody], Content | None]:

@@ -4,11 +4,17 @@ API (shared by the ASGI and WSGI middlewares):
 
 - ``Route(path, methods=("POST",), extract=None, fail_open=None, scan_response=False, guard=None)``:
   the settings of one guarded route. ``path`` is a template in Starlette syntax (``/chat/{id}``,
-  ``/files/{rest:path}``, converters ``str``, ``path``, ``int``, ``float``, ``uuid``).
+  ``/files/{rest:path}``, converters ``str``, ``path``, ``int``, ``float``, ``uuid``, ``slug``), each
+  matching a superset of what the same converter matches in Starlette, werkzeug and Django.
 - ``normalize_path(path) -> str``: the path as a router could end up seeing it: percent-decoded,
   ``\\`` read as ``/``, ``//`` collapsed, ``.`` and ``..`` resolved, trailing slash dropped.
 - ``Router(routes)``: ``router.match(method, path) -> Route | None`` on the normalised path;
-  ``Router(None)`` guards every POST, PUT and PATCH (`DEFAULT_ROUTE`).
+  ``router.resolve(method, path, has_body=...) -> (Route, path_params) | None`` also gives the
+  matched template's parameters; ``Router(None)`` guards every POST, PUT, PATCH and DELETE, and
+  (through ``resolve``) any request that declares a body (`DEFAULT_ROUTE`).
+- ``Route.path_params(normalized_path) -> dict[str, str]``: the template's parameters.
+- ``path_forms(path)``: the forms of a path matched (normalised, and dot segments kept: Starlette
+  and werkzeug route ``/chat/.`` to ``/chat/{id}``).
 
 Matching is deliberately a superset of what any common router accepts: an attacker must not reach
 a guarded endpoint through a spelling of its path the middleware does not recognise. Hence paths are
@@ -30,14 +36,19 @@ if TYPE_CHECKING:
     from ._body import BodyExtractor
     from ._guard import Guard
 
-__all__ = ["DEFAULT_ROUTE", "Route", "Router", "normalize_path"]
+__all__ = ["DEFAULT_ROUTE", "Route", "Router", "normalize_path", "path_forms"]
 
+# Each converter matches the union of what the frameworks' converters of that name match, and what
+# the conversion behind them accepts: Starlette ([0-9]+), werkzeug (\d+, signed, so Unicode digits
+# such as "١٢" that int() reads), Django ([0-9]+), Python's int()/float()/UUID() (signs, "_",
+# surrounding spaces, exponents, "inf", braces, no hyphens). Matching more only guards more.
 _CONVERTERS = {
     "str": "[^/]+",
     "path": ".*",
-    "int": "[0-9]+",
-    "float": r"[0-9]+(?:\.[0-9]+)?",
-    "uuid": "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "int": r"\s*[+-]?\d(?:_?\d)*\s*",
+    "float": r"\s*[+-]?(?:(?:\d(?:_?\d)*)?\.?\d(?:_?\d)*\.?(?:e[+-]?\d(?:_?\d)*)?|inf(?:inity)?|nan)\s*",
+    "uuid": r"\s*(?:urn:uuid:)?\{?(?:[0-9a-f]-?){31}[0-9a-f]\}?\s*",
+    "slug": r"[-\w]+",
 }
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
 _SLASHES = re.compile(r"/{2,}")
@@ -78,6 +89,28 @@ def normalize_path(path: str) -> str:
     return "/" + "/".join(segments)
 
 
+def path_forms(path: str) -> tuple[str, ...]:
+    """Every form of a request path a router could match: normalised, and with dot segments kept.
+
+    Starlette and werkzeug route the path as received: ``/chat/.`` reaches ``/chat/{id}`` with
+    ``id="."`` there, while the normalised form (``/chat``) does not. A route guards a request when
+    any form matches.
+    """
+    normalized = normalize_path(path)
+    if normalized == path:
+        return (path,)
+    forms = [normalized]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(path, errors="replace")
+        if decoded == path:
+            break
+        path = decoded
+    kept = _SLASHES.sub("/", "/" + path.replace("\\", "/"))
+    forms.append(kept.rstrip("/") or "/")
+    forms.append(kept)
+    return tuple(dict.fromkeys(forms))
+
+
 def _compile(template: str) -> re.Pattern[str]:
     if not template.startswith("/"):
         raise ValueError(f"a route path must start with '/': {template!r}")
@@ -86,16 +119,20 @@ def _compile(template: str) -> re.Pattern[str]:
         template = template.rstrip("/")
     pattern = ""
     end = 0
+    names: set[str] = set()
     for param in _PARAM.finditer(template):
-        converter = param.group(2) or "str"
+        name, converter = param.group(1), param.group(2) or "str"
+        if name in names:
+            raise ValueError(f"path parameter {name!r} appears twice in route {template!r}")
+        names.add(name)
         if converter not in _CONVERTERS:
             raise ValueError(f"unknown path converter {converter!r} in route {template!r}")
         literal = template[end : param.start()]
         if converter == "path" and literal.endswith("/"):
             # "/files/{rest:path}" also covers "/files" (the normalised form of "/files/").
-            pattern += re.escape(literal[:-1]) + "(?:/.*)?"
+            pattern += re.escape(literal[:-1]) + f"(?:/(?P<{name}>.*))?"
         else:
-            pattern += re.escape(literal) + f"(?:{_CONVERTERS[converter]})"
+            pattern += re.escape(literal) + f"(?P<{name}>{_CONVERTERS[converter]})"
         end = param.end()
     pattern += re.escape(template[end:])
     return re.compile(pattern, re.IGNORECASE | re.DOTALL)
@@ -150,6 +187,16 @@ class Route:
         """Whether a request with this method and (already normalised) path is guarded by this route."""
         return method.upper() in self.methods and self._pattern.fullmatch(normalized_path) is not None
 
+    def path_params(self, normalized_path: str) -> dict[str, str]:
+        """The template's parameters in a (normalised) path this route matches; empty if it does not.
+
+        A ``path`` parameter with nothing after it (``/files`` for ``/files/{rest:path}``) is ``""``.
+        """
+        match = self._pattern.fullmatch(normalized_path)
+        if match is None:
+            return {}
+        return {name: value or "" for name, value in match.groupdict().items()}
+
     def __repr__(self) -> str:
         options = [repr(self.path), f"methods={self.methods!r}"]
         if self.extract is not None:
@@ -174,20 +221,23 @@ class Route:
         return (self.path, self.methods, self.extract, self.fail_open, self.scan_response, self.guard)
 
 
-#: What a middleware with no ``routes`` guards: every POST, PUT and PATCH, default extractor.
-DEFAULT_ROUTE = Route("/{path:path}", methods=("POST", "PUT", "PATCH"))
+#: What a middleware with no ``routes`` guards: every POST, PUT, PATCH and DELETE (the methods that
+#: usually carry a body), default extractor; `Router.resolve` adds any request that declares a body.
+DEFAULT_ROUTE = Route("/{path:path}", methods=("POST", "PUT", "PATCH", "DELETE"))
 
 
 class Router:
     """Finds the `Route` guarding a request; the first matching route wins.
 
     Args:
-        routes: the guarded routes; None guards every POST, PUT and PATCH with `DEFAULT_ROUTE`.
+        routes: the guarded routes; None guards every POST, PUT, PATCH and DELETE, and every
+            request that declares a body (see `resolve`), with `DEFAULT_ROUTE`.
     """
 
-    __slots__ = ("_methods", "routes")
+    __slots__ = ("_default", "_methods", "routes")
 
     def __init__(self, routes: Sequence[Route] | None = None) -> None:
+        self._default = routes is None
         if routes is None:
             routes = (DEFAULT_ROUTE,)
         for route in routes:
@@ -202,10 +252,32 @@ class Router:
         method = method.upper()
         if method not in self._methods:
             return None
-        normalized = normalize_path(path)
+        forms = path_forms(path)
         for route in self.routes:
-            if route.matches(method, normalized):
+            if any(route.matches(method, form) for form in forms):
                 return route
+        return None
+
+    def resolve(
+        self, method: str, path: str, *, has_body: bool = False
+    ) -> tuple[Route, dict[str, str]] | None:
+        """The route guarding ``method path`` and its path parameters, or None.
+
+        Args:
+            method: the request method.
+            path: the path as received (normalised here).
+            has_body: whether the request declares a body (a non-zero Content-Length or a
+                Transfer-Encoding). With no ``routes`` given, such a request is guarded whatever
+                its method: frameworks read a GET's or an OPTIONS's body as readily as a POST's.
+        """
+        method = method.upper()
+        if method not in self._methods and not (self._default and has_body):
+            return None
+        forms = path_forms(path)
+        for route in self.routes:
+            for form in forms:
+                if route.matches(method, form) or (self._default and has_body):
+                    return route, route.path_params(form)
         return None
 
     def __repr__(self) -> str:

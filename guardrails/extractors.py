@@ -15,8 +15,11 @@ raises `ExtractionError`: a value the guard cannot see is never waved through.
 
 The middlewares' extractors take an `HTTPBody` (the parsed request body) instead:
 
-- `default_body`: an OpenAI chat request's messages, ``prompt``, ``input``, ``guard``, else every
-  string of the JSON document; form and multipart text fields.
+- `default_body`: every text of the request any framework could read: every string and key of a
+  JSON body (an OpenAI chat request's messages as messages), the body as text in every charset a
+  framework applies, form and multipart fields in every reading (files included), the query
+  string and the path parameters. `HTTPBody.query` and `HTTPBody.path_params` give custom
+  extractors the query pairs and the matched route's parameters.
 - `json_field` (one field of a JSON body, e.g. ``json_field("document")``).
 
 Error messages name the argument, never its value.

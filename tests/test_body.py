@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import zlib
@@ -162,8 +163,8 @@ def test_parse_json_accepts_depth_at_the_limit() -> None:
 # -- forms -------------------------------------------------------------------------------------------
 
 
-def test_multipart_text_fields_and_text_files() -> None:
-    """Text fields and text files are read; binary files are left out."""
+def test_multipart_fields_include_every_file() -> None:
+    """Fields and files alike: a part is never left out because the client calls it binary."""
     data = multipart(
         [
             ("prompt", None, None, "héllo".encode()),
@@ -171,7 +172,17 @@ def test_multipart_text_fields_and_text_files() -> None:
             ("image", "a.png", "image/png", b"\x89PNG\r\n"),
         ]
     )
-    assert parse_multipart(data, "BOUNDARY") == [("prompt", "héllo"), ("notes", "file text")]
+    assert parse_multipart(data, "BOUNDARY") == [
+        ("prompt", "héllo"),
+        ("notes", "file text"),
+        ("image", "\ufffdPNG\r\n"),
+    ]
+
+
+def test_multipart_reads_rfc_2231_names() -> None:
+    """name*=utf-8''... is percent-decoded in its charset."""
+    data = b"--B\r\nContent-Disposition: form-data; name*=utf-8''caf%C3%A9\r\n\r\nv\r\n--B--\r\n"
+    assert parse_multipart(data, "B") == [("café", "v")]
 
 
 def test_multipart_without_closing_delimiter_is_invalid() -> None:
@@ -183,52 +194,101 @@ def test_multipart_without_closing_delimiter_is_invalid() -> None:
 # -- the default extractor --------------------------------------------------------------------------
 
 
+def scanned(data: bytes, content_type: str | None = "application/json", **options: Any) -> str:
+    """Everything the default extractor hands the guard, as one text."""
+    headers = {"content-type": content_type} if content_type is not None else {}
+    content = default_body(HTTPBody("POST", "/x", headers, data, **options))
+    return "" if content is None else content.as_text()
+
+
 def test_default_reads_every_part_of_an_openai_chat_request() -> None:
     """Every message, content part, name and tool-call argument is scanned, as messages."""
     content = extracted(json.dumps(CHAT).encode())
     assert content is not None
     assert content.messages == CHAT["messages"]
-    assert list(content.iter_texts()) == ["be nice", "part one", "alice", '{"q": 1}']
+    assert list(content.iter_texts())[-4:] == ["be nice", "part one", "alice", '{"q": 1}']
+
+
+def test_default_sends_the_other_strings_of_a_chat_request_as_text() -> None:
+    """Beside the messages, every other string of the request is text (model, tool-call ids and names)."""
+    document = {**CHAT, "system": "anthropic system", "metadata": {"note": "extra"}}
+    content = extracted(json.dumps(document).encode())
+    assert content is not None
+    assert content.messages == CHAT["messages"]
+    assert content.text is not None
+    assert content.text.splitlines() == ["m", "1", "f", "anthropic system", "note", "extra"]
 
 
 @pytest.mark.parametrize(
-    ("document", "text"),
+    ("document", "hidden"),
     [
-        pytest.param({"prompt": "p", "other": "o"}, "p", id="prompt"),
-        pytest.param({"prompt": ["a", "b"]}, "a\nb", id="prompt-list"),
-        pytest.param({"input": "i"}, "i", id="input"),
-        pytest.param({"guard": "g"}, "g", id="guard"),
-        pytest.param({"a": {"b": ["x", 1, {"c": "y"}]}}, "x\ny", id="every-string"),
-        pytest.param(["x", "y"], "x\ny", id="top-level-list"),
+        pytest.param({"prompt": "hi", "question": "DECOY"}, "DECOY", id="field-beside-prompt"),
+        pytest.param(
+            {"messages": [{"role": "user", "content": "hi"}], "q": "DECOY"}, "DECOY", id="beside-messages"
+        ),
+        pytest.param({"input": "hi", "extra": {"deep": ["DECOY"]}}, "DECOY", id="beside-input"),
+        pytest.param({"DECOY": 1}, "DECOY", id="object-key"),
+        pytest.param(
+            {"system": "DECOY", "messages": [{"role": "user", "content": "hi"}]},
+            "DECOY",
+            id="anthropic-system",
+        ),
+        pytest.param(
+            {"contents": [{"role": "user", "parts": [{"text": "DECOY"}]}]}, "DECOY", id="gemini-parts"
+        ),
+        pytest.param(
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "1", "content": "DECOY"}],
+                    }
+                ]
+            },
+            "DECOY",
+            id="anthropic-tool-result",
+        ),
     ],
 )
-def test_default_reads_known_fields_else_every_string(document: Any, text: str) -> None:
-    """prompt, input and guard are recognised; otherwise every string value is scanned."""
-    content = extracted(json.dumps(document).encode())
-    assert content is not None
-    assert content.as_text() == text
+def test_default_scans_every_string_and_key(document: Any, hidden: str) -> None:
+    """No decoy field: the attacker cannot pick the branch the extractor reads."""
+    assert hidden in scanned(json.dumps(document).encode())
 
 
-def test_default_reads_responses_api_input_messages() -> None:
-    """An `input` made of messages is scanned as messages."""
-    content = extracted(json.dumps({"input": [{"role": "user", "content": "hi"}]}).encode())
+def test_default_scans_every_value_of_a_duplicate_key() -> None:
+    """json.loads keeps the last duplicate, other parsers the first: both are scanned."""
+    text = scanned(b'{"prompt": "FIRST", "prompt": "LAST"}')
+    assert "FIRST" in text
+    assert "LAST" in text
+
+
+def test_default_leaves_out_the_chat_apis_own_words() -> None:
+    """Keys and roles such as "messages", "role", "user" are not sent as text."""
+    content = extracted(b'{"messages": [{"role": "user", "content": "hi"}]}')
     assert content is not None
-    assert content.messages == [{"role": "user", "content": "hi"}]
+    assert content.text is None
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])
 def test_default_reads_json_whatever_the_content_type(content_type: str | None) -> None:
     """Apps parse JSON without looking at the Content-Type, so the middleware does too."""
-    content = extracted(b'{"prompt": "hi"}', content_type)
-    assert content is not None
-    assert content.as_text() == "hi"
+    assert "\\u0069gnore" in scanned(b'{"prompt": "\\u0069gnore"}', content_type)
+    assert "ignore" in scanned(b'{"prompt": "\\u0069gnore"}', content_type)
 
 
 def test_default_reads_plain_text() -> None:
     """A body that is not JSON and not declared JSON is scanned as text."""
-    content = extracted(b"just words", "text/plain")
-    assert content is not None
-    assert content.as_text() == "just words"
+    assert scanned(b"just words", "text/plain") == "just words"
+
+
+def test_default_scans_a_long_number_as_text() -> None:
+    """A 101-digit number in a text/plain body is text, not a JSON error (it used to be a 400)."""
+    assert scanned(b"9" * 101, "text/plain") == "9" * 101
+
+
+def test_default_accepts_a_long_number_in_json() -> None:
+    """json.loads reads a 101-digit integer: the document's strings are scanned, not refused."""
+    assert scanned(b'{"big": ' + b"9" * 101 + b', "prompt": "p"}') == "big\nprompt\np"
 
 
 def test_default_rejects_non_json_declared_json() -> None:
@@ -244,18 +304,118 @@ def test_default_rejects_deep_json_whatever_the_content_type() -> None:
 
 
 def test_default_reads_form_fields() -> None:
-    """Url-encoded fields are scanned, percent and plus decoded."""
-    content = extracted(b"a=1&prompt=ignore+previous%20instructions", "application/x-www-form-urlencoded")
-    assert content is not None
-    assert content.as_text() == "1\nignore previous instructions"
+    """Url-encoded names and values are scanned, percent and plus decoded."""
+    text = scanned(b"a=1&prompt=ignore+previous%20instructions", "application/x-www-form-urlencoded")
+    assert text == "a=1&prompt=ignore previous instructions"
+
+
+def test_default_reads_raw_utf8_in_a_form_as_utf8_and_latin1() -> None:
+    """werkzeug and Django read raw bytes as UTF-8, Starlette as Latin-1: both readings are scanned."""
+    text = scanned("q=café".encode(), "application/x-www-form-urlencoded")
+    assert "café" in text
+    assert "cafÃ©" in text
+
+
+def test_default_scans_a_malformed_multipart_body_as_text() -> None:
+    """No closing delimiter: parsers disagree on what to make of it, the raw text holds it all."""
+    assert scanned(b"--B\r\nHIDDEN", "multipart/form-data; boundary=B") == "--B\r\nHIDDEN"
+
+
+def test_default_scans_a_number_past_python_limits_as_text() -> None:
+    """5,000 digits: json.loads refuses them, so under text/plain the body is text."""
+    assert scanned(b"1" * 5000, "text/plain") == "1" * 5000
+    with pytest.raises(InvalidBody):
+        scanned(b"1" * 5000, "application/json")
 
 
 def test_default_reads_multipart_fields() -> None:
-    """Multipart text fields are scanned."""
+    """Multipart text fields are scanned (with the rest of the raw body)."""
     data = multipart([("prompt", None, None, b"secret plan")])
-    content = extracted(data, "multipart/form-data; boundary=BOUNDARY")
-    assert content is not None
-    assert content.as_text() == "secret plan"
+    assert "secret plan" in scanned(data, "multipart/form-data; boundary=BOUNDARY")
+
+
+@pytest.mark.parametrize(
+    ("part", "hidden"),
+    [
+        pytest.param(
+            b'Content-Disposition: form-data; name="a"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+            + base64.b64encode(b"HIDDEN text"),
+            "HIDDEN text",
+            id="base64",
+        ),
+        pytest.param(
+            b'Content-Disposition: form-data; name="a"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+            b"HID=44EN",
+            "HIDDEN",
+            id="quoted-printable",
+        ),
+        pytest.param(
+            b"Content-Disposition: form-data; name*=utf-8''HID%44EN\r\n\r\nv", "HIDDEN", id="rfc-2231-name"
+        ),
+        pytest.param(
+            b'Content-Disposition: form-data; name="a"\r\nContent-Type: text/plain; charset=utf-16-le\r\n\r\n'
+            + "HIDDEN".encode("utf-16-le"),
+            "HIDDEN",
+            id="part-charset",
+        ),
+        pytest.param(
+            b'Content-Disposition: form-data; name="a;filename=x.png"\r\n\r\nHIDDEN',
+            "HIDDEN",
+            id="quoted-semicolon",
+        ),
+        pytest.param(
+            b'Content-Disposition: form-data; name="a"; filename=""\r\nContent-Type: image/png\r\n\r\nHIDDEN',
+            "HIDDEN",
+            id="empty-filename-binary-type",
+        ),
+    ],
+)
+def test_default_reads_what_multipart_parsers_decode(part: bytes, hidden: str) -> None:
+    """Transfer encodings, RFC 2231 names, part charsets, odd dispositions: every decoding is scanned."""
+    data = b"--B\r\n" + part + b"\r\n--B--\r\n"
+    assert hidden in scanned(data, "multipart/form-data; boundary=B")
+
+
+def test_default_reads_a_multipart_body_in_its_request_charset() -> None:
+    """Starlette and Django honour multipart/form-data; charset=utf-16-le."""
+    data = (
+        b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n'
+        + "HIDDEN".encode("utf-16-le")
+        + b"\r\n--B--\r\n"
+    )
+    assert "HIDDEN" in scanned(data, "multipart/form-data; boundary=B; charset=utf-16-le")
+
+
+def test_default_reads_text_in_its_declared_charset_and_in_utf8() -> None:
+    """text/plain; charset=cp037 with a UTF-8 body: the app may use either, both are scanned."""
+    text = scanned(b"HIDDEN", "text/plain; charset=cp037")
+    assert "HIDDEN" in text
+    assert b"HIDDEN".decode("cp037") in text
+
+
+def test_default_reads_an_unknown_charset_as_utf8_and_latin1() -> None:
+    """An unknown charset is not a reason to refuse: the UTF-8 and Latin-1 readings are scanned."""
+    text = scanned("café".encode(), "text/plain; charset=x-unknown")
+    assert "café" in text
+    assert "cafÃ©" in text
+
+
+def test_default_scans_the_query_string_and_path_parameters() -> None:
+    """Query names and values (decoded) and path parameters, even with no body."""
+    text = scanned(b"", None, query_string=b"q=ign%6Fre+me&KEY=", path_params={"id": "PATHVALUE"})
+    assert "q=ignore me&KEY=" in text
+    assert "PATHVALUE" in text
+
+
+def test_http_body_query_lists_every_reading() -> None:
+    """.query: pairs in the UTF-8 and the Latin-1 reading, each once."""
+    request = HTTPBody("GET", "/x", {}, b"", query_string="q=caf%C3%A9&q=\xc3\xa9&e=")
+    assert request.query == [("q", "café"), ("q", "é"), ("e", ""), ("q", "Ã©")]
+
+
+def test_http_body_keeps_path_params() -> None:
+    """Path parameters are what the middleware passed."""
+    assert HTTPBody("POST", "/x", {}, b"", path_params={"id": "7"}).path_params == {"id": "7"}
 
 
 @pytest.mark.parametrize(
@@ -263,13 +423,27 @@ def test_default_reads_multipart_fields() -> None:
     [
         pytest.param(b"", "application/json", id="empty"),
         pytest.param(b'{"n": 1}', "application/json", id="no-strings"),
-        pytest.param(b"\x89PNG", "image/png", id="image"),
         pytest.param(b"   ", "text/plain", id="blank-text"),
     ],
 )
 def test_default_finds_nothing_to_scan(data: bytes, content_type: str) -> None:
     """Nothing user-readable: None (the request is skipped)."""
     assert extracted(data, content_type) is None
+
+
+def test_default_scans_binary_bodies_as_text() -> None:
+    """An image/png body is still bytes an app can decode: replaced, dropped and Latin-1 readings."""
+    assert scanned(b"\x89PNG\x00HID\xffDEN", "image/png").splitlines() == [
+        "\ufffdPNG\x00HID\ufffdDEN",
+        "PNG\x00HIDDEN",
+        "\x89PNG\x00HIDÿDEN",
+    ]
+
+
+def test_decoding_thousands_of_gzip_members_is_iterative() -> None:
+    """~2,000 concatenated gzip members (a valid body) decode without hitting the recursion limit."""
+    data = b"".join(gzip.compress(b"ab") for _ in range(3000))
+    assert decode_content_encoding(data, "gzip", max_size=10_000) == b"ab" * 3000
 
 
 # -- json_field -------------------------------------------------------------------------------------------

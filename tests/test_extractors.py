@@ -375,3 +375,15 @@ def test_extractor_reprs_name_them_without_values() -> None:
     assert repr(extractors.arg("messages")) == "arg('messages')"
     assert repr(extractors.openai_chat) == "openai_chat"
     assert repr(extractors.pydantic_field("body", "text")) == "pydantic_field('body', 'text')"
+
+
+def test_http_body_extractors_see_the_query_and_path_parameters() -> None:
+    """extractors.HTTPBody.query and .path_params: what a custom body extractor can read."""
+    from guardrails import extractors
+
+    request = extractors.HTTPBody("POST", "/chat/7", {}, b"", query_string=b"q=a+b", path_params={"id": "7"})
+    assert request.query == [("q", "a b")]
+    assert request.path_params == {"id": "7"}
+    content = extractors.default_body(request)
+    assert content is not None
+    assert content.as_text() == "q=a b\n7"

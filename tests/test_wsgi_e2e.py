@@ -201,7 +201,8 @@ def test_concurrent_requests_are_checked_in_parallel_each_with_its_own_verdict(
     def decide(content: Content) -> Verdict:
         # Every check waits for the others: this only passes if they all run at the same time.
         together.wait(10)
-        text = content.as_text()
+        # The message is the last line: the body's other strings (the model name) come first.
+        text = content.as_text().splitlines()[-1]
         action = Action.BLOCK if text.endswith("odd") else Action.ALLOW
         return Verdict(action=action, guard="fake", id=text)
 
