@@ -33,6 +33,7 @@ from ._policy import FailOpen
 from ._replies import Reply
 from ._routing import Route
 from ._sse import SSEScanner, SSEWindow, sse_error_event
+from ._websocket import GuardedWebSocket, websocket_route
 
 __all__ = ["GuardMiddleware"]
 
@@ -90,7 +91,9 @@ class GuardMiddleware(GuardedRoutes):
         app: the ASGI app.
         guard: the guard asked; None: `guard_from_env()`, resolved on first use.
         routes: the guarded routes; None guards every POST, PUT and PATCH with the default
-            extractor. Other requests, websockets and lifespan pass through untouched.
+            extractor, and every WebSocket. Other requests and lifespan pass through untouched.
+            A WebSocket is guarded when its path matches a route, whatever the route's
+            ``methods`` (see below).
         max_body_size: largest request body accepted on a guarded route, in bytes, before and after
             decompression: 413 above it, the guard never asked.
         fail_open: what a guard failure does on routes that do not say: False (503, the default),
@@ -106,6 +109,16 @@ class GuardMiddleware(GuardedRoutes):
     request was not scanned). Error answers are JSON in the OpenAI error shape: 403
     ``guardrail_blocked``, 503 ``guardrail_unavailable``, 413 ``request_too_large``, 415
     ``unsupported_media_type`` (an unknown Content-Encoding), 400 ``invalid_request``.
+
+    WebSockets on a guarded path: each inbound message (text, or binary that is UTF-8 text) is
+    checked before the app receives it, read like a request body (JSON by the default extractor,
+    else as text; the route's ``extract`` is for HTTP bodies and is not used); on a
+    ``scan_response`` route each message the app sends is checked before it goes out. A message
+    not allowed closes the connection: 1008 on Block, 1011 on a guard failure failing closed (with
+    ``fail_open`` the message goes on), 1009 over ``max_body_size``, 1003 for binary that is not
+    text; the app then receives ``websocket.disconnect`` and what it sends afterwards is dropped.
+    Close reasons never quote the message. ``websocket.state.guardrails`` holds the verdict of the
+    last inbound message (see `guardrails._websocket`).
 
     A guard made from the environment (``guard=None``) is made when the app's lifespan starts, so
     that bad settings stop the app at startup with the reason, and closed when it shuts down;
@@ -142,6 +155,8 @@ class GuardMiddleware(GuardedRoutes):
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, self._lifespan_send(send))
+            elif scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -151,6 +166,31 @@ class GuardMiddleware(GuardedRoutes):
             await self.app(scope, receive, send)
             return
         await self._guarded(scope, receive, send, route)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = websocket_route(self.router, _route_path(scope))
+        if route is None:
+            scope.setdefault("state", {})[STATE_KEY] = None
+            await self.app(scope, receive, send)
+            return
+        inspection, guard, setup_error = self._inspect(
+            route,
+            method="WEBSOCKET",
+            path=scope["path"],
+            headers=_headers(scope),
+            query_string=scope.get("query_string", b""),
+        )
+        connection = GuardedWebSocket(
+            inspection,
+            guard,
+            setup_error,
+            scope,
+            receive,
+            send,
+            max_message_size=self.max_body_size,
+            max_response_size=self.max_response_size,
+        )
+        await self.app(scope, connection.receive, connection.send)
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
