@@ -24,7 +24,8 @@ from typing import Any
 
 import anyio
 
-from ._body import BodyError, is_json_media_type
+from ._body import BodyError, UnsupportedEncoding, is_json_media_type
+from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
 from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection
@@ -32,7 +33,7 @@ from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply
 from ._routing import Route
-from ._sse import SSEScanner, SSEWindow, sse_error_event
+from ._sse import SSEScanner, SSEWindow
 from ._websocket import GuardedWebSocket, websocket_route
 
 __all__ = ["GuardMiddleware"]
@@ -323,7 +324,10 @@ class _Responder:
     Marks a response that went on unscanned (``x-guardrails-unscanned: 1``, once), and on
     ``scan_response`` routes checks what the app sends: JSON responses are buffered, checked whole,
     and replaced by the error on Block; event streams are checked window by window as they stream,
-    and end with an SSE ``error`` event on Block. Other responses pass through.
+    and end with an SSE ``error`` event on Block. A gzip or deflate event stream is decoded for
+    checking while its bytes pass unchanged, and simply ends on Block (see
+    `guardrails._encoded_sse`); one in an encoding that cannot be decoded is refused (502).
+    Other responses pass through.
     """
 
     __slots__ = (
@@ -333,6 +337,7 @@ class _Responder:
         "_scanner",
         "_send",
         "_start",
+        "_window_chars",
         "closed",
         "guard",
         "inspection",
@@ -351,7 +356,8 @@ class _Responder:
         self._start: Message | None = None
         self._headers: dict[str, str] = {}
         self._buffer = bytearray()
-        self._scanner = SSEScanner(window_chars=window_chars)
+        self._window_chars = window_chars
+        self._scanner: SSEScanner | EncodedSSEScanner = SSEScanner(window_chars=window_chars)
 
     async def _send_start(self, message: Message) -> None:
         # Read when the start goes out: the prompt or a response check may have failed open.
@@ -370,8 +376,15 @@ class _Responder:
             self._headers = _response_headers(message)
             media_type = self._headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type == "text/event-stream":
-                if self._headers.get("content-encoding", "identity").strip().lower() != "identity":
-                    # Compressed events cannot be checked as they stream: refuse the response.
+                try:
+                    # A compressed stream is decoded for checking; its bytes pass unchanged.
+                    self._scanner = event_stream_scanner(
+                        self._headers.get("content-encoding"),
+                        window_chars=self._window_chars,
+                        max_decoded_size=self.max_size,
+                    )
+                except UnsupportedEncoding:
+                    # An encoding we cannot decode (br, zstd...) cannot be checked: refuse it.
                     self._mode = "refused"
                     self._start = message
                     return
@@ -393,10 +406,21 @@ class _Responder:
             elif not message.get("more_body", False):
                 await self._send_json()
         elif self._mode == "refused":
-            await self._refuse(BodyError("the event stream has a Content-Encoding", code="response_encoded"))
+            await self._refuse(
+                UnsupportedEncoding(
+                    "the event stream's Content-Encoding cannot be decoded", code="response_encoded"
+                )
+            )
         else:
             more_body = message.get("more_body", False)
-            for window in self._scanner.feed(message.get("body", b"")):
+            try:
+                windows = self._scanner.feed(message.get("body", b""))
+            except BodyError as exc:
+                # A compressed stream that does not decode (or decodes past the cap): end it here.
+                self.inspection.refuse_response(exc)
+                await self._end(b"")
+                return
+            for window in windows:
                 if not await self._release(window, more_body=True):
                     return
             if not more_body:
@@ -436,10 +460,13 @@ class _Responder:
             content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
             reply = await self.inspection.acheck(self.guard, content)
             if reply is not None:
-                self.closed = True
-                await self._send(
-                    {"type": "http.response.body", "body": sse_error_event(reply), "more_body": False}
-                )
+                await self._end(stream_error_event(self._scanner, reply))
                 return False
-        await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
+        if window.data or not more_body:
+            await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
         return True
+
+    async def _end(self, body: bytes) -> None:
+        """End a stream cut short with ``body`` (an SSE error event, or nothing if encoded)."""
+        self.closed = True
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
