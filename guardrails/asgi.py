@@ -460,7 +460,7 @@ class _Responder:
             content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
             reply = await self.inspection.acheck(self.guard, content)
             if reply is not None:
-                await self._end(stream_error_event(self._scanner, reply))
+                await self._end(stream_error_event(self._scanner, reply, window))
                 return False
         if window.data or not more_body:
             await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})

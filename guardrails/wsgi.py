@@ -31,7 +31,7 @@ from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply, error_reply
 from ._routing import Route
-from ._sse import SSEScanner
+from ._sse import SSEScanner, SSEWindow
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -488,7 +488,7 @@ class _EventStream:
                 self._done = True
                 last = self._scanner.finish()
                 if last is not None:
-                    self._release(last.text, last.data)
+                    self._release(last)
                 continue
             try:
                 windows = self._scanner.feed(chunk)
@@ -498,22 +498,22 @@ class _EventStream:
                 self._done = True
                 continue
             for window in windows:
-                if not self._release(window.text, window.data):
+                if not self._release(window):
                     break
         return self._out.pop(0)
 
-    def _release(self, text: str, data: bytes) -> bool:
-        if text:
-            content = Content(text, kind="response", metadata={"route": self._inspection.route_name})
+    def _release(self, window: SSEWindow) -> bool:
+        if window.text:
+            content = Content(window.text, kind="response", metadata={"route": self._inspection.route_name})
             reply = self._inspection.check(self._guard, content)
             if reply is not None:
                 self._done = True
-                ending = stream_error_event(self._scanner, reply)
+                ending = stream_error_event(self._scanner, reply, window)
                 if ending:
                     self._out.append(ending)
                 return False
-        if data:
-            self._out.append(data)
+        if window.data:
+            self._out.append(window.data)
         return True
 
     def close(self) -> None:

@@ -30,8 +30,9 @@ from starlette.routing import Route as StarletteRoute
 from guardrails._body import BodyTooLarge, InvalidBody, UnsupportedEncoding
 from guardrails._encoded_sse import EncodedSSEScanner, event_stream_scanner
 from guardrails._models import Content
+from guardrails._replies import error_reply
 from guardrails._routing import Route
-from guardrails._sse import SSEScanner
+from guardrails._sse import SSEScanner, sse_error_event
 from guardrails.asgi import GuardMiddleware as ASGIGuardMiddleware
 from guardrails.testing._fakes import FakeGuard
 from guardrails.wsgi import GuardMiddleware as WSGIGuardMiddleware
@@ -50,6 +51,8 @@ def deltas(decoded: bytes) -> str:
     """The text a client assembles from the complete events of a (possibly cut) stream."""
     text = []
     for block in decoded.split(b"\n\n")[:-1]:
+        if block.startswith(b"event: error"):
+            continue
         payload = block.removeprefix(b"data: ")
         if payload != b"[DONE]":
             text.append(json.loads(payload)["choices"][0]["delta"]["content"])
@@ -90,25 +93,41 @@ def decode_prefix(data: bytes, coding: str) -> bytes:
     return out
 
 
+def decode_strictly(data: bytes, coding: str) -> bytes:
+    """Decode a whole stream, failing on a truncated one or trailing garbage."""
+    if coding == "gzip":
+        return gzip.decompress(data)
+    if coding == "deflate":
+        return zlib.decompress(data)
+    decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = decompressor.decompress(data)
+    assert decompressor.eof
+    assert not decompressor.unused_data
+    return out
+
+
+REPLY = error_reply(403, "guardrail_blocked", "The response was blocked.", code="content_blocked")
+
+
 def rechunk(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
     return [data[start:end] for start, end in itertools.pairwise(points)]
 
 
-def run(scanner: EncodedSSEScanner | SSEScanner, chunks: Iterable[bytes]) -> tuple[bytes, bool]:
-    """Drive a scanner as the shells do; the bytes released and whether the word was blocked."""
+def run(scanner: EncodedSSEScanner, chunks: Iterable[bytes]) -> tuple[bytes, bytes | None]:
+    """Drive a scanner as the shells do; the bytes released, and the ending if the word was blocked."""
     released = bytearray()
     for chunk in chunks:
         for window in scanner.feed(chunk):
             if WORD in window.text:
-                return bytes(released), True
+                return bytes(released), scanner.error_event(REPLY, window)
             released += window.data
     last = scanner.finish()
     if last is not None:
         if WORD in last.text:
-            return bytes(released), True
+            return bytes(released), scanner.error_event(REPLY, last)
         released += last.data
-    return bytes(released), False
+    return bytes(released), None
 
 
 # -- the scanner ---------------------------------------------------------------------------------------
@@ -156,12 +175,15 @@ def test_no_decodable_byte_of_a_blocked_event_is_released(
     scanner = EncodedSSEScanner(
         "gzip" if encoding == "gzip" else "deflate", window_chars=window, max_decoded_size=10**7
     )
-    released, blocked = run(scanner, rechunk(raw, cuts))
-    assert blocked
+    released, ending = run(scanner, rechunk(raw, cuts))
+    assert ending is not None
     decoded = decode_prefix(released, encoding)
     assert b"".join(events).startswith(decoded)
     assert len(decoded) <= completing
     assert WORD not in deltas(decoded)
+    if ending:
+        # An ending continues the stream validly: the whole stream decodes, strictly.
+        assert decode_strictly(released + ending, encoding) == decoded + sse_error_event(REPLY)
 
 
 @pytest.mark.parametrize(("encoding", "flush"), CODINGS)
@@ -170,9 +192,38 @@ def test_an_allowed_stream_is_released_byte_for_byte(encoding: str, flush: str) 
     events = [event(f"word {i} ") for i in range(200)]
     chunks = compress(events, encoding, flush)
     header = "gzip" if encoding == "gzip" else "deflate"
-    released, blocked = run(EncodedSSEScanner(header, window_chars=50, max_decoded_size=10**7), chunks)
-    assert not blocked
+    released, ending = run(EncodedSSEScanner(header, window_chars=50, max_decoded_size=10**7), chunks)
+    assert ending is None
     assert released == b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "flush", "ended"),
+    [
+        ("gzip", "sync", True),
+        ("gzip", "members", True),
+        ("deflate", "sync", True),
+        ("raw-deflate", "sync", True),
+        ("gzip", "none", False),
+    ],
+)
+def test_a_blocked_stream_ends_with_the_error_event_where_the_encoding_allows(
+    encoding: str, flush: str, ended: bool
+) -> None:
+    """After a sync flush or a whole gzip member the error event follows, validly encoded;
+    inside a compressed block (no flush) the stream just stops."""
+    events = [event(f"word {i} ") for i in range(100)] + [event(WORD)]
+    scanner = EncodedSSEScanner(
+        "gzip" if encoding == "gzip" else "deflate", window_chars=50, max_decoded_size=10**7
+    )
+    released, ending = run(scanner, compress(events, encoding, flush))
+    assert ending is not None
+    if ended:
+        decoded = decode_strictly(released + ending, encoding)
+        assert decoded.endswith(b"\n\n" + sse_error_event(REPLY))
+        assert WORD not in deltas(decoded)
+    else:
+        assert ending == b""
 
 
 def test_the_gzip_header_goes_out_without_waiting_for_a_window() -> None:
@@ -214,11 +265,10 @@ def test_stacked_encodings_are_undone_last_first() -> None:
     events = [event(f"w{i} ") for i in range(50)] + [event(WORD)]
     inner = gzip.compress(b"".join(events), mtime=0)
     raw = zlib.compress(inner)
-    released, blocked = run(
+    released, ending = run(
         EncodedSSEScanner("gzip, deflate", window_chars=30, max_decoded_size=10**6), [raw]
     )
-    assert blocked
-    assert released == b""
+    assert (released, ending) == (b"", b"")  # stacked: no valid ending, the stream stops
 
 
 # -- end to end: ASGI, Starlette's GZipMiddleware ---------------------------------------------------------
@@ -323,7 +373,14 @@ def test_asgi_a_blocked_word_split_across_gzip_chunks_never_reaches_the_client(s
     assert (response.status_code, response.headers["content-encoding"]) == (200, "gzip")
     assert WORD not in deltas(decoded)
     assert len(deltas(decoded)) > 500  # the stream did stream before the block
-    assert bytes(recorder.sent).startswith(raw)
+    # Starlette flushes every chunk: the error event follows, and the gzip stream is whole.
+    whole = gzip.decompress(raw)
+    last_event = whole.split(b"\n\n")[-2]
+    assert last_event.startswith(b"event: error\ndata: ")
+    assert json.loads(last_event.split(b"data: ", 1)[1])["error"]["type"] == "guardrail_blocked"
+    assert WORD not in deltas(whole)
+    # Before the error event: the app's own events, unchanged.
+    assert gzip.decompress(bytes(recorder.sent)).startswith(whole[: whole.rindex(b"event: error")])
 
 
 def test_asgi_an_event_stream_in_an_encoding_we_cannot_decode_is_refused() -> None:
