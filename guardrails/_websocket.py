@@ -19,7 +19,8 @@ outbound message that cannot be checked                 1011    ``response canno
 
 Close before the app accepted the connection is answered 403 by the server (the ASGI spec).
 
-The text of a message is read like a request body: JSON (a text frame, or a binary frame that
+The handshake's query string is checked when the app accepts (a Block then closes before the
+accept: the server answers 403). The text of a message is read like a request body: JSON (a text frame, or a binary frame that
 decodes as UTF-8) by `default_body`, anything else as the text itself; the app's messages like a
 response body (`answer_content`). Asking, policy, decisions and log lines are the `Judge`'s, as for
 every other check. No I/O of its own beyond the ``send`` and ``receive`` it wraps.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from ._body import BodyTooLarge, HTTPBody, InvalidBody, default_body
 from ._exceptions import Blocked, ContentTooLarge, ExtractionError, GuardError, GuardrailsError
@@ -38,7 +40,7 @@ from ._models import Content
 from ._routing import Route, Router, normalize_path
 from ._shapes import answer_content
 
-__all__ = ["GuardedWebSocket", "close_for", "websocket_route"]
+__all__ = ["GuardedWebSocket", "close_for", "query_text", "websocket_route"]
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Any]
@@ -75,6 +77,20 @@ def close_for(error: GuardrailsError, kind: str = "prompt") -> tuple[int, str]:
     if getattr(error, "code", None) == "binary_message":
         return 1003, "message cannot be checked"
     return 1007, "message cannot be read"
+
+
+def query_text(query_string: bytes) -> str | None:
+    """The names and values of a query string, percent-decoded as UTF-8 and as Latin-1, or None.
+
+    Frameworks decode query parameters as UTF-8; the Latin-1 reading keeps bytes that are not
+    UTF-8 visible to the guard instead of replacement characters.
+    """
+    texts: dict[str, None] = {}
+    for encoding in ("utf-8", "latin-1"):
+        query = query_string.decode(encoding, "replace")
+        for name, value in parse_qsl(query, keep_blank_values=True, encoding=encoding, errors="replace"):
+            texts.update(dict.fromkeys(text for text in (name, value) if text.strip()))
+    return "\n".join(texts) if texts else None
 
 
 def _message_bytes(message: Message) -> tuple[bytes | None, str | None]:
@@ -171,6 +187,11 @@ class GuardedWebSocket:
             return  # closed by the guardrail: the rest of the app's messages go nowhere
         kind = message["type"]
         if kind == "websocket.accept":
+            refusal = await self._check_handshake()
+            if refusal is not None:
+                # Not accepted yet: the server answers the close with 403 (the ASGI spec).
+                await self._close(*refusal)
+                return
             self.accepted = True
         elif kind == "websocket.close":
             self._app_closed = True
@@ -199,6 +220,13 @@ class GuardedWebSocket:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     # -- the checks ---------------------------------------------------------------------------------
+
+    async def _check_handshake(self) -> tuple[int, str] | None:
+        """Check the handshake's query string (apps read query parameters) before accepting."""
+        text = query_text(self.scope.get("query_string", b""))
+        if text is None:
+            return None
+        return await self._ask(Content(text, metadata={"route": self.inspection.route_name}))
 
     async def _check_inbound(self, message: Message) -> tuple[int, str] | None:
         data, text = _message_bytes(message)

@@ -265,9 +265,7 @@ def test_stacked_encodings_are_undone_last_first() -> None:
     events = [event(f"w{i} ") for i in range(50)] + [event(WORD)]
     inner = gzip.compress(b"".join(events), mtime=0)
     raw = zlib.compress(inner)
-    released, ending = run(
-        EncodedSSEScanner("gzip, deflate", window_chars=30, max_decoded_size=10**6), [raw]
-    )
+    released, ending = run(EncodedSSEScanner("gzip, deflate", window_chars=30, max_decoded_size=10**6), [raw])
     assert (released, ending) == (b"", b"")  # stacked: no valid ending, the stream stops
 
 

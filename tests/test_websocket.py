@@ -16,7 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 from guardrails._exceptions import Blocked, GuardUnavailable
 from guardrails._models import Action, Content, Verdict
 from guardrails._routing import Route
-from guardrails._websocket import GuardedWebSocket, close_for
+from guardrails._websocket import GuardedWebSocket, close_for, query_text
 from guardrails.asgi import GuardMiddleware
 from guardrails.testing._fakes import FakeGuard, StaticGuard
 from tests.servers import run_asgi
@@ -160,6 +160,26 @@ def test_a_binary_message_that_is_not_text_is_refused_with_1003() -> None:
     assert chat.received == []
 
 
+def test_the_handshake_query_is_checked_before_the_accept() -> None:
+    chat = Chat()
+    query = "?topic=" + INJECTION.replace(" ", "%20")
+    with serve(chat) as url, pytest.raises(InvalidStatus) as info:
+        connect(url + "/ws/chat" + query, open_timeout=TIMEOUT)
+    assert info.value.response.status_code == 403
+    assert chat.ended.wait(TIMEOUT)
+    assert chat.received == []
+    assert chat.disconnects == [1008]
+
+
+def test_an_allowed_handshake_query_goes_on() -> None:
+    chat = Chat()
+    guard = FakeGuard(blocks_bad_words)
+    with serve(chat, guard=guard) as url, client(url + "/ws/chat?topic=weather") as websocket:
+        websocket.send("hello")
+        assert json.loads(websocket.recv(timeout=TIMEOUT))["echo"] == "hello"
+    assert [content.as_text() for content in guard.seen] == ["topic\nweather", "hello"]
+
+
 def test_a_guard_failure_fails_closed_with_1011() -> None:
     chat = Chat()
     guard = StaticGuard(error=GuardUnavailable("down"))
@@ -301,6 +321,19 @@ def test_a_close_before_accept_is_answered_403_by_uvicorn() -> None:
     ):
         connect(url.replace("http://", "ws://") + "/ws", open_timeout=TIMEOUT)
     assert info.value.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        pytest.param(b"", None, id="empty"),
+        pytest.param(b"=&+=&%20", None, id="blank"),
+        pytest.param(b"q=caf%C3%A9+au+lait", "q\ncafé au lait\ncafÃ© au lait", id="utf-8 and latin-1"),
+        pytest.param(b"q=%E9t%E9", "q\n\ufffdt\ufffd\nété", id="not utf-8"),
+    ],
+)
+def test_query_text_reads_names_and_values_every_way(query: bytes, text: str | None) -> None:
+    assert query_text(query) == text
 
 
 def test_close_codes_never_quote_the_message() -> None:
