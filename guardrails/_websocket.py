@@ -122,7 +122,6 @@ class GuardedWebSocket:
         "_closed",
         "_receive",
         "_send",
-        "accepted",
         "guard",
         "inspection",
         "max_message_size",
@@ -149,7 +148,6 @@ class GuardedWebSocket:
         self.scope = scope
         self.max_message_size = max_message_size
         self.max_response_size = max_response_size
-        self.accepted = False
         self._receive = receive
         self._send = send
         # (code, reason) once the guardrail closed the connection: nothing more goes out.
@@ -192,7 +190,6 @@ class GuardedWebSocket:
                 # Not accepted yet: the server answers the close with 403 (the ASGI spec).
                 await self._close(*refusal)
                 return
-            self.accepted = True
         elif kind == "websocket.close":
             self._app_closed = True
         elif kind == "websocket.send" and self.route.scan_response:

@@ -111,8 +111,9 @@ class GuardMiddleware(GuardedRoutes):
     ``guardrail_blocked``, 503 ``guardrail_unavailable``, 413 ``request_too_large``, 415
     ``unsupported_media_type`` (an unknown Content-Encoding), 400 ``invalid_request``.
 
-    WebSockets on a guarded path: each inbound message (text, or binary that is UTF-8 text) is
-    checked before the app receives it, read like a request body (JSON by the default extractor,
+    WebSockets on a guarded path: the handshake's query string is checked when the app accepts
+    (a Block closes before the accept: 403); each inbound message (text, or binary that is UTF-8
+    text) is checked before the app receives it, read like a request body (JSON by the default extractor,
     else as text; the route's ``extract`` is for HTTP bodies and is not used); on a
     ``scan_response`` route each message the app sends is checked before it goes out. A message
     not allowed closes the connection: 1008 on Block, 1011 on a guard failure failing closed (with
