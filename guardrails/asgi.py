@@ -105,6 +105,9 @@ class GuardMiddleware(GuardedRoutes):
         sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
+            Also the most a gzip or deflate event stream may decode to (a decompression bomb is
+            cut there) and the largest WebSocket message of the app checked (a larger one closes
+            the connection, 1011).
 
     On Allow the `Verdict` is in the request state (``request.state.guardrails``; None when the
     request was not scanned). Error answers are JSON in the OpenAI error shape: 403
@@ -326,8 +329,9 @@ class _Responder:
     ``scan_response`` routes checks what the app sends: JSON responses are buffered, checked whole,
     and replaced by the error on Block; event streams are checked window by window as they stream,
     and end with an SSE ``error`` event on Block. A gzip or deflate event stream is decoded for
-    checking while its bytes pass unchanged, and simply ends on Block (see
-    `guardrails._encoded_sse`); one in an encoding that cannot be decoded is refused (502).
+    checking while its bytes pass unchanged; on Block it ends with the error event encoded where
+    the encoding allows, else it stops (see `guardrails._encoded_sse`). One in an encoding that
+    cannot be decoded is refused (502).
     Other responses pass through.
     """
 
@@ -468,6 +472,7 @@ class _Responder:
         return True
 
     async def _end(self, body: bytes) -> None:
-        """End a stream cut short with ``body`` (an SSE error event, or nothing if encoded)."""
+        """End a stream cut short with ``body`` (the SSE error event, encoded like the stream; or
+        nothing)."""
         self.closed = True
         await self._send({"type": "http.response.body", "body": body, "more_body": False})

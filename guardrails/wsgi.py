@@ -172,6 +172,8 @@ class GuardMiddleware(GuardedRoutes):
         sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
+            Also the most a gzip or deflate event stream may decode to (a decompression bomb is
+            cut there).
 
     On a guarded request the body is read once (exactly ``CONTENT_LENGTH`` bytes, or a terminated
     chunked input to its end, capped) and the app gets ``wsgi.input`` as a buffer of the identical
@@ -449,8 +451,8 @@ class _EventStream:
     """A ``text/event-stream`` response checked window by window as it streams (per request).
 
     At most one window of events is held back; on Block the client gets an SSE ``error`` event in
-    place of the rest (an encoded stream just ends: see `guardrails._encoded_sse`), and the app's
-    iterable is closed.
+    place of the rest (on a gzip or deflate stream, encoded where the encoding allows, else the
+    stream stops: see `guardrails._encoded_sse`), and the app's iterable is closed.
     """
 
     __slots__ = ("_app_iter", "_done", "_guard", "_inspection", "_items", "_out", "_pending", "_scanner")
