@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from guardrails._events import Decision
 from guardrails._exceptions import Blocked, GuardUnavailable
 from guardrails._models import Action, Content, Verdict
 from guardrails._routing import Route
@@ -261,12 +263,11 @@ def test_a_websocket_is_guarded_when_a_route_matches_its_path(routes: Sequence[R
 
 
 async def drive(
-    incoming: list[dict[str, Any]], *, accept: bool, route: Route | None = None
+    incoming: list[dict[str, Any]], *, accept: bool, route: Route | None = None, **options: Any
 ) -> list[dict[str, Any]]:
     """Run one connection of a raw ASGI app that receives everything, accepting first or not."""
-    middleware = GuardMiddleware(
-        lambda *_: None, guard=FakeGuard(blocks_bad_words), routes=[route or Route("/ws")]
-    )
+    options.setdefault("guard", FakeGuard(blocks_bad_words))
+    middleware = GuardMiddleware(lambda *_: None, routes=[route or Route("/ws")], **options)
     inspection, guard, error = middleware._inspect(
         middleware.router.routes[0], method="WEBSOCKET", path="/ws", headers={}
     )
@@ -306,6 +307,27 @@ async def test_nothing_the_app_sends_after_a_block_goes_out() -> None:
         accept=True,
     )
     assert [message["type"] for message in sent] == ["websocket.accept", "websocket.close"]
+
+
+@pytest.mark.anyio
+async def test_each_message_is_one_decision_and_no_log_line_quotes_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    decisions: list[Decision] = []
+    caplog.set_level(logging.DEBUG, logger="guardrails")
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "a fine question"},
+        {"type": "websocket.receive", "text": INJECTION},
+    ]
+    await drive(incoming, accept=True, on_decision=decisions.append)
+    assert [(d.outcome, d.target, d.kind) for d in decisions] == [
+        ("allowed", "WEBSOCKET /ws", "prompt"),
+        ("blocked", "WEBSOCKET /ws", "prompt"),
+    ]
+    assert caplog.records
+    assert INJECTION not in caplog.text
+    assert "fine question" not in caplog.text
 
 
 def test_a_close_before_accept_is_answered_403_by_uvicorn() -> None:
