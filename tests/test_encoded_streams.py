@@ -26,9 +26,11 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
+from werkzeug.test import Client
 
 from guardrails._body import BodyTooLarge, InvalidBody, UnsupportedEncoding
 from guardrails._encoded_sse import EncodedSSEScanner, event_stream_scanner
+from guardrails._events import Decision
 from guardrails._models import Content
 from guardrails._replies import error_reply
 from guardrails._routing import Route
@@ -514,3 +516,27 @@ def test_wsgi_django_gzip_stream_a_blocked_word_never_reaches_the_client(split: 
     assert WORD not in deltas(decoded)
     assert len(deltas(decoded)) > 1000  # compressed data did stream before the block
     assert bytes(recorder.sent).startswith(raw)
+
+
+def test_wsgi_a_stream_that_stops_decoding_ends_where_it_stopped() -> None:
+    """Valid gzip, then garbage: what decoded and was checked goes out, nothing after it."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    good = compressor.compress(event("hello ") * 3) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream"), ("Content-Encoding", "gzip")])
+        return [good, b"\xff" * 64, event(WORD)]
+
+    decisions: list[Decision] = []
+    guarded = WSGIGuardMiddleware(
+        app,
+        guard=FakeGuard(blocks_word),
+        routes=[Route("/stream", scan_response=True)],
+        sse_window=5,
+        on_decision=decisions.append,
+    )
+    response = Client(guarded).post("/stream", json={})
+    assert response.status_code == 200
+    assert response.get_data() == good
+    assert decisions[-1].outcome == "invalid"
+    assert decisions[-1].kind == "response"

@@ -383,3 +383,47 @@ async def test_a_websocket_scope_on_no_route_reaches_the_app_with_the_same_chann
     assert seen == [(scope, receive, send)]
     assert scope["state"] == {"guardrails": None}
     assert guard.calls == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("message", "close"),
+    [
+        pytest.param({"text": "fine"}, None, id="allowed text"),
+        pytest.param({"text": f"it is {SECRET}"}, (1008, "blocked by the guardrail"), id="blocked text"),
+        pytest.param({"bytes": SECRET.encode()}, (1008, "blocked by the guardrail"), id="blocked bytes"),
+        pytest.param({"bytes": b"\xff\xfe"}, (1011, "response cannot be checked"), id="binary"),
+        pytest.param({"text": "a" * 1001}, (1011, "response cannot be checked"), id="over the cap"),
+    ],
+)
+async def test_an_outbound_message_on_a_scan_response_route(
+    message: dict[str, Any], close: tuple[int, str] | None
+) -> None:
+    middleware = GuardMiddleware(
+        lambda *_: None, guard=FakeGuard(blocks_bad_words), routes=[Route("/ws", scan_response=True)]
+    )
+    inspection, guard, error = middleware._inspect(
+        middleware.router.routes[0], method="WEBSOCKET", path="/ws", headers={}
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(outgoing: Any) -> None:
+        sent.append(dict(outgoing))
+
+    connection = GuardedWebSocket(
+        inspection, guard, error, {}, receive, send, max_message_size=1000, max_response_size=1000
+    )
+    await connection.send({"type": "websocket.accept"})
+    await connection.send({"type": "websocket.send", **message})
+    if close is None:
+        assert sent[1:] == [{"type": "websocket.send", **message}]
+    else:
+        assert sent[1:] == [{"type": "websocket.close", "code": close[0], "reason": close[1]}]
+        assert await connection.receive() == {
+            "type": "websocket.disconnect",
+            "code": close[0],
+            "reason": close[1],
+        }
