@@ -24,7 +24,8 @@ from typing import Any
 
 import anyio
 
-from ._body import BodyError, is_json_media_type
+from ._body import BodyError, UnsupportedEncoding, is_json_media_type
+from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
 from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection
@@ -32,7 +33,8 @@ from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply
 from ._routing import Route
-from ._sse import SSEScanner, SSEWindow, sse_error_event
+from ._sse import SSEScanner, SSEWindow
+from ._websocket import GuardedWebSocket, websocket_route
 
 __all__ = ["GuardMiddleware"]
 
@@ -90,7 +92,9 @@ class GuardMiddleware(GuardedRoutes):
         app: the ASGI app.
         guard: the guard asked; None: `guard_from_env()`, resolved on first use.
         routes: the guarded routes; None guards every POST, PUT and PATCH with the default
-            extractor. Other requests, websockets and lifespan pass through untouched.
+            extractor, and every WebSocket. Other requests and lifespan pass through untouched.
+            A WebSocket is guarded when its path matches a route, whatever the route's
+            ``methods`` (see below).
         max_body_size: largest request body accepted on a guarded route, in bytes, before and after
             decompression: 413 above it, the guard never asked.
         fail_open: what a guard failure does on routes that do not say: False (503, the default),
@@ -101,11 +105,25 @@ class GuardMiddleware(GuardedRoutes):
         sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
+            Also the most a gzip or deflate event stream may decode to (a decompression bomb is
+            cut there) and the largest WebSocket message of the app checked (a larger one closes
+            the connection, 1011).
 
     On Allow the `Verdict` is in the request state (``request.state.guardrails``; None when the
     request was not scanned). Error answers are JSON in the OpenAI error shape: 403
     ``guardrail_blocked``, 503 ``guardrail_unavailable``, 413 ``request_too_large``, 415
     ``unsupported_media_type`` (an unknown Content-Encoding), 400 ``invalid_request``.
+
+    WebSockets on a guarded path: the handshake's query string is checked when the app accepts
+    (a Block closes before the accept: 403); each inbound message (text, or binary that is UTF-8
+    text) is checked before the app receives it, read like a request body (JSON by the default extractor,
+    else as text; the route's ``extract`` is for HTTP bodies and is not used); on a
+    ``scan_response`` route each message the app sends is checked before it goes out. A message
+    not allowed closes the connection: 1008 on Block, 1011 on a guard failure failing closed (with
+    ``fail_open`` the message goes on), 1009 over ``max_body_size``, 1003 for binary that is not
+    text; the app then receives ``websocket.disconnect`` and what it sends afterwards is dropped.
+    Close reasons never quote the message. ``websocket.state.guardrails`` holds the verdict of the
+    last inbound message (see `guardrails._websocket`).
 
     A guard made from the environment (``guard=None``) is made when the app's lifespan starts, so
     that bad settings stop the app at startup with the reason, and closed when it shuts down;
@@ -142,6 +160,8 @@ class GuardMiddleware(GuardedRoutes):
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, self._lifespan_send(send))
+            elif scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -151,6 +171,31 @@ class GuardMiddleware(GuardedRoutes):
             await self.app(scope, receive, send)
             return
         await self._guarded(scope, receive, send, route)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = websocket_route(self.router, _route_path(scope))
+        if route is None:
+            scope.setdefault("state", {})[STATE_KEY] = None
+            await self.app(scope, receive, send)
+            return
+        inspection, guard, setup_error = self._inspect(
+            route,
+            method="WEBSOCKET",
+            path=scope["path"],
+            headers=_headers(scope),
+            query_string=scope.get("query_string", b""),
+        )
+        connection = GuardedWebSocket(
+            inspection,
+            guard,
+            setup_error,
+            scope,
+            receive,
+            send,
+            max_message_size=self.max_body_size,
+            max_response_size=self.max_response_size,
+        )
+        await self.app(scope, connection.receive, connection.send)
 
     def _lifespan_send(self, send: Send) -> Send:
         failed = False
@@ -292,7 +337,11 @@ class _Responder:
     Marks a response that went on unscanned (``x-guardrails-unscanned: 1``, once), and on
     ``scan_response`` routes checks what the app sends: JSON responses are buffered, checked whole,
     and replaced by the error on Block; event streams are checked window by window as they stream,
-    and end with an SSE ``error`` event on Block. Other responses pass through.
+    and end with an SSE ``error`` event on Block. A gzip or deflate event stream is decoded for
+    checking while its bytes pass unchanged; on Block it ends with the error event encoded where
+    the encoding allows, else it stops (see `guardrails._encoded_sse`). One in an encoding that
+    cannot be decoded is refused (502).
+    Other responses pass through.
     """
 
     __slots__ = (
@@ -302,6 +351,7 @@ class _Responder:
         "_scanner",
         "_send",
         "_start",
+        "_window_chars",
         "closed",
         "guard",
         "inspection",
@@ -320,7 +370,8 @@ class _Responder:
         self._start: Message | None = None
         self._headers: dict[str, str] = {}
         self._buffer = bytearray()
-        self._scanner = SSEScanner(window_chars=window_chars)
+        self._window_chars = window_chars
+        self._scanner: SSEScanner | EncodedSSEScanner = SSEScanner(window_chars=window_chars)
 
     async def _send_start(self, message: Message) -> None:
         # Read when the start goes out: the prompt or a response check may have failed open.
@@ -339,8 +390,15 @@ class _Responder:
             self._headers = _response_headers(message)
             media_type = self._headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type == "text/event-stream":
-                if self._headers.get("content-encoding", "identity").strip().lower() != "identity":
-                    # Compressed events cannot be checked as they stream: refuse the response.
+                try:
+                    # A compressed stream is decoded for checking; its bytes pass unchanged.
+                    self._scanner = event_stream_scanner(
+                        self._headers.get("content-encoding"),
+                        window_chars=self._window_chars,
+                        max_decoded_size=self.max_size,
+                    )
+                except UnsupportedEncoding:
+                    # An encoding we cannot decode (br, zstd...) cannot be checked: refuse it.
                     self._mode = "refused"
                     self._start = message
                     return
@@ -362,10 +420,21 @@ class _Responder:
             elif not message.get("more_body", False):
                 await self._send_json()
         elif self._mode == "refused":
-            await self._refuse(BodyError("the event stream has a Content-Encoding", code="response_encoded"))
+            await self._refuse(
+                UnsupportedEncoding(
+                    "the event stream's Content-Encoding cannot be decoded", code="response_encoded"
+                )
+            )
         else:
             more_body = message.get("more_body", False)
-            for window in self._scanner.feed(message.get("body", b"")):
+            try:
+                windows = self._scanner.feed(message.get("body", b""))
+            except BodyError as exc:
+                # A compressed stream that does not decode (or decodes past the cap): end it here.
+                self.inspection.refuse_response(exc)
+                await self._end(b"")
+                return
+            for window in windows:
                 if not await self._release(window, more_body=True):
                     return
             if not more_body:
@@ -405,10 +474,14 @@ class _Responder:
             content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
             reply = await self.inspection.acheck(self.guard, content)
             if reply is not None:
-                self.closed = True
-                await self._send(
-                    {"type": "http.response.body", "body": sse_error_event(reply), "more_body": False}
-                )
+                await self._end(stream_error_event(self._scanner, reply, window))
                 return False
-        await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
+        if window.data or not more_body:
+            await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
         return True
+
+    async def _end(self, body: bytes) -> None:
+        """End a stream cut short with ``body`` (the SSE error event, encoded like the stream; or
+        nothing)."""
+        self.closed = True
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})

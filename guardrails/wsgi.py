@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 
-from ._body import BodyError, is_json_media_type
+from ._body import BodyError, UnsupportedEncoding, is_json_media_type
+from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard
 from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection
@@ -30,7 +31,7 @@ from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply, error_reply
 from ._routing import Route
-from ._sse import SSEScanner, sse_error_event
+from ._sse import SSEScanner, SSEWindow
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -171,6 +172,8 @@ class GuardMiddleware(GuardedRoutes):
         sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
+            Also the most a gzip or deflate event stream may decode to (a decompression bomb is
+            cut there).
 
     On a guarded request the body is read once (exactly ``CONTENT_LENGTH`` bytes, or a terminated
     chunked input to its end, capped) and the app gets ``wsgi.input`` as a buffer of the identical
@@ -364,17 +367,19 @@ def _scan_response(
         status, headers = capture.status, capture.headers
         media_type = _response_headers(headers).get("content-type", "").split(";")[0].strip().lower()
         response_headers = _response_headers(headers)
-        if (
-            media_type == "text/event-stream"
-            and response_headers.get("content-encoding", "identity").strip().lower() != "identity"
-        ):
-            # Compressed events cannot be checked as they stream: refuse the response.
-            _close(app_iter)
-            return _refused(
-                capture,
-                inspection,
-                BodyError("the event stream has a Content-Encoding", code="response_encoded"),
-            )
+        scanner: SSEScanner | EncodedSSEScanner | None = None
+        if media_type == "text/event-stream":
+            try:
+                # A compressed stream is decoded for checking; its bytes pass unchanged.
+                scanner = event_stream_scanner(
+                    response_headers.get("content-encoding"),
+                    window_chars=window_chars,
+                    max_decoded_size=max_size,
+                )
+            except UnsupportedEncoding as exc:
+                # An encoding we cannot decode (br, zstd...) cannot be checked: refuse it.
+                _close(app_iter)
+                return _refused(capture, inspection, exc)
         if is_json_media_type(media_type):
             body = bytearray()
             for item in itertools.chain(pending, items):
@@ -393,8 +398,8 @@ def _scan_response(
     except BaseException:
         _close(app_iter)
         raise
-    if media_type == "text/event-stream":
-        return _EventStream(app_iter, items, pending, inspection, guard, window_chars=window_chars)
+    if scanner is not None:
+        return _EventStream(app_iter, items, pending, inspection, guard, scanner)
     return _Passthrough(app_iter, items, pending)
 
 
@@ -446,7 +451,8 @@ class _EventStream:
     """A ``text/event-stream`` response checked window by window as it streams (per request).
 
     At most one window of events is held back; on Block the client gets an SSE ``error`` event in
-    place of the rest, and the app's iterable is closed.
+    place of the rest (on a gzip or deflate stream, encoded where the encoding allows, else the
+    stream stops: see `guardrails._encoded_sse`), and the app's iterable is closed.
     """
 
     __slots__ = ("_app_iter", "_done", "_guard", "_inspection", "_items", "_out", "_pending", "_scanner")
@@ -458,15 +464,14 @@ class _EventStream:
         pending: list[bytes],
         inspection: Inspection,
         guard: Guard,
-        *,
-        window_chars: int,
+        scanner: SSEScanner | EncodedSSEScanner,
     ) -> None:
         self._app_iter = app_iter
         self._items = items
         self._pending = pending
         self._inspection = inspection
         self._guard = guard
-        self._scanner = SSEScanner(window_chars=window_chars)
+        self._scanner = scanner
         self._out: list[bytes] = []
         self._done = False
 
@@ -485,22 +490,32 @@ class _EventStream:
                 self._done = True
                 last = self._scanner.finish()
                 if last is not None:
-                    self._release(last.text, last.data)
-            else:
-                for window in self._scanner.feed(chunk):
-                    if not self._release(window.text, window.data):
-                        break
+                    self._release(last)
+                continue
+            try:
+                windows = self._scanner.feed(chunk)
+            except BodyError as exc:
+                # A compressed stream that does not decode (or decodes past the cap): end it here.
+                self._inspection.refuse_response(exc)
+                self._done = True
+                continue
+            for window in windows:
+                if not self._release(window):
+                    break
         return self._out.pop(0)
 
-    def _release(self, text: str, data: bytes) -> bool:
-        if text:
-            content = Content(text, kind="response", metadata={"route": self._inspection.route_name})
+    def _release(self, window: SSEWindow) -> bool:
+        if window.text:
+            content = Content(window.text, kind="response", metadata={"route": self._inspection.route_name})
             reply = self._inspection.check(self._guard, content)
             if reply is not None:
                 self._done = True
-                self._out.append(sse_error_event(reply))
+                ending = stream_error_event(self._scanner, reply, window)
+                if ending:
+                    self._out.append(ending)
                 return False
-        self._out.append(data)
+        if window.data:
+            self._out.append(window.data)
         return True
 
     def close(self) -> None:
