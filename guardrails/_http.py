@@ -74,6 +74,7 @@ class Inspection:
         max_body_size: the cap on the body, before and after decompression.
         hooks: per-middleware decision hooks.
         query_string: the raw query string (given to extractors).
+        path_params: the matched route's path parameters (given to extractors).
     """
 
     __slots__ = (
@@ -84,6 +85,7 @@ class Inspection:
         "max_body_size",
         "method",
         "path",
+        "path_params",
         "query_string",
         "route",
         "route_name",
@@ -102,9 +104,11 @@ class Inspection:
         fail_open: FailOpen = False,
         max_body_size: int,
         hooks: Sequence[DecisionHook] = (),
-        query_string: bytes = b"",
+        query_string: bytes | str = b"",
+        path_params: Mapping[str, str] | None = None,
     ) -> None:
         self.route = route
+        self.path_params: Mapping[str, str] = path_params or {}
         self.method = method
         self.path = path
         self.query_string = query_string
@@ -161,7 +165,13 @@ class Inspection:
                 body, self.headers.get("content-encoding"), max_size=self.max_body_size
             )
             request = HTTPBody(
-                self.method, self.path, self.headers, decoded, metadata={"route": self.route_name}
+                self.method,
+                self.path,
+                self.headers,
+                decoded,
+                metadata={"route": self.route_name},
+                query_string=self.query_string,
+                path_params=self.path_params,
             )
             extract: BodyExtractor = self.route.extract or default_body
             extracted = extract(request)
@@ -295,7 +305,14 @@ class GuardedRoutes:
         return self.guards.given is None and any(route.guard is None for route in self.router.routes)
 
     def _inspect(
-        self, route: Route, *, method: str, path: str, headers: Mapping[str, str], query_string: bytes = b""
+        self,
+        route: Route,
+        *,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query_string: bytes | str = b"",
+        path_params: Mapping[str, str] | None = None,
     ) -> tuple[Inspection, Guard | None, BaseException | None]:
         """Start a matched request's inspection: its guard, or why there is none (bad settings)."""
         guard: Guard | None
@@ -315,5 +332,6 @@ class GuardedRoutes:
             max_body_size=self.max_body_size,
             hooks=self.hooks,
             query_string=query_string,
+            path_params=path_params,
         )
         return inspection, guard, setup_error

@@ -61,12 +61,24 @@ def _headers(scope: Scope) -> dict[str, str]:
     for raw_name, raw_value in scope["headers"]:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
-        # Repeated headers are one list (RFC 9110), except Content-Type, read as routers do: first.
-        if name in headers and name != "content-type":
+        # Repeated headers are one list (RFC 9110). Content-Type too: frameworks read the first or
+        # the last, and the body reader looks at every value.
+        if name in headers:
             headers[name] += ", " + value
         else:
-            headers.setdefault(name, value)
+            headers[name] = value
     return headers
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request declares a body: a Content-Length other than 0, or a Transfer-Encoding."""
+    for name, value in scope["headers"]:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (
+            lowered == b"content-length" and value.strip() not in (b"0", b"")
+        ):
+            return True
+    return False
 
 
 async def _send_reply(send: Send, reply: Reply, *, body: bool = True) -> None:
@@ -165,12 +177,12 @@ class GuardMiddleware(GuardedRoutes):
             else:
                 await self.app(scope, receive, send)
             return
-        route = self.router.match(scope["method"], _route_path(scope))
-        if route is None:
+        resolved = self.router.resolve(scope["method"], _route_path(scope), has_body=_has_body(scope))
+        if resolved is None:
             scope.setdefault("state", {})[STATE_KEY] = None
             await self.app(scope, receive, send)
             return
-        await self._guarded(scope, receive, send, route)
+        await self._guarded(scope, receive, send, *resolved)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = websocket_route(self.router, _route_path(scope))
@@ -221,7 +233,9 @@ class GuardMiddleware(GuardedRoutes):
 
         return lifespan_send
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
+    async def _guarded(
+        self, scope: Scope, receive: Receive, send: Send, route: Route, path_params: dict[str, str]
+    ) -> None:
         method: str = scope["method"]
         headers = _headers(scope)
         inspection, guard, setup_error = self._inspect(
@@ -230,6 +244,7 @@ class GuardMiddleware(GuardedRoutes):
             path=scope["path"],
             headers=headers,
             query_string=scope.get("query_string", b""),
+            path_params=path_params,
         )
         head = method == "HEAD"
         reply = inspection.content_length_error(headers.get("content-length"))

@@ -221,14 +221,22 @@ class GuardMiddleware(GuardedRoutes):
     # -- WSGI ---------------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = self.router.match(environ.get("REQUEST_METHOD", "GET"), _route_path(environ))
-        if route is None:
+        length = environ.get("CONTENT_LENGTH", "").strip()
+        has_body = bool(length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ
+        resolved = self.router.resolve(
+            environ.get("REQUEST_METHOD", "GET"), _route_path(environ), has_body=has_body
+        )
+        if resolved is None:
             environ[VERDICT_KEY] = None
             return self.app(environ, start_response)
-        return self._guarded(environ, start_response, route)
+        return self._guarded(environ, start_response, *resolved)
 
     def _guarded(
-        self, environ: WSGIEnvironment, start_response: StartResponse, route: Route
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        route: Route,
+        path_params: dict[str, str],
     ) -> Iterable[bytes]:
         method: str = environ.get("REQUEST_METHOD", "GET").upper()
         headers = _EnvironHeaders(environ)
@@ -237,7 +245,8 @@ class GuardMiddleware(GuardedRoutes):
             method=method,
             path=_route_path(environ),
             headers=headers,
-            query_string=environ.get("QUERY_STRING", "").encode("latin-1", "replace"),
+            query_string=environ.get("QUERY_STRING", ""),
+            path_params=path_params,
         )
         head = method == "HEAD"
 

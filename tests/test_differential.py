@@ -240,7 +240,6 @@ def test_the_wsgi_middleware_sees_whatever_werkzeug_and_django_read(request: HTT
         check_middleware(*through_wsgi(request), request, readers)
 
 
-@pytest.mark.xfail(reason="the middlewares do not pass the query string to HTTPBody yet (issue 12, lead)")
 @given(query=st.just(b"q=QMARKERQ"))
 @settings(max_examples=1, deadline=None, database=None)
 def test_the_middlewares_scan_the_query_string(query: bytes) -> None:
