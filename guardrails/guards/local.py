@@ -91,12 +91,69 @@ class Finding:
 
 # --- normalisation ------------------------------------------------------------------------------
 
-# Unicode general category Cf (format): invisible characters that split words without showing.
-_FORMAT_CHARS = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]+"
+# Default_Ignorable_Code_Point, copied from the Unicode Character Database's
+# DerivedCoreProperties.txt (Unicode 15.1; the property is stable: code points are only ever added
+# to it). Python's unicodedata does not expose the property. These code points are meant to be
+# rendered as nothing (variation selectors, joiners, bidi controls, tag characters, the Hangul and
+# Mongolian fillers...), so an attacker can put them inside a word without a reader seeing them.
+_DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # SOFT HYPHEN
+    (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER
+    (0x061C, 0x061C),  # ARABIC LETTER MARK
+    (0x115F, 0x1160),  # HANGUL CHOSEONG FILLER..HANGUL JUNGSEONG FILLER
+    (0x17B4, 0x17B5),  # KHMER VOWEL INHERENT AQ..KHMER VOWEL INHERENT AA
+    (0x180B, 0x180F),  # MONGOLIAN FREE VARIATION SELECTORS, MONGOLIAN VOWEL SEPARATOR
+    (0x200B, 0x200F),  # ZERO WIDTH SPACE..RIGHT-TO-LEFT MARK
+    (0x202A, 0x202E),  # LEFT-TO-RIGHT EMBEDDING..RIGHT-TO-LEFT OVERRIDE
+    (0x2060, 0x206F),  # WORD JOINER..NOMINAL DIGIT SHAPES (2065 reserved)
+    (0x3164, 0x3164),  # HANGUL FILLER
+    (0xFE00, 0xFE0F),  # VARIATION SELECTOR-1..VARIATION SELECTOR-16
+    (0xFEFF, 0xFEFF),  # ZERO WIDTH NO-BREAK SPACE
+    (0xFFA0, 0xFFA0),  # HALFWIDTH HANGUL FILLER
+    (0xFFF0, 0xFFF8),  # reserved
+    (0x1BCA0, 0x1BCA3),  # SHORTHAND FORMAT LETTER OVERLAP..SHORTHAND FORMAT UP STEP
+    (0x1D173, 0x1D17A),  # MUSICAL SYMBOL BEGIN BEAM..MUSICAL SYMBOL END PHRASE
+    (0xE0000, 0xE0FFF),  # LANGUAGE TAG, TAG characters, VARIATION SELECTOR-17..256, reserved
 )
+
+# Format characters (general category Cf) that are not default-ignorable because some scripts
+# show them (prepended concatenation marks, interlinear annotation, Egyptian hieroglyph format
+# controls). They are invisible in a prompt all the same, so they are removed too.
+_OTHER_FORMAT: tuple[tuple[int, int], ...] = (
+    (0x0600, 0x0605),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+)
+
+# Characters drawn as an empty space of some width: they may stand for a space between words
+# ("ignore<U+3164>all") or hide inside one ("ign<U+3164>ore"), so a text that has any is checked
+# both ways (`_variants`). The Hangul fillers are also default-ignorable; BRAILLE PATTERN BLANK is
+# an ordinary symbol that looks exactly like a space.
+_BLANKS: tuple[tuple[int, int], ...] = (
+    (0x115F, 0x1160),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
+)
+
+
+def _char_class(*tables: tuple[tuple[int, int], ...]) -> str:
+    ranges = sorted(r for table in tables for r in table)
+    return (
+        "["
+        + "".join(re.escape(chr(lo)) + ("" if lo == hi else "-" + re.escape(chr(hi))) for lo, hi in ranges)
+        + "]"
+    )
+
+
+_INVISIBLE = re.compile(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+")
+_BLANK = re.compile(_char_class(_BLANKS) + "+")
 
 # Lower-case Cyrillic and Greek letters drawn like Latin ones ("ignore" spelt with Cyrillic i, o,
 # e), and typographic apostrophes, which NFKC leaves alone.
@@ -160,10 +217,17 @@ _KEY_RUN = b"x" * 15
 
 
 def _clean(text: str) -> str:
-    """NFKC and no format characters: what the data detectors see."""
+    """NFKC and no invisible characters: what the data detectors see."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", _FORMAT_CHARS.sub("", text))
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    """The text, and when it has blank-looking characters, the text with them read as spaces."""
+    if text.isascii() or _BLANK.search(text) is None:
+        return (text,)
+    return (text, _BLANK.sub(" ", text))
 
 
 def _words_of(clean: str) -> list[str]:
@@ -554,26 +618,54 @@ def _is_iban(match: re.Match[str]) -> bool:
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
-_KEY_END = r"(?![0-9A-Za-z_-])"
+_KEY_CHAR = "[0-9A-Za-z_-]"
+_KEY_END = f"(?!{_KEY_CHAR})"
+
+
+def _key(head: str, tail: str) -> str:
+    """A key pattern that starts only where a run of key characters starts.
+
+    Why every key pattern is linear: `head` is a fixed-width prefix and the lookbehind right after
+    it rejects, in constant time, a head that is not at the start of a maximal run of
+    `_KEY_CHAR`. The runs of a text do not overlap, so attempts that get past the head start in
+    different runs, and each attempt only reads its own run (for a JWT, its three dot-separated
+    runs): every quantifier in `tail` repeats a single character class, so a failing attempt
+    backtracks over the run once, in constant time per character. Without the lookbehind,
+    ``"sk-" * n`` starts n/3 attempts that each read to the end of the text: O(n^2). The
+    lookbehind comes after the head, not before, so that `re` still finds candidates with its fast
+    literal-prefix search.
+    """
+    return f"{head}(?<!{_KEY_CHAR}{head}){tail}"
+
+
 # Each pattern with the fixed strings one of which it needs: `in` finds those faster than a regex.
 _API_KEYS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
     (re.compile(pattern), needs)
     for pattern, needs in (
         # AWS access key id
-        (rf"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{{16}}{_KEY_END}", ("AKIA", "ASIA", "ABIA", "ACCA")),
+        (_key("(?:AKIA|ASIA|ABIA|ACCA)", f"[0-9A-Z]{{16}}{_KEY_END}"), ("AKIA", "ASIA", "ABIA", "ACCA")),
         # GitHub tokens, classic and fine-grained; Stripe secret and restricted keys
-        (rf"gh[pousr]_[0-9A-Za-z]{{36,255}}{_KEY_END}", ("_",)),
-        (rf"github_pat_[0-9A-Za-z_]{{22,255}}{_KEY_END}", ("_",)),
-        (rf"[sr]k_(?:live|test)_[0-9A-Za-z]{{16,}}{_KEY_END}", ("_",)),
+        (_key("gh[pousr]_", f"[0-9A-Za-z]{{36,255}}{_KEY_END}"), ("_",)),
+        (_key("github_pat_", f"[0-9A-Za-z_]{{22,255}}{_KEY_END}"), ("_",)),
+        (_key("[sr]k_(?:live|test)_", f"[0-9A-Za-z]{{16,}}{_KEY_END}"), ("_",)),
         # Slack token and webhook
-        (rf"xox[abposr]-[0-9A-Za-z-]{{10,}}{_KEY_END}", ("xox",)),
-        (r"https://hooks\.slack\.com/services/T[0-9A-Z]+/B[0-9A-Z]+/[0-9A-Za-z]+", ("hooks.slack.com",)),
+        (_key("xox[abposr]-", f"[0-9A-Za-z-]{{10,}}{_KEY_END}"), ("xox",)),
+        (
+            _key("https", r"://hooks\.slack\.com/services/T[0-9A-Z]+/B[0-9A-Z]+/[0-9A-Za-z]+"),
+            ("hooks.slack.com",),
+        ),
         # OpenAI-style (OpenAI, Anthropic...): a digit and a capital letter rule out "sk-learn-...".
-        (rf"sk-(?=[0-9A-Za-z_-]*[0-9])(?=[0-9A-Za-z_-]*[A-Z])[0-9A-Za-z_-]{{20,}}{_KEY_END}", ("sk-",)),
+        (
+            _key("sk-", f"(?={_KEY_CHAR}*[0-9])(?={_KEY_CHAR}*[A-Z]){_KEY_CHAR}{{20,}}{_KEY_END}"),
+            ("sk-",),
+        ),
         # Google API key
-        (rf"AIza[0-9A-Za-z_-]{{35}}{_KEY_END}", ("AIza",)),
+        (_key("AIza", f"{_KEY_CHAR}{{35}}{_KEY_END}"), ("AIza",)),
         # JSON Web Token
-        (rf"eyJ[0-9A-Za-z_-]{{8,}}\.eyJ[0-9A-Za-z_-]{{8,}}\.[0-9A-Za-z_-]*{_KEY_END}", ("eyJ",)),
+        (
+            _key("eyJ", rf"{_KEY_CHAR}{{8,}}\.eyJ{_KEY_CHAR}{{8,}}\.{_KEY_CHAR}*{_KEY_END}"),
+            ("eyJ",),
+        ),
     )
 )
 
@@ -717,21 +809,45 @@ class LocalGuard(InProcessGuard):
         split = sum(r.finding.category == "prompt_attack" for r in builtin)
         self._rules: tuple[_Rule, ...] = (*builtin[:split], *extra, *builtin[split:])
         self._extra_names = tuple(r.finding.rule for r in extra)
+        self._phrasing_rules = tuple(r for r in self._rules if r.on_folded)
 
     def findings(self, text: str) -> list[Finding]:
         """Every enabled detector that matches `text`, each once, in rule-table order."""
+        found: set[Finding] = set()
+        for variant in _variants(text):
+            self._find(variant, self._rules, found)
+        return self._in_table_order(found)
+
+    def _find(self, text: str, rules: tuple[_Rule, ...], found: set[Finding]) -> None:
+        """Add to `found` the findings of `rules` in `text`, skipping rules already found."""
         views = _Views.of(text)
-        found: list[Finding] = []
-        for rule in self._rules:
+        for rule in rules:
             if rule.finding not in found and rule.matches(views):
-                found.append(rule.finding)
-        return found
+                found.add(rule.finding)
+
+    def _in_table_order(self, found: set[Finding]) -> list[Finding]:
+        return list(dict.fromkeys(rule.finding for rule in self._rules if rule.finding in found))
 
     def _scan(self, texts: Iterable[str]) -> list[Finding]:
-        seen: set[Finding] = set()
-        for text in texts:
-            seen.update(self.findings(text))
-        return list(dict.fromkeys(rule.finding for rule in self._rules if rule.finding in seen))
+        parts = list(texts)
+        found: set[Finding] = set()
+        for text in parts:
+            for variant in _variants(text):
+                self._find(variant, self._rules, found)
+        if len(parts) > 1:
+            # Each message and content part is checked on its own, then all of them in order, so
+            # that a phrase split across two parts is found: joined with a space for a split
+            # between words ("ignore all previous" + "instructions"), which is how a model reads
+            # adjacent parts; joined with nothing for a split inside a word ("ignore all previ" +
+            # "ous instructions"). Only the phrasing rules: gluing two numbers together ("order
+            # 4111 1111" + "1111 1111") would make card numbers no one wrote, and no data format
+            # spans a line break, which is how vendors see the parts (`Content.as_text`). A
+            # finding in a joined text spans a boundary; the cost is two more passes of the
+            # phrasing rules over the content.
+            for joined in (" ".join(parts), "".join(parts)):
+                for variant in _variants(joined):
+                    self._find(variant, self._phrasing_rules, found)
+        return self._in_table_order(found)
 
     def _decide(self, content: Content) -> Verdict:
         found = self._scan(content.iter_texts())
