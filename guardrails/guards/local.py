@@ -36,16 +36,31 @@ harmful_content         malware                       requests to write ransomwa
 ======================  ============================  ===================================================
 
 Phrasing detectors match a normalised copy of the text (`normalize`), so that trivial tricks do not
-bypass them: Unicode NFKC (full-width and styled letters become plain ones), invisible format
-characters removed (zero-width spaces and joiners, soft hyphens, bidi controls), casefolded, common
+bypass them: Unicode NFKC (full-width and styled letters become plain ones), invisible characters
+removed (every Unicode Default_Ignorable_Code_Point: zero-width spaces and joiners, soft hyphens,
+bidi controls, variation selectors, tag characters, the Hangul and Mongolian fillers; and the
+other format characters), blank-looking characters (Hangul fillers, braille blank) read both as
+nothing and as a space, casefolded, common
 Cyrillic and Greek look-alike letters mapped to Latin, punctuation turned into spaces (apostrophes
 kept) and runs of whitespace collapsed to one space. Data detectors match the text after NFKC and
-format-character removal, keeping case, spacing and punctuation.
+invisible-character removal, keeping case, spacing and punctuation.
 
-Known limits: words split inside ("i g n o r e"), leetspeak, other languages, paraphrases, and
-secrets in formats not listed above all pass. Each phrasing rule runs only when one of its key
-words is present, and each data rule only when the text has enough digits or the right prefix,
-which is what keeps a check of a 1 KB prompt in the tens of microseconds.
+Every message, content part and tool-call argument is checked on its own; the phrasing rules also
+check all of them joined in order, with a space and with nothing in between, so a phrase split
+across two messages or parts is found. The data rules do not (gluing two numbers could make a card
+number no one wrote), so a secret split across messages passes.
+
+What it does not catch: paraphrases ("set aside what you were told before"), other languages,
+novel attacks and new jailbreak names, words split with visible characters ("i g n o r e",
+"ign.ore"), leetspeak, encodings (base64, ROT13), instructions hidden in images or files, and
+secrets in formats not listed above.
+
+Cost: every rule is linear in the length of the text (each pattern's comment says why; a test
+times every rule on its literal prefixes repeated at n and 4n characters). Each phrasing rule runs
+only when one of its key words is present, and each data rule only when the text has enough digits
+or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of microseconds. The
+worst case found for 1 MB is a fraction of a second (non-ASCII text, through NFKC); the checks
+that a match must also pass (Luhn, mod-97) are a Python call per candidate.
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
@@ -531,49 +546,46 @@ def _starts_word(match: re.Match[str], *, also: str = "") -> bool:
     return not (before.isalnum() or before in also)
 
 
-_CARD = re.compile(r"[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z])(?![ -][0-9])")
-_CARD_SEPARATORS = re.compile(r"[ -]")
+# A card number is a whole run of digits joined by single spaces or dashes (compact, or written in
+# groups), not preceded by a letter or digit, starting with an issuer digit 2-6 (banking and
+# financial cards: Mastercard, Amex, Visa, Discover, UnionPay...). Matching whole runs keeps the
+# scan linear with a small constant: each run is read once, where "13 to 19 digits anywhere" retried
+# up to 19 digits at every position of a long digit run (1 MB of digits took ~0.7 s).
+# The lookbehinds come after the first digit so that `re` looks for candidates with its fast
+# character-set scan rather than trying the lookbehinds at every position.
+_CARD = re.compile(r"[2-6](?<![^\W_][2-6])(?<![0-9][ -][2-6])[0-9]*(?:[ -][0-9]+)*")
+_LONGEST_CARD = 19 + 18  # digits, and a separator between each two
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# Luhn: every second digit from the right is doubled, and a two-digit result counts as its digit sum.
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if index % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+    kept = sum(map(int, digits[-1::-2]))
+    doubled = sum(map(int, digits[-2::-2].translate(_LUHN_DOUBLED)))
+    return (kept + doubled) % 10 == 0
 
 
 def _is_card(match: re.Match[str]) -> bool:
-    start, text = match.start(), match.string
-    # Not the tail of a longer number written in groups ("12 4111 1111 1111 1111").
-    if not _starts_word(match) or (start >= 2 and text[start - 1] in " -" and text[start - 2].isdigit()):
+    run, end, text = match.group(), match.end(), match.string
+    if len(run) > _LONGEST_CARD or (end < len(text) and text[end] in _LETTERS):
         return False
-    groups = _CARD_SEPARATORS.split(match.group())
+    groups = run.replace("-", " ").split(" ")
+    digits = "".join(groups)
+    if not 13 <= len(digits) <= 19:
+        return False
     # "1 2 3 4 ..." is a list of numbers, not a card written in groups.
     if len(groups) > 1 and min(len(group) for group in groups) < 3:
         return False
-    digits = "".join(groups)
-    # Issuer digit 2-6: banking and financial cards (Mastercard, Amex, Visa, Discover, UnionPay...).
-    return "2" <= digits[0] <= "6" and _luhn_ok(digits)
+    return _luhn_ok(digits)
 
 
-_SSN = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9A-Za-z]|-[0-9])")
-
-
-def _is_ssn(match: re.Match[str]) -> bool:
-    ssn = match.group()
-    area, group, serial = ssn[:3], ssn[4:6], ssn[7:]
-    return (
-        _starts_word(match, also="-")
-        and area not in ("000", "666")
-        and area[0] != "9"
-        and group != "00"
-        and serial != "0000"
-    )
+# Never issued: area 000, 666 and 900-999, group 00, serial 0000. Not preceded by a letter, digit or
+# dash, not followed by one, nor by a dash and a digit (a longer number). Everything is in the
+# pattern, so a text full of near-misses costs no Python call per match.
+_SSN = re.compile(
+    r"(?<![^\W_])(?<!-)(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9A-Za-z]|-[0-9])"
+)
 
 
 # Length of the IBAN of each country in the SWIFT IBAN registry.
@@ -590,7 +602,9 @@ _IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 # Electronic (compact) or print format (groups of four separated by single spaces), upper case.
-_IBAN = re.compile(r"[A-Z][A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
+# Bounded, so linear; it starts only at the start of a word, so that a long run of capitals and
+# digits is not a candidate (and a Python check) at every position.
+_IBAN = re.compile(r"[A-Z](?<![^\W_][A-Z])[A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
 
 
 def _is_iban(match: re.Match[str]) -> bool:
@@ -739,7 +753,7 @@ _BUILTIN_RULES: tuple[_Rule, ...] = (
     _phrasing("prompt_attack", "system_prompt_exfiltration", _SYSTEM_PROMPT_EXFILTRATION),
     _phrasing("prompt_attack", "jailbreak_roleplay", _JAILBREAK_ROLEPLAY),
     _data("credit_card", _CARD, _is_card, min_digits=13, shape=b"000"),
-    _data("us_ssn", _SSN, _is_ssn, shape=b"000-00-0000"),
+    _data("us_ssn", _SSN, shape=b"000-00-0000"),
     _data("iban", _IBAN, _is_iban, shape=b"AA00"),
     _data("private_key", _PRIVATE_KEY, needs=("PRIVATE KEY",)),
     _Rule(
@@ -765,7 +779,11 @@ class LocalGuard(InProcessGuard):
     """An in-process guard: deterministic detectors, no network, microseconds per check.
 
     Blocks when any enabled detector matches any string of the content (every message, content
-    part and tool-call argument). See the module docstring for the detectors.
+    part and tool-call argument), or a phrasing detector matches those strings joined in order.
+    See the module docstring for the detectors.
+
+    It is a baseline, not a replacement for a vendor guard: it knows phrasings and formats, not
+    meaning. Paraphrases, other languages and novel attacks pass.
 
     Args:
         prompt_attacks: detect prompt-injection and jailbreak phrasing.
@@ -774,7 +792,8 @@ class LocalGuard(InProcessGuard):
         extra_patterns: more prompt-attack rules, rule name -> regular expression. They are
             searched in the normalised text (see `normalize`) with a space added at both ends; a
             pattern given as a string is compiled case-insensitive. They run even when
-            ``prompt_attacks`` is False.
+            ``prompt_attacks`` is False. They run on Python's `re`: keeping them linear (no
+            unbounded repeat that can restart at every position of a long run) is up to you.
 
     Example::
 
