@@ -628,27 +628,27 @@ _IBAN_LENGTHS: dict[str, int] = {
 _IBAN = re.compile(r"[A-Z](?<![^\W_][A-Z])[A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
 
 
+_IBAN_DIGITS = str.maketrans({chr(code): str(code - 55) for code in range(65, 91)})
+
+
 def _is_iban(match: re.Match[str]) -> bool:
     found = match.group()
     length = _IBAN_LENGTHS.get(found[:2])
     if length is None or not _starts_word(match):
         return False
-    chars: list[str] = []
-    end = 0
-    for end, char in enumerate(found, start=1):  # noqa: B007 - `end` is used after the loop
-        if char != " ":
-            chars.append(char)
-            if len(chars) == length:
-                break
-    if len(chars) < length:
+    # Where the IBAN ends: after its `length`-th character that is not a space.
+    end = length
+    while end != (fixed := length + found.count(" ", 0, end)):
+        end = fixed
+    if end > len(found):
         return False
     # The IBAN must end where a word ends, not in the middle of a longer token.
     text, after = match.string, match.start() + end
     if after < len(text) and text[after].isalnum():
         return False
-    iban = "".join(chars)
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+    iban = found[:end].replace(" ", "")
+    # Mod-97 of the number read with letters as 10-35, the first four characters moved to the end.
+    return int((iban[4:] + iban[:4]).translate(_IBAN_DIGITS)) % 97 == 1
 
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
