@@ -36,16 +36,31 @@ harmful_content         malware                       requests to write ransomwa
 ======================  ============================  ===================================================
 
 Phrasing detectors match a normalised copy of the text (`normalize`), so that trivial tricks do not
-bypass them: Unicode NFKC (full-width and styled letters become plain ones), invisible format
-characters removed (zero-width spaces and joiners, soft hyphens, bidi controls), casefolded, common
+bypass them: Unicode NFKC (full-width and styled letters become plain ones), invisible characters
+removed (every Unicode Default_Ignorable_Code_Point: zero-width spaces and joiners, soft hyphens,
+bidi controls, variation selectors, tag characters, the Hangul and Mongolian fillers; and the
+other format characters), blank-looking characters (Hangul fillers, braille blank) read both as
+nothing and as a space, casefolded, common
 Cyrillic and Greek look-alike letters mapped to Latin, punctuation turned into spaces (apostrophes
 kept) and runs of whitespace collapsed to one space. Data detectors match the text after NFKC and
-format-character removal, keeping case, spacing and punctuation.
+invisible-character removal, keeping case, spacing and punctuation.
 
-Known limits: words split inside ("i g n o r e"), leetspeak, other languages, paraphrases, and
-secrets in formats not listed above all pass. Each phrasing rule runs only when one of its key
-words is present, and each data rule only when the text has enough digits or the right prefix,
-which is what keeps a check of a 1 KB prompt in the tens of microseconds.
+Every message, content part and tool-call argument is checked on its own; the phrasing rules also
+check all of them joined in order, with a space and with nothing in between, so a phrase split
+across two messages or parts is found. The data rules do not (gluing two numbers could make a card
+number no one wrote), so a secret split across messages passes.
+
+What it does not catch: paraphrases ("set aside what you were told before"), other languages,
+novel attacks and new jailbreak names, words split with visible characters ("i g n o r e",
+"ign.ore"), leetspeak, encodings (base64, ROT13), instructions hidden in images or files, and
+secrets in formats not listed above.
+
+Cost: every rule is linear in the length of the text (each pattern's comment says why; a test
+times every rule on its literal prefixes repeated at n and 4n characters). Each phrasing rule runs
+only when one of its key words is present, and each data rule only when the text has enough digits
+or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of microseconds. The
+worst case found for 1 MB is a fraction of a second (non-ASCII text, through NFKC); the checks
+that a match must also pass (Luhn, mod-97) are a Python call per candidate.
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
@@ -91,12 +106,69 @@ class Finding:
 
 # --- normalisation ------------------------------------------------------------------------------
 
-# Unicode general category Cf (format): invisible characters that split words without showing.
-_FORMAT_CHARS = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]+"
+# Default_Ignorable_Code_Point, copied from the Unicode Character Database's
+# DerivedCoreProperties.txt (Unicode 15.1; the property is stable: code points are only ever added
+# to it). Python's unicodedata does not expose the property. These code points are meant to be
+# rendered as nothing (variation selectors, joiners, bidi controls, tag characters, the Hangul and
+# Mongolian fillers...), so an attacker can put them inside a word without a reader seeing them.
+_DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # SOFT HYPHEN
+    (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER
+    (0x061C, 0x061C),  # ARABIC LETTER MARK
+    (0x115F, 0x1160),  # HANGUL CHOSEONG FILLER..HANGUL JUNGSEONG FILLER
+    (0x17B4, 0x17B5),  # KHMER VOWEL INHERENT AQ..KHMER VOWEL INHERENT AA
+    (0x180B, 0x180F),  # MONGOLIAN FREE VARIATION SELECTORS, MONGOLIAN VOWEL SEPARATOR
+    (0x200B, 0x200F),  # ZERO WIDTH SPACE..RIGHT-TO-LEFT MARK
+    (0x202A, 0x202E),  # LEFT-TO-RIGHT EMBEDDING..RIGHT-TO-LEFT OVERRIDE
+    (0x2060, 0x206F),  # WORD JOINER..NOMINAL DIGIT SHAPES (2065 reserved)
+    (0x3164, 0x3164),  # HANGUL FILLER
+    (0xFE00, 0xFE0F),  # VARIATION SELECTOR-1..VARIATION SELECTOR-16
+    (0xFEFF, 0xFEFF),  # ZERO WIDTH NO-BREAK SPACE
+    (0xFFA0, 0xFFA0),  # HALFWIDTH HANGUL FILLER
+    (0xFFF0, 0xFFF8),  # reserved
+    (0x1BCA0, 0x1BCA3),  # SHORTHAND FORMAT LETTER OVERLAP..SHORTHAND FORMAT UP STEP
+    (0x1D173, 0x1D17A),  # MUSICAL SYMBOL BEGIN BEAM..MUSICAL SYMBOL END PHRASE
+    (0xE0000, 0xE0FFF),  # LANGUAGE TAG, TAG characters, VARIATION SELECTOR-17..256, reserved
 )
+
+# Format characters (general category Cf) that are not default-ignorable because some scripts
+# show them (prepended concatenation marks, interlinear annotation, Egyptian hieroglyph format
+# controls). They are invisible in a prompt all the same, so they are removed too.
+_OTHER_FORMAT: tuple[tuple[int, int], ...] = (
+    (0x0600, 0x0605),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+)
+
+# Characters drawn as an empty space of some width: they may stand for a space between words
+# ("ignore<U+3164>all") or hide inside one ("ign<U+3164>ore"), so a text that has any is checked
+# both ways (`_variants`). The Hangul fillers are also default-ignorable; BRAILLE PATTERN BLANK is
+# an ordinary symbol that looks exactly like a space.
+_BLANKS: tuple[tuple[int, int], ...] = (
+    (0x115F, 0x1160),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
+)
+
+
+def _char_class(*tables: tuple[tuple[int, int], ...]) -> str:
+    ranges = sorted(r for table in tables for r in table)
+    return (
+        "["
+        + "".join(re.escape(chr(lo)) + ("" if lo == hi else "-" + re.escape(chr(hi))) for lo, hi in ranges)
+        + "]"
+    )
+
+
+_INVISIBLE = re.compile(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+")
+_BLANK = re.compile(_char_class(_BLANKS) + "+")
 
 # Lower-case Cyrillic and Greek letters drawn like Latin ones ("ignore" spelt with Cyrillic i, o,
 # e), and typographic apostrophes, which NFKC leaves alone.
@@ -137,7 +209,28 @@ _LOOKALIKES = str.maketrans(
 
 _ASCII_PUNCTUATION = b'!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'
 _PUNCTUATION_TO_SPACE = bytes.maketrans(_ASCII_PUNCTUATION, b" " * len(_ASCII_PUNCTUATION))
-_NOT_WORD = re.compile(r"[^\w\s']|_")
+
+
+class _WordTable(dict[int, int]):
+    """A `str.translate` table: look-alike letters to Latin, other non-word characters to a space.
+
+    Word characters (letters, digits, whitespace, the apostrophe) map to themselves. One translate
+    with this table costs a third of a translate with `_LOOKALIKES` then a regex substitution
+    (1 MB of accented text: ~40 ms against ~145 ms). Entries are computed on first sight and kept,
+    up to a bound, so that a text of every code point cannot grow it without limit.
+    """
+
+    _BOUND = 20_000
+
+    def __missing__(self, code: int) -> int:
+        char = chr(code)
+        value = code if (char.isalnum() or char.isspace() or char == "'") and char != "_" else 32
+        if len(self) < self._BOUND:
+            self[code] = value
+        return value
+
+
+_WORDS = _WordTable({code: ord(latin) for code, latin in _LOOKALIKES.items() if isinstance(latin, str)})
 
 
 # The "shape" of the cleaned text's UTF-8 bytes: capitals become "A", digits "0", spaces and dashes
@@ -160,16 +253,23 @@ _KEY_RUN = b"x" * 15
 
 
 def _clean(text: str) -> str:
-    """NFKC and no format characters: what the data detectors see."""
+    """NFKC and no invisible characters: what the data detectors see."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", _FORMAT_CHARS.sub("", text))
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    """The text, and when it has blank-looking characters, the text with them read as spaces."""
+    if text.isascii() or _BLANK.search(text) is None:
+        return (text,)
+    return (text, _BLANK.sub(" ", text))
 
 
 def _words_of(clean: str) -> list[str]:
     if clean.isascii():
         return clean.lower().encode("ascii").translate(_PUNCTUATION_TO_SPACE).decode("ascii").split()
-    return _NOT_WORD.sub(" ", clean.casefold().translate(_LOOKALIKES)).split()
+    return clean.casefold().translate(_WORDS).split()
 
 
 def normalize(text: str) -> str:
@@ -467,49 +567,46 @@ def _starts_word(match: re.Match[str], *, also: str = "") -> bool:
     return not (before.isalnum() or before in also)
 
 
-_CARD = re.compile(r"[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z])(?![ -][0-9])")
-_CARD_SEPARATORS = re.compile(r"[ -]")
+# A card number is a whole run of digits joined by single spaces or dashes (compact, or written in
+# groups), not preceded by a letter or digit, starting with an issuer digit 2-6 (banking and
+# financial cards: Mastercard, Amex, Visa, Discover, UnionPay...). Matching whole runs keeps the
+# scan linear with a small constant: each run is read once, where "13 to 19 digits anywhere" retried
+# up to 19 digits at every position of a long digit run (1 MB of digits took ~0.7 s).
+# The lookbehinds come after the first digit so that `re` looks for candidates with its fast
+# character-set scan rather than trying the lookbehinds at every position.
+_CARD = re.compile(r"[2-6](?<![^\W_][2-6])(?<![0-9][ -][2-6])[0-9]*(?:[ -][0-9]+)*")
+_LONGEST_CARD = 19 + 18  # digits, and a separator between each two
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# Luhn: every second digit from the right is doubled, and a two-digit result counts as its digit sum.
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if index % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+    kept = sum(map(int, digits[-1::-2]))
+    doubled = sum(map(int, digits[-2::-2].translate(_LUHN_DOUBLED)))
+    return (kept + doubled) % 10 == 0
 
 
 def _is_card(match: re.Match[str]) -> bool:
-    start, text = match.start(), match.string
-    # Not the tail of a longer number written in groups ("12 4111 1111 1111 1111").
-    if not _starts_word(match) or (start >= 2 and text[start - 1] in " -" and text[start - 2].isdigit()):
+    run, end, text = match.group(), match.end(), match.string
+    if len(run) > _LONGEST_CARD or (end < len(text) and text[end] in _LETTERS):
         return False
-    groups = _CARD_SEPARATORS.split(match.group())
+    groups = run.replace("-", " ").split(" ")
+    digits = "".join(groups)
+    if not 13 <= len(digits) <= 19:
+        return False
     # "1 2 3 4 ..." is a list of numbers, not a card written in groups.
     if len(groups) > 1 and min(len(group) for group in groups) < 3:
         return False
-    digits = "".join(groups)
-    # Issuer digit 2-6: banking and financial cards (Mastercard, Amex, Visa, Discover, UnionPay...).
-    return "2" <= digits[0] <= "6" and _luhn_ok(digits)
+    return _luhn_ok(digits)
 
 
-_SSN = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9A-Za-z]|-[0-9])")
-
-
-def _is_ssn(match: re.Match[str]) -> bool:
-    ssn = match.group()
-    area, group, serial = ssn[:3], ssn[4:6], ssn[7:]
-    return (
-        _starts_word(match, also="-")
-        and area not in ("000", "666")
-        and area[0] != "9"
-        and group != "00"
-        and serial != "0000"
-    )
+# Never issued: area 000, 666 and 900-999, group 00, serial 0000. Not preceded by a letter, digit or
+# dash, not followed by one, nor by a dash and a digit (a longer number). Everything is in the
+# pattern, so a text full of near-misses costs no Python call per match.
+_SSN = re.compile(
+    r"(?<![^\W_])(?<!-)(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9A-Za-z]|-[0-9])"
+)
 
 
 # Length of the IBAN of each country in the SWIFT IBAN registry.
@@ -526,7 +623,12 @@ _IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 # Electronic (compact) or print format (groups of four separated by single spaces), upper case.
-_IBAN = re.compile(r"[A-Z][A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
+# Bounded, so linear; it starts only at the start of a word, so that a long run of capitals and
+# digits is not a candidate (and a Python check) at every position.
+_IBAN = re.compile(r"[A-Z](?<![^\W_][A-Z])[A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
+
+
+_IBAN_DIGITS = str.maketrans({chr(code): str(code - 55) for code in range(65, 91)})
 
 
 def _is_iban(match: re.Match[str]) -> bool:
@@ -534,46 +636,71 @@ def _is_iban(match: re.Match[str]) -> bool:
     length = _IBAN_LENGTHS.get(found[:2])
     if length is None or not _starts_word(match):
         return False
-    chars: list[str] = []
-    end = 0
-    for end, char in enumerate(found, start=1):  # noqa: B007 - `end` is used after the loop
-        if char != " ":
-            chars.append(char)
-            if len(chars) == length:
-                break
-    if len(chars) < length:
+    # Where the IBAN ends: after its `length`-th character that is not a space.
+    end = length
+    while end != (fixed := length + found.count(" ", 0, end)):
+        end = fixed
+    if end > len(found):
         return False
     # The IBAN must end where a word ends, not in the middle of a longer token.
     text, after = match.string, match.start() + end
     if after < len(text) and text[after].isalnum():
         return False
-    iban = "".join(chars)
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+    iban = found[:end].replace(" ", "")
+    # Mod-97 of the number read with letters as 10-35, the first four characters moved to the end.
+    return int((iban[4:] + iban[:4]).translate(_IBAN_DIGITS)) % 97 == 1
 
 
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
-_KEY_END = r"(?![0-9A-Za-z_-])"
+_KEY_CHAR = "[0-9A-Za-z_-]"
+_KEY_END = f"(?!{_KEY_CHAR})"
+
+
+def _key(head: str, tail: str) -> str:
+    """A key pattern that starts only where a run of key characters starts.
+
+    Why every key pattern is linear: `head` is a fixed-width prefix and the lookbehind right after
+    it rejects, in constant time, a head that is not at the start of a maximal run of
+    `_KEY_CHAR`. The runs of a text do not overlap, so attempts that get past the head start in
+    different runs, and each attempt only reads its own run (for a JWT, its three dot-separated
+    runs): every quantifier in `tail` repeats a single character class, so a failing attempt
+    backtracks over the run once, in constant time per character. Without the lookbehind,
+    ``"sk-" * n`` starts n/3 attempts that each read to the end of the text: O(n^2). The
+    lookbehind comes after the head, not before, so that `re` still finds candidates with its fast
+    literal-prefix search.
+    """
+    return f"{head}(?<!{_KEY_CHAR}{head}){tail}"
+
+
 # Each pattern with the fixed strings one of which it needs: `in` finds those faster than a regex.
 _API_KEYS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
     (re.compile(pattern), needs)
     for pattern, needs in (
         # AWS access key id
-        (rf"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{{16}}{_KEY_END}", ("AKIA", "ASIA", "ABIA", "ACCA")),
+        (_key("(?:AKIA|ASIA|ABIA|ACCA)", f"[0-9A-Z]{{16}}{_KEY_END}"), ("AKIA", "ASIA", "ABIA", "ACCA")),
         # GitHub tokens, classic and fine-grained; Stripe secret and restricted keys
-        (rf"gh[pousr]_[0-9A-Za-z]{{36,255}}{_KEY_END}", ("_",)),
-        (rf"github_pat_[0-9A-Za-z_]{{22,255}}{_KEY_END}", ("_",)),
-        (rf"[sr]k_(?:live|test)_[0-9A-Za-z]{{16,}}{_KEY_END}", ("_",)),
+        (_key("gh[pousr]_", f"[0-9A-Za-z]{{36,255}}{_KEY_END}"), ("_",)),
+        (_key("github_pat_", f"[0-9A-Za-z_]{{22,255}}{_KEY_END}"), ("_",)),
+        (_key("[sr]k_(?:live|test)_", f"[0-9A-Za-z]{{16,}}{_KEY_END}"), ("_",)),
         # Slack token and webhook
-        (rf"xox[abposr]-[0-9A-Za-z-]{{10,}}{_KEY_END}", ("xox",)),
-        (r"https://hooks\.slack\.com/services/T[0-9A-Z]+/B[0-9A-Z]+/[0-9A-Za-z]+", ("hooks.slack.com",)),
+        (_key("xox[abposr]-", f"[0-9A-Za-z-]{{10,}}{_KEY_END}"), ("xox",)),
+        (
+            _key("https", r"://hooks\.slack\.com/services/T[0-9A-Z]+/B[0-9A-Z]+/[0-9A-Za-z]+"),
+            ("hooks.slack.com",),
+        ),
         # OpenAI-style (OpenAI, Anthropic...): a digit and a capital letter rule out "sk-learn-...".
-        (rf"sk-(?=[0-9A-Za-z_-]*[0-9])(?=[0-9A-Za-z_-]*[A-Z])[0-9A-Za-z_-]{{20,}}{_KEY_END}", ("sk-",)),
+        (
+            _key("sk-", f"(?={_KEY_CHAR}*[0-9])(?={_KEY_CHAR}*[A-Z]){_KEY_CHAR}{{20,}}{_KEY_END}"),
+            ("sk-",),
+        ),
         # Google API key
-        (rf"AIza[0-9A-Za-z_-]{{35}}{_KEY_END}", ("AIza",)),
+        (_key("AIza", f"{_KEY_CHAR}{{35}}{_KEY_END}"), ("AIza",)),
         # JSON Web Token
-        (rf"eyJ[0-9A-Za-z_-]{{8,}}\.eyJ[0-9A-Za-z_-]{{8,}}\.[0-9A-Za-z_-]*{_KEY_END}", ("eyJ",)),
+        (
+            _key("eyJ", rf"{_KEY_CHAR}{{8,}}\.eyJ{_KEY_CHAR}{{8,}}\.{_KEY_CHAR}*{_KEY_END}"),
+            ("eyJ",),
+        ),
     )
 )
 
@@ -647,7 +774,7 @@ _BUILTIN_RULES: tuple[_Rule, ...] = (
     _phrasing("prompt_attack", "system_prompt_exfiltration", _SYSTEM_PROMPT_EXFILTRATION),
     _phrasing("prompt_attack", "jailbreak_roleplay", _JAILBREAK_ROLEPLAY),
     _data("credit_card", _CARD, _is_card, min_digits=13, shape=b"000"),
-    _data("us_ssn", _SSN, _is_ssn, shape=b"000-00-0000"),
+    _data("us_ssn", _SSN, shape=b"000-00-0000"),
     _data("iban", _IBAN, _is_iban, shape=b"AA00"),
     _data("private_key", _PRIVATE_KEY, needs=("PRIVATE KEY",)),
     _Rule(
@@ -673,7 +800,11 @@ class LocalGuard(InProcessGuard):
     """An in-process guard: deterministic detectors, no network, microseconds per check.
 
     Blocks when any enabled detector matches any string of the content (every message, content
-    part and tool-call argument). See the module docstring for the detectors.
+    part and tool-call argument), or a phrasing detector matches those strings joined in order.
+    See the module docstring for the detectors.
+
+    It is a baseline, not a replacement for a vendor guard: it knows phrasings and formats, not
+    meaning. Paraphrases, other languages and novel attacks pass.
 
     Args:
         prompt_attacks: detect prompt-injection and jailbreak phrasing.
@@ -682,7 +813,8 @@ class LocalGuard(InProcessGuard):
         extra_patterns: more prompt-attack rules, rule name -> regular expression. They are
             searched in the normalised text (see `normalize`) with a space added at both ends; a
             pattern given as a string is compiled case-insensitive. They run even when
-            ``prompt_attacks`` is False.
+            ``prompt_attacks`` is False. They run on Python's `re`: keeping them linear (no
+            unbounded repeat that can restart at every position of a long run) is up to you.
 
     Example::
 
@@ -717,21 +849,45 @@ class LocalGuard(InProcessGuard):
         split = sum(r.finding.category == "prompt_attack" for r in builtin)
         self._rules: tuple[_Rule, ...] = (*builtin[:split], *extra, *builtin[split:])
         self._extra_names = tuple(r.finding.rule for r in extra)
+        self._phrasing_rules = tuple(r for r in self._rules if r.on_folded)
 
     def findings(self, text: str) -> list[Finding]:
         """Every enabled detector that matches `text`, each once, in rule-table order."""
+        found: set[Finding] = set()
+        for variant in _variants(text):
+            self._find(variant, self._rules, found)
+        return self._in_table_order(found)
+
+    def _find(self, text: str, rules: tuple[_Rule, ...], found: set[Finding]) -> None:
+        """Add to `found` the findings of `rules` in `text`, skipping rules already found."""
         views = _Views.of(text)
-        found: list[Finding] = []
-        for rule in self._rules:
+        for rule in rules:
             if rule.finding not in found and rule.matches(views):
-                found.append(rule.finding)
-        return found
+                found.add(rule.finding)
+
+    def _in_table_order(self, found: set[Finding]) -> list[Finding]:
+        return list(dict.fromkeys(rule.finding for rule in self._rules if rule.finding in found))
 
     def _scan(self, texts: Iterable[str]) -> list[Finding]:
-        seen: set[Finding] = set()
-        for text in texts:
-            seen.update(self.findings(text))
-        return list(dict.fromkeys(rule.finding for rule in self._rules if rule.finding in seen))
+        parts = list(texts)
+        found: set[Finding] = set()
+        for text in parts:
+            for variant in _variants(text):
+                self._find(variant, self._rules, found)
+        if len(parts) > 1:
+            # Each message and content part is checked on its own, then all of them in order, so
+            # that a phrase split across two parts is found: joined with a space for a split
+            # between words ("ignore all previous" + "instructions"), which is how a model reads
+            # adjacent parts; joined with nothing for a split inside a word ("ignore all previ" +
+            # "ous instructions"). Only the phrasing rules: gluing two numbers together ("order
+            # 4111 1111" + "1111 1111") would make card numbers no one wrote, and no data format
+            # spans a line break, which is how vendors see the parts (`Content.as_text`). A
+            # finding in a joined text spans a boundary; the cost is two more passes of the
+            # phrasing rules over the content.
+            for joined in (" ".join(parts), "".join(parts)):
+                for variant in _variants(joined):
+                    self._find(variant, self._phrasing_rules, found)
+        return self._in_table_order(found)
 
     def _decide(self, content: Content) -> Verdict:
         found = self._scan(content.iter_texts())
