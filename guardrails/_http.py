@@ -297,6 +297,27 @@ class GuardedRoutes:
         self.sse_window = sse_window
         self.max_response_size = max_response_size
         self.guards = GuardSource(guard)
+        for given in {
+            id(g): g for g in (guard, *(r.guard for r in self.router.routes)) if g is not None
+        }.values():
+            self._check_capacity(given)
+
+    def _check_capacity(self, guard: Guard) -> None:
+        """Warn, once at start-up, when a body under the cap can hold more text than the guard checks.
+
+        Such requests are refused (413 ``content_too_large``) under every policy, never let through:
+        the warning is so that legitimate large documents are not a surprise in production.
+        """
+        limit = getattr(guard, "max_text_chars", None)
+        if isinstance(limit, int) and self.max_body_size > limit:
+            logger.warning(
+                "guardrails: max_body_size is %d bytes, but the %s guard checks at most %d characters "
+                "in one call: requests with more text are refused with 413 (lower max_body_size, or "
+                "raise the guard's limit)",
+                self.max_body_size,
+                guard_name(guard),
+                limit,
+            )
 
     def __repr__(self) -> str:
         return f"GuardMiddleware(guard={self.guards!r}, routes={list(self.router.routes)!r})"

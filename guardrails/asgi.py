@@ -219,7 +219,7 @@ class GuardMiddleware(GuardedRoutes):
                 return  # the server was told already; the app reports its own unwinding
             if kind == "lifespan.startup.complete" and self._needs_default_guard():
                 try:
-                    self.guards.get()
+                    guard = self.guards.get()
                 except Exception as exc:
                     # Bad settings stop the app here, with the reason, not with a 503 per request:
                     # tell the server, then end the app's lifespan task.
@@ -227,6 +227,7 @@ class GuardMiddleware(GuardedRoutes):
                     reason = f"guardrails: {exc}"
                     await send({"type": "lifespan.startup.failed", "message": reason})
                     raise RuntimeError(reason) from None
+                self._check_capacity(guard)
             elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.guards.aclose()
             await send(message)

@@ -212,7 +212,7 @@ class GuardMiddleware(GuardedRoutes):
         self.app = app
         if self._needs_default_guard():
             # Bad settings fail here, at start-up, with the reason: not as a 503 on every request.
-            self.guards.get()
+            self._check_capacity(self.guards.get())
 
     def close(self) -> None:
         """Close the guard made from the environment, if any (a guard given is its owner's)."""

@@ -394,3 +394,19 @@ def test_uvicorn_does_not_start_an_app_whose_guard_cannot_be_made() -> None:
     with pytest.raises(SystemExit) as exited:
         server.run()  # returns at once: startup fails before the socket is served
     assert (exited.value.code, server.started) == (3, False)
+
+
+@pytest.mark.parametrize("middleware", [ASGIGuardMiddleware, WSGIGuardMiddleware], ids=["asgi", "wsgi"])
+def test_a_body_cap_over_what_the_guard_checks_is_warned_at_startup(
+    middleware: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A max_body_size larger than the guard's max_text_chars is said once, where the app is built."""
+    from guardrails import TrendAIGuard
+
+    guard = TrendAIGuard("test-v1-key", base_url="http://127.0.0.1:9")
+    with caplog.at_level(logging.WARNING, logger="guardrails"):
+        middleware(lambda *args: None, guard=guard, max_body_size=guard.max_text_chars + 1)
+        middleware(lambda *args: None, guard=guard, max_body_size=guard.max_text_chars)
+    assert [r.levelno for r in caplog.records if r.name == "guardrails"] == [logging.WARNING]
+    assert str(guard.max_text_chars) in caplog.text
+    guard.close()

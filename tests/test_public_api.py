@@ -19,6 +19,7 @@ PUBLIC_NAMES = [
     "FailOpen",
     "Guard",
     "GuardAuthError",
+    "GuardConfigurationError",
     "GuardError",
     "GuardRateLimited",
     "GuardResponseError",
