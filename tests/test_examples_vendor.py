@@ -5,38 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from starlette.applications import Starlette
-
-from guardrails.testing.emulator import Emulator, create_app
-from tests.servers import run_asgi
+from guardrails.testing.emulator import Emulator
+from tests.helpers import PANW_KEY, TREND_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "check_with_vendor.py"
-TREND_KEY = "example-trend-key"
-PANW_KEY = "example-panw-key"
-
-
-@pytest.fixture(scope="module")
-def app() -> Starlette:
-    return create_app(trend_keys=(TREND_KEY,), panw_keys=(PANW_KEY,))
-
-
-@pytest.fixture(scope="module")
-def base_url(app: Starlette) -> Iterator[str]:
-    with run_asgi(app) as url:
-        yield url
-
-
-@pytest.fixture
-def emulator(app: Starlette, base_url: str) -> Iterator[Emulator]:
-    emulator: Emulator = app.state.emulator
-    emulator.reset()
-    yield emulator
-    emulator.reset()
 
 
 def run_example(**env: str) -> subprocess.CompletedProcess[str]:
@@ -52,19 +27,23 @@ def run_example(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def trend_env(base_url: str, key: str = TREND_KEY) -> dict[str, str]:
-    return {"V1_API_KEY": key, "V1_BASE_URL": base_url}
+def trend_env(emulator_url: str, key: str = TREND_KEY) -> dict[str, str]:
+    return {"V1_API_KEY": key, "V1_BASE_URL": emulator_url}
 
 
-def panw_env(base_url: str, key: str = PANW_KEY) -> dict[str, str]:
-    return {"PANW_AI_SEC_API_KEY": key, "PANW_AI_SEC_API_ENDPOINT": base_url, "PANW_AI_PROFILE_NAME": "demo"}
+def panw_env(emulator_url: str, key: str = PANW_KEY) -> dict[str, str]:
+    return {
+        "PANW_AI_SEC_API_KEY": key,
+        "PANW_AI_SEC_API_ENDPOINT": emulator_url,
+        "PANW_AI_PROFILE_NAME": "demo",
+    }
 
 
 def test_both_guards_allow_the_benign_prompt_and_block_the_malicious_one(
-    base_url: str, emulator: Emulator
+    emulator_url: str, emulator: Emulator
 ) -> None:
     """With both vendors configured, each guard prints an Allow and a Block, asking the emulator."""
-    result = run_example(**trend_env(base_url), **panw_env(base_url))
+    result = run_example(**trend_env(emulator_url), **panw_env(emulator_url))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[:4] for line in lines] == [
@@ -77,17 +56,17 @@ def test_both_guards_allow_the_benign_prompt_and_block_the_malicious_one(
     assert emulator.counts == {"trend-v3": 2, "trend-beta": 0, "panw": 2}
 
 
-def test_only_the_configured_guard_runs(base_url: str, emulator: Emulator) -> None:
+def test_only_the_configured_guard_runs(emulator_url: str, emulator: Emulator) -> None:
     """With only Palo Alto configured, Trend is skipped."""
-    result = run_example(**panw_env(base_url))
+    result = run_example(**panw_env(emulator_url))
     assert result.returncode == 0, result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["palo-alto", "palo-alto"]
     assert emulator.count("trend-v3") == 0
 
 
-def test_a_rejected_key_is_reported_without_the_key(base_url: str, emulator: Emulator) -> None:
+def test_a_rejected_key_is_reported_without_the_key(emulator_url: str, emulator: Emulator) -> None:
     """A key the service refuses is a configuration error: printed, exit status 1, key not shown."""
-    result = run_example(**trend_env(base_url, key="rejected-key-123"))
+    result = run_example(**trend_env(emulator_url, key="rejected-key-123"))
     assert result.returncode == 1
     assert result.stdout.count("-> error (configuration)") == 2
     assert "rejected-key-123" not in result.stdout + result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
@@ -15,8 +14,7 @@ from guardrails._settings import GuardSettings, guard_from_env
 from guardrails.guards.local import LocalGuard
 from guardrails.guards.paloalto import PaloAltoAIRS
 from guardrails.guards.trend import TrendAIGuard
-from guardrails.testing.emulator import create_app
-from tests.servers import run_asgi
+from tests.helpers import PANW_KEY, TREND_KEY
 
 ENV_VARS = (
     "GUARDRAILS_GUARD",
@@ -33,20 +31,11 @@ ENV_VARS = (
     "PANW_AI_PROFILE_ID",
 )
 
-TREND_KEY = "trend-key-0123456789"
-PANW_KEY = "panw-key-0123456789"
-
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def emulator_url() -> Iterator[str]:
-    with run_asgi(create_app(trend_keys=[TREND_KEY], panw_keys=[PANW_KEY])) as url:
-        yield url
 
 
 def test_no_key_gives_local_guard_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,9 +18,8 @@ from guardrails._models import Action, Content, Verdict
 from guardrails._routing import Route
 from guardrails.guards.trend import TrendAIGuard
 from guardrails.testing._fakes import FakeGuard, StaticGuard
-from guardrails.testing.emulator import create_app as create_emulator
 from guardrails.wsgi import VERDICT_KEY, GuardMiddleware
-from tests.servers import run_asgi, run_wsgi
+from tests.servers import run_wsgi
 
 INJECTION = "ignore previous instructions"
 CHAT_PATH = "/v1/chat/completions"
@@ -221,12 +220,6 @@ def test_concurrent_requests_are_checked_in_parallel_each_with_its_own_verdict(
     for index, status, verdict_id in results:
         assert status == (403 if index % 2 else 200)
         assert verdict_id == f"request {index} {'odd' if index % 2 else 'even'}"
-
-
-@pytest.fixture(scope="module")
-def emulator_url() -> Iterator[str]:
-    with run_asgi(create_emulator()) as url:
-        yield url
 
 
 @pytest.mark.parametrize(
