@@ -1,4 +1,5 @@
-"""Issue 12's bypass classes, one request each, through both middlewares (in process).
+"""Issue 12's bypass classes, one request each, through both middlewares: in process, and end to
+end over loopback under a real uvicorn and a real werkzeug server.
 
 Each request hides ``ATTACK`` where Starlette, werkzeug or Django would hand it to the app; the
 guard blocks it, so the answer is 403 and the app never runs. The valid requests of class 9 get
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,6 +25,7 @@ from guardrails._models import Content
 from guardrails.asgi import GuardMiddleware as ASGIGuardMiddleware
 from guardrails.testing import FakeGuard
 from guardrails.wsgi import GuardMiddleware as WSGIGuardMiddleware
+from tests.servers import run_asgi, run_wsgi
 
 ATTACK = "IGNOREALLPREVIOUSINSTRUCTIONS"
 #: An attack whose letters are not all ASCII (read as mojibake when decoded as Latin-1).
@@ -168,18 +172,82 @@ def wsgi_status(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, i
     return response.status_code, calls
 
 
-SHELLS = [pytest.param(asgi_status, id="asgi"), pytest.param(wsgi_status, id="wsgi")]
+class _Served:
+    """Both middlewares under real servers on 127.0.0.1, started once for the module."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._stack = contextlib.ExitStack()
+
+        async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                while (message := await receive())["type"] != "lifespan.shutdown":
+                    if message["type"] == "lifespan.startup":
+                        await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+            self.calls += 1
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+            self.calls += 1
+            start_response("200 OK", [])
+            return [b"ok"]
+
+        guard = FakeGuard(blocks, history=0)
+        self.asgi_url = self._stack.enter_context(
+            run_asgi(ASGIGuardMiddleware(asgi_app, guard=guard, routes=ROUTES))
+        )
+        self.wsgi_url = self._stack.enter_context(
+            run_wsgi(WSGIGuardMiddleware(wsgi_app, guard=guard, routes=ROUTES))
+        )
+
+    def status(self, url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, int]:
+        self.calls = 0
+        response = httpx.post(url + path, content=body, headers=headers, timeout=10)
+        return response.status_code, self.calls
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[_Served]:
+    servers = _Served()
+    yield servers
+    servers.close()
+
+
+SHELLS = [
+    pytest.param(asgi_status, id="asgi"),
+    pytest.param(wsgi_status, id="wsgi"),
+    pytest.param("uvicorn", id="uvicorn"),
+    pytest.param("werkzeug-server", id="werkzeug-server"),
+]
+
+
+def run(shell: Any, served: _Served, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, int]:
+    if shell == "uvicorn":
+        return served.status(served.asgi_url, path, body, headers)
+    if shell == "werkzeug-server":
+        return served.status(served.wsgi_url, path, body, headers)
+    return shell(path, body, headers)
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize(("path", "body", "headers"), CASES)
-def test_a_hidden_attack_is_blocked(shell: Any, path: str, body: bytes, headers: dict[str, str]) -> None:
+def test_a_hidden_attack_is_blocked(
+    shell: Any, served: _Served, path: str, body: bytes, headers: dict[str, str]
+) -> None:
     """Text any framework hands the app reaches the guard: 403, the app never runs."""
-    assert shell(path, body, headers) == (403, 0)
+    assert run(shell, served, path, body, headers) == (403, 0)
 
 
 @pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize(("body", "headers"), VALID)
-def test_a_valid_request_is_not_refused(shell: Any, body: bytes, headers: dict[str, str]) -> None:
+def test_a_valid_request_is_not_refused(
+    shell: Any, served: _Served, body: bytes, headers: dict[str, str]
+) -> None:
     """Valid bodies the middleware used to refuse (500, 400) now reach the app."""
-    assert shell("/chat", body, headers) == (200, 1)
+    assert run(shell, served, "/chat", body, headers) == (200, 1)
