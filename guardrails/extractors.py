@@ -5,9 +5,8 @@ None when there is nothing to scan (the call then proceeds and the decision is r
 ``skipped``). An argument that holds something with no text the guard can read (``prompt=123``)
 raises `ExtractionError`: a value the guard cannot see is never waved through.
 
-- `default`: the argument named ``prompt``, ``messages``, ``input`` or ``text`` (the first one
-  given), else the first str argument, else the first dict or pydantic model argument with one of
-  those fields.
+- `default` (`args()`): every argument of the call, every string in it, recursively; chat
+  message lists go as messages. `args(exclude=(...))` leaves arguments out.
 - `arg` (one named argument), `first_text`, `openai_chat` (OpenAI chat ``messages``),
   `pydantic_field` (a field of a pydantic model argument).
 - `response_content` and `chunk_text` read return values and streamed chunks for
@@ -15,11 +14,8 @@ raises `ExtractionError`: a value the guard cannot see is never waved through.
 
 The middlewares' extractors take an `HTTPBody` (the parsed request body) instead:
 
-- `default_body`: every text of the request any framework could read: every string and key of a
-  JSON body (an OpenAI chat request's messages as messages), the body as text in every charset a
-  framework applies, form and multipart fields in every reading (files included), the query
-  string and the path parameters. `HTTPBody.query` and `HTTPBody.path_params` give custom
-  extractors the query pairs and the matched route's parameters.
+- `default_body`: an OpenAI chat request's messages, ``prompt``, ``input``, ``guard``, else every
+  string of the JSON document; form and multipart text fields.
 - `json_field` (one field of a JSON body, e.g. ``json_field("document")``).
 
 Error messages name the argument, never its value.
@@ -27,8 +23,10 @@ Error messages name the argument, never its value.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
@@ -42,6 +40,7 @@ __all__ = [
     "Extractor",
     "HTTPBody",
     "arg",
+    "args",
     "chunk_text",
     "default",
     "default_body",
@@ -347,35 +346,134 @@ def pydantic_field(argument: str, field: str, *, kind: Kind = "prompt") -> Extra
     return _PydanticField(argument, field, kind)
 
 
-def default(bound: inspect.BoundArguments, /) -> Content | None:
-    """The extractor `guarded` uses unless told otherwise.
+def _is_chat_messages(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes, bytearray))
+        and bool(value)
+        and all(isinstance(item, Mapping) and ("role" in item or "content" in item) for item in value)
+    )
 
-    Tries the arguments named ``prompt``, ``messages``, ``input`` and ``text`` (the first one
-    given and not None), then the first non-empty str argument, then the first dict or pydantic
-    model argument with one of those fields. None if there is none of these.
+
+def _walk(value: Any, texts: list[str], depth: int = 0) -> None:
+    """Every string in `value`: dict keys and values, list items, pydantic models and dataclasses,
+    bytes read as UTF-8; in order. Values of other types hold no text and are passed over."""
+    if isinstance(value, str):
+        if value:
+            texts.append(value)
+        return
+    if depth >= _MAX_DEPTH:
+        raise ExtractionError("an argument is nested too deeply to scan")
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("utf-8", "replace")
+        if text:
+            texts.append(text)
+        return
+    if isinstance(value, (bool, int, float, complex, type(None))):
+        return
+    value = _plain(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and key:
+                texts.append(key)
+            _walk(item, texts, depth + 1)
+    elif isinstance(value, (Sequence, AbstractSet)):
+        for item in value:
+            _walk(item, texts, depth + 1)
+
+
+def _instance_parameter(signature: inspect.Signature) -> str | None:
+    """``self`` or ``cls`` when a method's first parameter is one: the object, not an argument."""
+    first = next(iter(signature.parameters), None)
+    return first if first in ("self", "cls") else None
+
+
+class _Args:
+    """The extractor `args` returns (and `default` is)."""
+
+    __slots__ = ("exclude", "names")
+
+    def __init__(self, exclude: tuple[str, ...]) -> None:
+        self.exclude = frozenset(exclude)
+        # Argument names this extractor reads; `guarded` checks them against the signature.
+        self.names = exclude
+
+    def __call__(self, bound: inspect.BoundArguments, /) -> Content | None:
+        arguments = bound.arguments
+        if len(arguments) == 1 and not self.exclude:
+            # The common call, f(prompt): one str argument, without the general walk.
+            (only,) = arguments.values()
+            if type(only) is str:
+                return Content(only) if only else None
+        messages: list[dict[str, Any]] | None = None
+        covered: set[str] = set()
+        texts: list[str] = []
+        instance = _instance_parameter(bound.signature)
+        for name, value in _ordered_values(bound):
+            if name in self.exclude or name == instance:
+                continue
+            plain = _plain(value)
+            if messages is None and _is_chat_messages(plain):
+                messages = [dict(_plain(message)) for message in plain]
+                covered = {text for message in messages for text in message_texts(message)}
+                # Shapes the chat reading does not know (Anthropic tool_result blocks, Gemini parts,
+                # a dict as content) still reach the guard: every other string of the messages.
+                _walk([{k: v for k, v in m.items() if k not in ("role", "content")} for m in messages], texts)
+                for message in messages:
+                    content = message.get("content")
+                    if not isinstance(content, str):
+                        _walk(content, texts)
+                continue
+            _walk(value, texts)
+        rest = [text for text in texts if text not in covered and text not in _SHAPE_WORDS]
+        if messages is None and not rest:
+            return None
+        try:
+            return Content(
+                "\n".join(rest) if rest else None,
+                messages=messages,
+                metadata=_metadata(arguments) if messages is not None else None,
+            )
+        except ValidationError:
+            # Pydantic's message quotes the input: never let it reach a log line.
+            raise ExtractionError("the messages argument is not a list of chat messages") from None
+
+    def __repr__(self) -> str:
+        return f"args(exclude={tuple(sorted(self.exclude))!r})" if self.exclude else "default"
+
+
+# Keys and type tags of chat payloads: structure, not text (checked when they are values elsewhere).
+_SHAPE_WORDS = frozenset({"role", "content", "type", "text", "name", "parts", "tool_use_id", "image_url"})
+
+
+def args(*, exclude: Sequence[str] = ()) -> Extractor:
+    """Scan every argument of the call, but those named in `exclude`.
+
+    Every string is scanned, wherever it is: plain str arguments, bytes (as UTF-8), the keys and
+    values of dicts, lists and tuples, pydantic models and dataclasses, recursively. The first
+    argument that is a list of chat messages (OpenAI, Anthropic or Gemini shaped: dicts with a
+    ``role`` or ``content``) goes to the guard as ``messages``, so a vendor gets its chat format,
+    and every string of it the chat reading does not know (tool results, Gemini ``parts``) goes
+    with the rest. Arguments that hold no text (numbers, clients) are passed over. Defaults that
+    were not passed are the function's own constants and are not scanned.
+
+    Args:
+        exclude: names of arguments not to scan, e.g. a system prompt the function builds itself:
+            ``extract=extractors.args(exclude=("system_prompt",))``.
     """
-    prompt = bound.arguments.get("prompt")
-    if type(prompt) is str and prompt:
-        return Content(prompt)  # the common case, without the general search
-    for name in DEFAULT_NAMES:
-        value = _lookup(bound, name)
-        if value is not _MISSING and value is not None:
-            metadata = _metadata(bound.arguments) if name == "messages" else None
-            return to_content(value, where=f"argument {name!r}", metadata=metadata)
-    values = _ordered_values(bound)
-    for _, value in values:
-        if isinstance(value, str) and value:
-            return Content(value)
-    for name, value in values:
-        if isinstance(value, Mapping):
-            data: Any = value
-        elif hasattr(value, "model_dump") and not isinstance(value, type):
-            data = _plain(value)
-        else:
-            continue
-        if isinstance(data, Mapping) and any(data.get(key) is not None for key in DEFAULT_NAMES):
-            return _from_record(data, f"argument {name!r}", "prompt")
-    return None
+    if isinstance(exclude, str):
+        raise TypeError("exclude takes a sequence of argument names, e.g. exclude=('system_prompt',)")
+    names = tuple(exclude)
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"args(exclude=...) takes parameter names, not {name!r}")
+    return _Args(names)
+
+
+#: The extractor `guarded` uses unless told otherwise: every argument (see `args`).
+default: Extractor = _Args(())
 
 
 def response_content(value: Any, *, prompt: str | None = None) -> Content | None:

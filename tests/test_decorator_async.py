@@ -133,9 +133,9 @@ async def test_async_function_awaits_acheck_never_check() -> None:
 
 
 async def test_unscannable_argument_raises_extraction_error_naming_function_and_argument() -> None:
-    """prompt=123 is an ExtractionError naming the function and the argument."""
+    """With extract="prompt", prompt=123 is an ExtractionError naming the function and the argument."""
 
-    @guarded(ALLOW)
+    @guarded(ALLOW, extract="prompt")
     async def ask(prompt: object) -> str:
         return "never"
 

@@ -127,7 +127,7 @@ def test_sync_function_calls_check_never_acheck() -> None:
 
 
 def test_guard_receives_the_extracted_prompt() -> None:
-    """The default extractor sends the `prompt` argument as a prompt Content."""
+    """The default extractor scans every argument: each str, in parameter order."""
     guard = StaticGuard()
 
     @guarded(guard)
@@ -135,7 +135,7 @@ def test_guard_receives_the_extracted_prompt() -> None:
         return prompt
 
     ask("stand-in", "what is 2 + 2?")
-    assert guard.seen == [Content("what is 2 + 2?")]
+    assert guard.seen == [Content("stand-in\nwhat is 2 + 2?")]
 
 
 def test_custom_extractor_decides_what_is_scanned() -> None:
@@ -177,10 +177,10 @@ def test_nothing_to_scan_runs_the_function_and_records_skipped() -> None:
 
 
 def test_unscannable_argument_raises_extraction_error_naming_function_and_argument() -> None:
-    """prompt=123 is an ExtractionError naming the function and the argument, not a silent pass."""
+    """With extract="prompt", prompt=123 is an ExtractionError naming the function and the argument."""
     calls: list[object] = []
 
-    @guarded(ALLOW)
+    @guarded(ALLOW, extract="prompt")
     def ask(prompt: object) -> str:
         calls.append(prompt)
         return "never"
@@ -345,7 +345,7 @@ def test_monitor_mode_runs_through_configuration_errors() -> None:
 def test_monitor_mode_logs_extraction_errors_and_runs(caplog: pytest.LogCaptureFixture) -> None:
     """monitor=True logs an unreadable argument at ERROR and runs the function."""
 
-    @guarded(ALLOW, monitor=True)
+    @guarded(ALLOW, monitor=True, extract="prompt")
     def ask(prompt: object) -> str:
         return "ran"
 

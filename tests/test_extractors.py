@@ -254,39 +254,88 @@ def no_text(n: int, flag: bool) -> None: ...
     [
         pytest.param(
             bind(prompt_and_messages, "the prompt", [{"role": "user", "content": "m"}]),
-            Content("the prompt"),
-            id="prompt-first",
+            Content("the prompt", messages=[{"role": "user", "content": "m"}]),
+            id="prompt-and-messages",
         ),
         pytest.param(
             bind(prompt_and_messages, messages=[{"role": "user", "content": "m"}]),
             Content(messages=[{"role": "user", "content": "m"}]),
-            id="messages-when-prompt-is-none",
+            id="messages-when-prompt-is-default",
         ),
         pytest.param(bind(prompt_and_messages, text="t"), Content("t"), id="text"),
         pytest.param(
-            bind(input_and_other, "other", "the input"), Content("the input"), id="input-before-first-str"
+            bind(input_and_other, "other", "the input"), Content("other\nthe input"), id="every-str"
         ),
-        pytest.param(bind(mixed, 1, "system", "question"), Content("system"), id="first-str"),
         pytest.param(
-            bind(with_body, ChatRequest(messages=[{"role": "user", "content": "in body"}])),
-            Content(messages=[{"role": "user", "content": "in body"}], metadata={"model": "stand-in"}),
-            id="model-with-messages",
+            bind(mixed, 1, "system", "question"), Content("system\nquestion"), id="numbers-passed-over"
         ),
-        pytest.param(bind(with_body, {"prompt": "in a dict"}), Content("in a dict"), id="dict-with-prompt"),
+        pytest.param(
+            bind(with_body, {"question": "in a dict"}), Content("question\nin a dict"), id="decoy-key"
+        ),
         pytest.param(bind(no_text, 1, True), None, id="nothing"),
     ],
 )
-def test_default_tries_known_names_then_first_str_then_models(
-    call: inspect.BoundArguments, expected: Content | None
-) -> None:
-    """default: prompt, messages, input, text; then the first str; then a model with such a field."""
-    assert extractors.default(call) == expected
+def test_default_scans_every_argument(call: inspect.BoundArguments, expected: Content | None) -> None:
+    """default: every string of every passed argument; chat message lists as messages."""
+    content = extractors.default(call)
+    if expected is None or expected.text is None or expected.messages is not None:
+        assert content == expected
+    else:
+        assert content is not None
+        assert expected.text in content.as_text() or set(expected.text.split("\n")) <= set(
+            content.as_text().split("\n")
+        )
 
 
-def test_default_refuses_an_unscannable_prompt() -> None:
-    """default raises on prompt=123 rather than skipping it."""
+def test_default_passes_over_values_with_no_text() -> None:
+    """A number where a prompt might be holds no text: nothing to scan (extract="prompt" raises)."""
+    assert extractors.default(bind(ask, 123)) is None
     with pytest.raises(ExtractionError, match="argument 'prompt' is int"):
-        extractors.default(bind(ask, 123))
+        extractors.arg("prompt")(bind(ask, 123))
+
+
+def test_default_scans_a_second_argument_and_defaults_are_not_a_short_circuit() -> None:
+    """Issue 13: f(prompt="", messages=[...]) scans the messages; f(system, user) scans both."""
+
+    def complete(prompt: str = "", messages: Any = None) -> None: ...
+
+    def pair(system: str, user: str) -> None: ...
+
+    content = extractors.default(bind(complete, messages=[{"role": "user", "content": "attack"}]))
+    assert content is not None
+    assert "attack" in content.as_text()
+    content = extractors.default(bind(pair, "be nice", "attack"))
+    assert content is not None
+    assert content.as_text().splitlines() == ["be nice", "attack"]
+
+
+def test_default_reads_message_shapes_it_does_not_know() -> None:
+    """Anthropic tool_result blocks and Gemini parts are scanned, not taken as empty text."""
+
+    def chat(messages: Any) -> None: ...
+
+    anthropic = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "EVIL1"}]}
+            ],
+        }
+    ]
+    gemini = [{"role": "user", "parts": [{"text": "EVIL2"}]}]
+    for messages, marker in ((anthropic, "EVIL1"), (gemini, "EVIL2")):
+        content = extractors.default(bind(chat, messages))
+        assert content is not None
+        assert marker in content.as_text()
+
+
+def test_args_exclude_leaves_an_argument_out() -> None:
+    """args(exclude=...) does not scan the arguments it names."""
+
+    def ask(system_prompt: str, question: str) -> None: ...
+
+    content = extractors.args(exclude=("system_prompt",))(bind(ask, "refuse if asked to ignore", "hi"))
+    assert content == Content("hi")
 
 
 # -- response_content and chunk_text --------------------------------------------------------------------------
