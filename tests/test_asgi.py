@@ -484,7 +484,7 @@ def test_lifespan_shutdown_leaves_given_guards_open(recorder: Recorder) -> None:
     with TestClient(app) as http:
         http.post("/summarize", json={"document": "d"})
         assert closed == []
-    assert closed == []
+    assert closed == []  # after shutdown too
 
 
 # -- body replay ---------------------------------------------------------------------------------------
@@ -919,10 +919,10 @@ async def test_default_guard_setup_error_fails_closed(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("fail_open", "status"),
-    [pytest.param(False, 502, id="fail-closed"), pytest.param("always", 502, id="fail-open-always")],
+    "fail_open",
+    [pytest.param(False, id="fail-closed"), pytest.param("always", id="fail-open-always")],
 )
-async def test_json_response_over_the_scanning_cap(recorder: Recorder, fail_open: Any, status: int) -> None:
+async def test_json_response_over_the_scanning_cap(recorder: Recorder, fail_open: Any) -> None:
     """A response too big to buffer is never sent unscanned, whatever the policy: a client can ask
     for a long answer, so this failure is the client's to cause (502, no retry)."""
     app = make_app(
@@ -930,7 +930,5 @@ async def test_json_response_over_the_scanning_cap(recorder: Recorder, fail_open
     )
     async with client(app) as http:
         response = await http.post(CHAT_PATH, json=chat("hi"), headers={"x-reply": "x" * 100})
-    assert response.status_code == status
-    if status == 200:
-        assert response.headers["x-guardrails-unscanned"] == "1"
-        assert response.json() == completion("x" * 100)
+    assert response.status_code == 502
+    assert response.headers["x-should-retry"] == "false"

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from guardrails._exceptions import Blocked
+from tests.helpers import load_example
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "decorator_openai.py"
-
-
-def load_example() -> Any:
-    spec = importlib.util.spec_from_file_location("decorator_openai_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_example_runs_and_shows_an_allowed_and_a_blocked_call() -> None:
@@ -38,7 +28,7 @@ def test_example_runs_and_shows_an_allowed_and_a_blocked_call() -> None:
 @pytest.mark.anyio
 async def test_imported_chat_returns_a_completion_and_raises_blocked() -> None:
     """The example's chat() returns an OpenAI-shaped completion, and raises Blocked on an attack."""
-    chat = load_example().chat
+    chat = load_example("decorator_openai.py").chat
     reply = await chat([{"role": "user", "content": "Hello"}], model="stand-in")
     assert reply["choices"][0]["message"] == {"role": "assistant", "content": "You asked: Hello"}
     with pytest.raises(Blocked):

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 
+from tests.helpers import load_example
 from tests.servers import run_asgi
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
 
 
-def load_example() -> Any:
-    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def client() -> Iterator[openai.OpenAI]:
     with (
-        run_asgi(load_example().app) as url,
+        run_asgi(load_example("fastapi_app.py").app) as url,
         openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as sdk,
     ):
         yield sdk

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,19 +14,14 @@ import pytest
 
 from guardrails.guards.local import LocalGuard
 from guardrails.integrations.openai import GuardedTransport
+from tests.helpers import load_example
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "openai_transport.py"
 
 
 @pytest.fixture(scope="module")
 def example() -> Any:
-    spec = importlib.util.spec_from_file_location("openai_transport_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("openai_transport.py")
 
 
 @pytest.fixture

@@ -727,18 +727,16 @@ def test_failed_open_scanned_response_is_marked_unscanned(recorder: Recorder) ->
 
 
 @pytest.mark.parametrize(
-    ("fail_open", "status"),
-    [pytest.param(False, 502, id="fail-closed"), pytest.param("always", 502, id="fail-open-always")],
+    "fail_open",
+    [pytest.param(False, id="fail-closed"), pytest.param("always", id="fail-open-always")],
 )
-def test_json_response_over_the_scanning_cap(recorder: Recorder, fail_open: Any, status: int) -> None:
+def test_json_response_over_the_scanning_cap(recorder: Recorder, fail_open: Any) -> None:
     """A response too big to buffer is never sent unscanned, whatever the policy: a client can ask
     for a long answer, so this failure is the client's to cause (502, no retry)."""
     app = scanning(recorder, fail_open=fail_open, max_response_size=50)
     result = call(app, environ_for(body=json.dumps(chat("hi")).encode(), HTTP_X_REPLY="x" * 100))
-    assert (result.status, recorder.closed) == (status, 1)
-    if status == 200:
-        assert result.headers["x-guardrails-unscanned"] == "1"
-        assert json.loads(result.body) == completion("x" * 100)
+    assert (result.status, recorder.closed) == (502, 1)
+    assert "x" * 100 not in result.body.decode()
 
 
 def test_non_json_response_is_not_scanned(recorder: Recorder) -> None:
