@@ -24,6 +24,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from . import extractors, testing
+    from ._budget import RateBudget, RateLimit
     from ._cache import LRUCache, VerdictCache
     from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats
     from ._guard import Guard
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 _LAZY: dict[str, tuple[str, str | None]] = {
     "extractors": (".extractors", None),
     "testing": (".testing", None),
+    "RateBudget": ("._budget", "RateBudget"),
+    "RateLimit": ("._budget", "RateLimit"),
     "LRUCache": ("._cache", "LRUCache"),
     "VerdictCache": ("._cache", "VerdictCache"),
     "Decision": ("._events", "Decision"),
@@ -114,6 +117,8 @@ __all__ = [
     "LRUCache",
     "LocalGuard",
     "PaloAltoAIRS",
+    "RateBudget",
+    "RateLimit",
     "Route",
     "TrendAIGuard",
     "Verdict",

@@ -41,7 +41,15 @@ __all__ = [
 logger = logging.getLogger("guardrails")
 
 Outcome = Literal[
-    "allowed", "blocked", "error", "failed_open", "too_large", "skipped", "monitored", "invalid"
+    "allowed",
+    "blocked",
+    "error",
+    "failed_open",
+    "too_large",
+    "skipped",
+    "monitored",
+    "invalid",
+    "masked",
 ]
 OUTCOMES: tuple[Outcome, ...] = (
     "allowed",
@@ -52,6 +60,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     "skipped",
     "monitored",
     "invalid",
+    "masked",
 )
 
 
@@ -62,7 +71,8 @@ class Decision:
     Attributes:
         outcome: ``allowed``, ``blocked``, ``error`` (failed closed), ``failed_open``,
             ``too_large``, ``skipped`` (nothing to scan), ``monitored`` (would have blocked, shadow
-            mode), ``invalid`` (the body could not be parsed).
+            mode), ``invalid`` (the body could not be parsed), ``masked`` (went on with the
+            sensitive spans masked).
         guard: name of the guard asked ("" if none was).
         target: the function's qualified name, or ``"METHOD /route"``.
         kind: ``"prompt"`` or ``"response"``.
@@ -71,6 +81,7 @@ class Decision:
         error: class name of the `GuardError`, if the guard failed.
         latency: seconds spent asking the guard.
         cached: True when the verdict came from a cache.
+        degraded: True when a fallback guard decided because the primary one failed.
     """
 
     outcome: Outcome
@@ -82,6 +93,7 @@ class Decision:
     error: str | None = None
     latency: float = 0.0
     cached: bool = False
+    degraded: bool = False
 
 
 class DecisionHook(Protocol):

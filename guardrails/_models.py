@@ -8,9 +8,32 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["Action", "Content", "Verdict", "as_content", "combine_verdicts", "message_texts"]
+__all__ = [
+    "CATEGORIES",
+    "Action",
+    "Category",
+    "Content",
+    "Verdict",
+    "as_content",
+    "combine_verdicts",
+    "message_texts",
+]
 
 Kind = Literal["prompt", "response"]
+
+# One vocabulary of findings, whatever the vendor: each guard maps its own reasons onto these and
+# keeps its raw reasons in `Verdict.reasons`.
+Category = Literal[
+    "prompt_attack", "sensitive_data", "harmful_content", "malicious_url", "topic_violation", "other"
+]
+CATEGORIES: tuple[Category, ...] = (
+    "prompt_attack",
+    "sensitive_data",
+    "harmful_content",
+    "malicious_url",
+    "topic_violation",
+    "other",
+)
 
 
 class Action(str, enum.Enum):
@@ -221,6 +244,9 @@ class Verdict(BaseModel):
             ``response_masked_data``), if any.
         cached: True when this check did not ask the guard itself: the verdict came from the
             guard's verdict cache, or from an identical check it joined while in flight.
+        categories: the findings in one vocabulary (`CATEGORIES`), whatever the vendor; empty
+            when nothing was found.
+        masked: the checked content with its sensitive spans masked, when the guard masked it.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -232,6 +258,8 @@ class Verdict(BaseModel):
     raw: dict[str, Any] = Field(default_factory=dict)
     masked_data: dict[str, Any] | None = None
     cached: bool = False
+    categories: frozenset[Category] = frozenset()
+    masked: Content | None = None
 
     @property
     def blocked(self) -> bool:

@@ -32,7 +32,7 @@ from ._exceptions import GuardConfigurationError
 if TYPE_CHECKING:
     from ._guard import Guard
 
-__all__ = ["GuardKind", "GuardSettings", "guard_from_env"]
+__all__ = ["GuardKind", "GuardSettings", "guard_from_env", "guard_from_spec"]
 
 logger = logging.getLogger("guardrails")
 
@@ -44,6 +44,7 @@ _KIND_ALIASES: dict[str, GuardKind] = {
     "palo-alto": "palo-alto",
     "paloalto": "palo-alto",
     "palo_alto": "palo-alto",
+    "panw": "palo-alto",
 }
 
 
@@ -164,3 +165,17 @@ def _palo_alto(settings: GuardSettings) -> Guard:
     from .guards.paloalto import PaloAltoAIRS
 
     return PaloAltoAIRS(settings=settings, timeout=settings.guardrails_timeout)
+
+
+def guard_from_spec(spec: str, *, settings: GuardSettings | None = None) -> Guard:
+    """Build a guard from a short spec, as the CLI's ``--guard`` and ``guardrails eval`` take it.
+
+    A spec names one guard the environment configures: ``local``, ``trend`` or ``panw`` (the
+    aliases `guard_from_env` accepts). Compositions extend this grammar (see `Sequential`).
+
+    Raises:
+        ValueError: the spec names no known guard.
+        GuardConfigurationError: the named vendor guard is not configured (the message says what
+            to set).
+    """
+    return guard_from_env(spec.strip(), settings=settings)

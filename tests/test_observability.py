@@ -81,6 +81,7 @@ def test_a_decision_carries_everything_the_issue_lists() -> None:
         "error",
         "latency",
         "cached",
+        "degraded",
     ]
 
 
