@@ -48,6 +48,7 @@ import httpx
 from pydantic import SecretStr
 from typing_extensions import Unpack
 
+from ._budget import RateBudget, as_budget
 from ._cache import VerdictCache, VerdictMemo, cache_key, resolve_cache
 from ._exceptions import ContentTooLarge, GuardError, GuardRateLimited, GuardTimeout, GuardUnavailable
 from ._exchange import DEFAULT_MAX_RESPONSE_BYTES, Flow, exchange, run_async, run_sync
@@ -103,6 +104,11 @@ class ConnectionOptions:
         expected_latency: the guard's normal latency per request, in seconds: a check whose
             requests cannot all be answered within `timeout` at this latency (in waves of
             `window_concurrency`) is refused up front with `ContentTooLarge`.
+        rate_limit: a budget of vendor calls (a `RateBudget`, e.g. ``RateLimit(5, burst=10)`` or
+            a shared ``RedisRateLimit``), or calls per second; None (default) for no limit. Each
+            request sent spends one unit (retries of it do not); with the budget spent the check
+            raises `GuardRateLimited` without calling the vendor, so the fail-open policy (or a
+            `Fallback`) decides, as for a vendor 429.
     """
 
     timeout: float = 10.0
@@ -118,6 +124,7 @@ class ConnectionOptions:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     window_concurrency: int = 8
     expected_latency: float = 0.5
+    rate_limit: RateBudget | float | None = None
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -164,6 +171,7 @@ class ConnectionKeywords(TypedDict, total=False):
     max_response_bytes: int
     window_concurrency: int
     expected_latency: float
+    rate_limit: RateBudget | float | None
 
 
 def _redact(message: str, secret: str) -> str:
@@ -263,6 +271,7 @@ class RemoteGuard:
         self._clock = self.breaker.clock
         self.max_response_bytes = options.max_response_bytes
         self.cache = resolve_cache(options.cache)
+        self.rate_limit = as_budget(options.rate_limit)
         self._memo = VerdictMemo(self.cache) if self.cache is not None else None
         self._transport = options.transport
         self._limits = options.limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -411,6 +420,8 @@ class RemoteGuard:
         return combine_verdicts(verdicts, guard=self.name)
 
     def _run_one(self, transport: httpx.BaseTransport, request: httpx.Request, deadline: Deadline) -> Verdict:
+        if self.rate_limit is not None:
+            self._spent(self.rate_limit.take())
         return run_sync(
             transport, self._flow(request, deadline), deadline=deadline, max_bytes=self.max_response_bytes
         )
@@ -459,6 +470,16 @@ class RemoteGuard:
                 future.cancel()
         return [verdict for verdict in results if verdict is not None]
 
+    def _spent(self, wait: float) -> None:
+        """Raise `GuardRateLimited` when the rate budget had nothing left (`wait` > 0)."""
+        if wait > 0:
+            raise GuardRateLimited(
+                f"{self.name} guard rate budget spent: next call in {wait:.3g}s",
+                guard=self.name,
+                status_code=None,
+                retry_after=wait,
+            )
+
     def _release_bulk(self, _: object) -> None:
         self._sync_bulk.release()
 
@@ -488,6 +509,8 @@ class RemoteGuard:
     async def _arun(
         self, transport: httpx.AsyncBaseTransport, request: httpx.Request, deadline: Deadline
     ) -> Verdict:
+        if self.rate_limit is not None:
+            self._spent(await self.rate_limit.atake())
         return await run_async(
             transport, self._flow(request, deadline), deadline=deadline, max_bytes=self.max_response_bytes
         )
