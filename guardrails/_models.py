@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ __all__ = [
     "Action",
     "Category",
     "Content",
+    "ToolEvent",
     "Verdict",
     "as_content",
     "combine_verdicts",
@@ -107,6 +109,75 @@ def message_texts(message: Mapping[str, Any]) -> Iterator[str]:
             yield arguments
 
 
+def _json_strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value (keys included: a tool's arguments are named by the model)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield key
+            yield from _json_strings(item)
+    elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        for item in value:
+            yield from _json_strings(item)
+
+
+def _json_text(value: Any) -> str:
+    """A tool's arguments or result as the JSON string vendors take (a string stays as it is)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class ToolEvent(BaseModel):
+    """One tool call of an agent: the tool, where it runs, what it was given and what it gave back.
+
+    Args:
+        name: the tool's name (``tool_invoked`` for Palo Alto, the function name for Trend).
+        server: the MCP server (or other host) the tool runs on, when known.
+        arguments: what the tool was called with: a JSON string or JSON-like data.
+        result: what the tool returned (JSON string, text or JSON-like data); None before it ran.
+        ecosystem: the protocol the tool is reached by (``"mcp"``, ``"function"``...).
+        method: the protocol method of the event (``"tools/call"``, ``"tools/list"``...).
+
+    Guards see every string of the arguments and the result; vendors with a tool format get the
+    event in it (Palo Alto ``tool_event``, Trend a chat request holding the tool call and its
+    ``tool`` message).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    server: str | None = None
+    arguments: Any = None
+    result: Any = None
+    ecosystem: str = "function"
+    method: str = "tools/call"
+
+    def input_text(self) -> str | None:
+        """The arguments as a JSON string (None when there are none)."""
+        return None if self.arguments is None else _json_text(self.arguments)
+
+    def output_text(self) -> str | None:
+        """The result as a JSON string (text too: a JSON string literal); None before the tool ran."""
+        if self.result is None:
+            return None
+        return json.dumps(self.result, ensure_ascii=False, default=str, separators=(",", ":"))
+
+    def iter_texts(self) -> Iterator[str]:
+        """Every string of the event: the tool's name, its arguments' strings, its result's strings."""
+        yield self.name
+        yield from _json_strings(self.arguments)
+        yield from _json_strings(self.result)
+
+    def __repr__(self) -> str:
+        # Arguments and results are user data: never shown.
+        return f"ToolEvent(name={self.name!r}, server={self.server!r}, result={self.result is not None})"
+
+    __str__ = __repr__
+
+
 class Content(BaseModel):
     """What a guard scans: a prompt or a model response.
 
@@ -118,8 +189,10 @@ class Content(BaseModel):
         metadata: optional context for the guard: ``user``, ``session_id`` (one conversation),
             ``transaction_id`` (one turn), ``route``, ``user_ip``, ``model``, ``app_name``.
         prompt: for a response, the prompt that produced it, when known.
+        tool: a tool call (`ToolEvent`): its arguments (checked before it runs) and, once it ran,
+            its result (checked before the agent sees it).
 
-    At least one of ``text``, ``messages`` and ``completion`` is required.
+    At least one of ``text``, ``messages``, ``completion`` and ``tool`` is required.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -130,6 +203,7 @@ class Content(BaseModel):
     kind: Kind = "prompt"
     metadata: dict[str, str] = Field(default_factory=dict)
     prompt: str | None = None
+    tool: ToolEvent | None = None
 
     def __init__(
         self,
@@ -140,8 +214,9 @@ class Content(BaseModel):
         kind: Kind = "prompt",
         metadata: Mapping[str, str] | None = None,
         prompt: str | None = None,
+        tool: ToolEvent | None = None,
     ) -> None:
-        if text is None and messages is None and completion is None:
+        if text is None and messages is None and completion is None and tool is None:
             # Here rather than in a model validator: a plain prompt is the hot path, and a model
             # validator costs a Python call on every Content.
             raise ValidationError.from_exception_data(
@@ -167,6 +242,8 @@ class Content(BaseModel):
             fields["metadata"] = metadata
         if prompt is not None:
             fields["prompt"] = prompt
+        if tool is not None:
+            fields["tool"] = tool
         super().__init__(**fields)
 
     @field_validator("messages", mode="before")
@@ -210,10 +287,12 @@ class Content(BaseModel):
             output = self.completion.get("output_text")
             if isinstance(output, str):
                 yield output
+        if self.tool is not None:
+            yield from self.tool.iter_texts()
 
     def as_text(self) -> str:
         """All the strings of `iter_texts` joined by newlines: what a plain-text guard scans."""
-        if self.text is not None and self.messages is None and self.completion is None:
+        if self.text is not None and self.messages is None and self.completion is None and self.tool is None:
             return self.text
         return "\n".join(self.iter_texts())
 
@@ -226,6 +305,8 @@ class Content(BaseModel):
             parts.append(f"messages=<{len(self.messages)} messages>")
         if self.completion is not None:
             parts.append("completion=<chat completion>")
+        if self.tool is not None:
+            parts.append(f"tool={self.tool!r}")
         return f"Content({', '.join(parts)})"
 
     __str__ = __repr__

@@ -14,7 +14,7 @@ import codecs
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import anyio
 import wrapt
@@ -24,7 +24,7 @@ from ._events import DecisionHook, hooks_of
 from ._exceptions import Blocked, ExtractionError
 from ._guard import GuardSource
 from ._judge import Judge
-from ._models import Content
+from ._models import Content, ToolEvent, _plain
 from ._policy import FailOpen, validate_fail_open
 from ._windows import TextWindows
 
@@ -154,6 +154,31 @@ class _Windows:
         return Content(self.text.cut(), kind="response", prompt=self.prompt)
 
 
+class _Tool:
+    """What ``kind="tool"`` checks: the tool's arguments before it runs, its result before it returns."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def arguments(self, bound: inspect.BoundArguments) -> Content:
+        """The call as a `ToolEvent` without a result: every argument but ``self`` / ``cls``."""
+        arguments = {
+            name: _plain(value) for name, value in bound.arguments.items() if name not in ("self", "cls")
+        }
+        return Content(tool=ToolEvent(name=self.name, arguments=arguments))
+
+    def result(self, result: Any, prompt: Content | None) -> Content | None:
+        """The result as a `ToolEvent` with the call's arguments; None for a tool that returned None."""
+        if result is None:
+            return None
+        arguments = prompt.tool.arguments if prompt is not None and prompt.tool is not None else None
+        return Content(
+            tool=ToolEvent(name=self.name, arguments=arguments, result=_plain(result)), kind="response"
+        )
+
+
 class _Task:
     """The function's half of ``parallel=True``: runs it in its own cancel scope."""
 
@@ -195,7 +220,9 @@ class _Guarded:
         hooks: tuple[DecisionHook, ...],
         stream_window: int,
         stream_overlap: int,
+        tool: _Tool | None = None,
     ) -> None:
+        self.tool = tool
         self.target = target
         self.binds_instance = binds_instance
         self.binder = _Binder(signature)
@@ -226,6 +253,8 @@ class _Guarded:
 
     def response(self, result: Any, prompt: Content | None) -> Content | None:
         """The content to scan in the function's return value; None if there is none."""
+        if self.tool is not None and self.extract_response is None:
+            return self.tool.result(result, prompt)
         prompt_text = prompt.as_text() if prompt is not None else None
         try:
             if self.extract_response is None:
@@ -499,6 +528,7 @@ def guarded(
     extract_response: ResponseExtractor | None = None,
     stream_window: int = 512,
     stream_overlap: int = 64,
+    kind: Literal["prompt", "tool"] = "prompt",
 ) -> Callable[[F], F]: ...
 
 
@@ -517,6 +547,7 @@ def guarded(
     extract_response: ResponseExtractor | None = None,
     stream_window: int = 512,
     stream_overlap: int = 64,
+    kind: Literal["prompt", "tool"] = "prompt",
 ) -> Any:
     """Check a function's prompt with a guard before it runs, and raise `Blocked` on Block.
 
@@ -555,6 +586,13 @@ def guarded(
             (`extractors.response_content` unless given).
         stream_window: characters of streamed text per check.
         stream_overlap: characters each stream window repeats from the one before.
+        kind: ``"prompt"`` (the default) or ``"tool"``: the function is an agent's tool. Its
+            arguments are checked before it runs, as a `ToolEvent` named after the function
+            (unless ``extract`` is given), and its result, always, before it is returned (as a
+            `ToolEvent` holding the arguments and the result, unless ``extract_response`` is
+            given): a tool result is where indirect prompt injection comes in. With ``on_block``
+            a blocked tool returns what it returns (e.g. ``"tool result withheld: ..."``) to the
+            agent instead of raising. Generator functions are refused.
 
     Raises:
         TypeError: at decoration, for a target that is not a function, a guard that is not a
@@ -576,6 +614,10 @@ def guarded(
         if option is not None and not callable(option):
             raise TypeError(f"{name} must be callable, not {type(option).__name__}")
     hooks = hooks_of(on_decision)
+    if kind not in ("prompt", "tool"):
+        raise ValueError(f"kind must be 'prompt' or 'tool', not {kind!r}")
+    if kind == "tool":
+        scan_response = True
     if not isinstance(stream_window, int) or stream_window < 1:
         raise ValueError(f"stream_window must be a positive int, not {stream_window!r}")
     if not isinstance(stream_overlap, int) or not 0 <= stream_overlap < stream_window:
@@ -589,7 +631,16 @@ def guarded(
             raise TypeError(f"guarded decorates functions, not {type(function).__name__}")
         name = f"{getattr(underlying, '__module__', None) or '?'}.{_describe(underlying)}"
         signature = inspect.signature(underlying)
-        chosen = extract if extract is not None else extractors.default
+        tool: _Tool | None = None
+        if kind == "tool":
+            if inspect.isasyncgenfunction(underlying) or inspect.isgeneratorfunction(underlying):
+                raise TypeError(
+                    f"kind='tool' needs a function that returns its result, not a generator: {name}"
+                )
+            tool = _Tool(getattr(underlying, "__name__", name))
+        chosen = (
+            extract if extract is not None else tool.arguments if tool is not None else extractors.default
+        )
         _check_reads(chosen, signature, name)
         core = _Guarded(
             target=name,
@@ -606,6 +657,7 @@ def guarded(
             hooks=hooks,
             stream_window=stream_window,
             stream_overlap=stream_overlap,
+            tool=tool,
         )
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(underlying):

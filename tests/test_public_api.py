@@ -31,6 +31,7 @@ PUBLIC_NAMES = [
     "LocalGuard",
     "PaloAltoAIRS",
     "Route",
+    "ToolEvent",
     "TrendAIGuard",
     "Verdict",
     "VerdictCache",

@@ -7,7 +7,7 @@
      "metadata"?: {"app_name", "app_user", "ai_model", "user_ip"},
      "contents": [{"prompt": ...} | {"prompt"?: ..., "response": ...}]}
 
-From the `Content`: a prompt is sent as ``prompt``; a response (``kind="response"``, or a chat
+From the `Content`: a tool event (`Content.tool`) is sent as ``tool_event``; a prompt as ``prompt``; a response (``kind="response"``, or a chat
 completion alone) as ``response``, with `Content.prompt` next to it as ``prompt`` when known.
 ``metadata["session_id"]`` (one conversation) becomes ``tr_id`` and ``session_id``,
 ``metadata["transaction_id"]`` (one turn) ``transaction_id``; ``metadata["user"]``,
@@ -61,7 +61,7 @@ from typing_extensions import Unpack
 from .._cache import secret_digest
 from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import ExtractionError, GuardConfigurationError, GuardResponseError
-from .._models import Action, Content, Verdict
+from .._models import Action, Content, ToolEvent, Verdict
 from ._common import (
     check_base_url,
     check_body_size,
@@ -254,8 +254,19 @@ class PaloAltoAIRS(RemoteGuard):
         # Parsed once: building an httpx.URL from a string costs more than the rest of a request.
         return httpx.URL(self.base_url + SCAN_PATH)
 
-    def _contents_items(self, content: Content) -> list[dict[str, str]]:
-        """One ``contents`` item per window: every string of the content, within the field limits."""
+    def _contents_items(self, content: Content) -> list[dict[str, Any]]:
+        """One ``contents`` item per window: every string of the content, within the field limits.
+
+        A tool event is one ``tool_event`` item of its own (the documented shape: ``metadata``
+        with ``ecosystem``, ``method``, ``server_name`` and ``tool_invoked``; ``input`` and
+        ``output`` as JSON strings), next to the windows of any other text of the content.
+        """
+        if content.tool is not None:
+            event = {"tool_event": self._tool_event(content.tool)}
+            if content.text is None and content.messages is None and content.completion is None:
+                return [event]
+            rest = content.model_copy(update={"tool": None})
+            return [event, *self._contents_items(rest)]
         text = content.as_text()
         is_response = content.kind == "response" or (
             content.completion is not None and content.text is None and content.messages is None
@@ -264,6 +275,23 @@ class PaloAltoAIRS(RemoteGuard):
             return [{"prompt": window} for window in _windows(text, MAX_PROMPT_CHARS)]
         context = {"prompt": content.prompt[-MAX_PROMPT_CHARS:]} if content.prompt else {}
         return [{**context, "response": window} for window in _windows(text, MAX_RESPONSE_CHARS)]
+
+    def _tool_event(self, tool: ToolEvent) -> dict[str, Any]:
+        metadata = {
+            "ecosystem": tool.ecosystem,
+            "method": tool.method,
+            # Required by the service: the guard's application stands in for a local function.
+            "server_name": tool.server or self.app_name or "local",
+            "tool_invoked": tool.name,
+        }
+        event: dict[str, Any] = {"metadata": metadata}
+        arguments = tool.input_text()
+        if arguments is not None:
+            event["input"] = arguments
+        result = tool.output_text()
+        if result is not None:
+            event["output"] = result
+        return event
 
     # -- responses ------------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ v3: ``POST {base}/v3.0/aiSecurity/applyGuardrails`` with ``Authorization: Bearer
 - ``text``: ``SimpleRequestGuard``, body ``{"prompt": text}`` (one request per window);
 - ``messages``: ``OpenAIChatCompletionRequestV1``, body ``{"model": ..., "messages": [...]}`` (the
   model from ``metadata["model"]``, omitted when unknown);
-- ``completion``: ``OpenAIChatCompletionResponseV1``, body the chat completion as is.
+- ``completion``: ``OpenAIChatCompletionResponseV1``, body the chat completion as is;
+- ``tool`` (a `ToolEvent`): ``OpenAIChatCompletionRequestV1`` with the assistant's tool call (its
+  arguments) and, once the tool ran, the ``tool`` message holding its result.
 
 beta: ``POST {base}/beta/aiSecurity/guard?detailedResponse=true|false`` with the bearer key; the
 body is ``{"guard": text}`` for text, and the same OpenAI shapes for messages and completions.
@@ -39,7 +41,7 @@ from typing_extensions import Unpack
 from .._cache import secret_digest
 from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import ContentTooLarge, GuardConfigurationError, GuardResponseError
-from .._models import Action, Content, Verdict
+from .._models import Action, Content, ToolEvent, Verdict
 from ._common import (
     check_base_url,
     check_body_size,
@@ -220,6 +222,8 @@ class TrendAIGuard(RemoteGuard):
             requests.append(self._request(CHAT_REQUEST, body))
         if content.completion is not None:
             requests.append(self._request(CHAT_RESPONSE, content.completion))
+        if content.tool is not None:
+            requests.append(self._request(CHAT_REQUEST, {"messages": _tool_messages(content.tool)}))
         return requests
 
     def _request(self, request_type: str, body: Any) -> httpx.Request:
@@ -272,6 +276,29 @@ class TrendAIGuard(RemoteGuard):
             f"TrendAIGuard(api={self.api!r}, base_url={self.base_url!r}, app_name={self.app_name!r}, "
             f"detailed={self.detailed}, timeout={self.timeout:g})"
         )
+
+
+def _tool_messages(tool: ToolEvent) -> list[dict[str, Any]]:
+    """A tool event as chat messages: the assistant's tool call, then the ``tool`` message of its result."""
+    call_id = "call_guardrails"
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": tool.name, "arguments": tool.input_text() or "{}"},
+                }
+            ],
+        }
+    ]
+    if tool.result is not None:
+        # A text result is the tool message's text; anything else, its JSON.
+        result = tool.result if isinstance(tool.result, str) else tool.output_text()
+        messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+    return messages
 
 
 def _reasons(payload: dict[str, Any]) -> list[str]:

@@ -594,6 +594,7 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
         raise _Rejected(400, "contents must be a non-empty list")
     prompts: list[str] = []
     responses: list[str] = []
+    tool_events: list[dict[str, Any]] = []
     for item in contents:
         if not isinstance(item, dict) or not any(item.get(key) is not None for key in _PANW_SCANNED_KEYS):
             raise _Rejected(400, "each contents item needs a prompt, response, code or tool_event")
@@ -602,9 +603,15 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
                 raise _Rejected(400, f"contents.{key} must be a string")
         prompts += [item[key] for key in ("prompt", "code_prompt") if item.get(key) is not None]
         responses += [item[key] for key in ("response", "code_response") if item.get(key) is not None]
+        if item.get("tool_event") is not None:
+            tool_events.append(_panw_tool_event(item["tool_event"]))
     prompt_findings = emulator._findings(prompts)
     response_findings = emulator._findings(responses)
-    blocked = bool(prompt_findings or response_findings)
+    tool_findings = [
+        (emulator._findings([event.get("input", "")]), emulator._findings([event.get("output", "")]))
+        for event in tool_events
+    ]
+    blocked = bool(prompt_findings or response_findings or any(i or o for i, o in tool_findings))
     scan_id = str(uuid.uuid4())
     name = profile.get("profile_name") or "emulator-profile"
     result: dict[str, Any] = {
@@ -621,9 +628,42 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
         "error": False,
         "errors": [],
     }
+    if tool_events:
+        # One report for the request's tool event (the service takes one per contents item).
+        event = tool_events[0]
+        inputs, outputs = tool_findings[0]
+        tool_blocked = bool(inputs or outputs)
+        result["tool_detected"] = {
+            "verdict": "malicious" if tool_blocked else "benign",
+            "metadata": event["metadata"],
+            "summary": {"detections": sorted({f.category for f in (*inputs, *outputs)})},
+            "input_detected": _panw_flags(inputs) if "input" in event else {},
+            "output_detected": _panw_flags(outputs) if "output" in event else {},
+        }
     if isinstance(payload.get("tr_id"), str):
         result["tr_id"] = payload["tr_id"]
     return JSONResponse(result)
+
+
+def _panw_tool_event(event: object) -> dict[str, Any]:
+    """A ``tool_event`` as documented: ``metadata`` (``ecosystem``, ``method``, ``server_name``
+    required, ``tool_invoked`` optional, strings) and ``input``/``output`` as JSON strings."""
+    if not isinstance(event, dict):
+        raise _Rejected(400, "contents.tool_event must be an object")
+    metadata = event.get("metadata")
+    if not isinstance(metadata, dict):
+        raise _Rejected(400, "contents.tool_event.metadata must be an object")
+    for key in ("ecosystem", "method", "server_name"):
+        if not isinstance(metadata.get(key), str) or not metadata[key]:
+            raise _Rejected(400, f"contents.tool_event.metadata.{key} must be a non-empty string")
+    if metadata.get("tool_invoked") is not None and not isinstance(metadata["tool_invoked"], str):
+        raise _Rejected(400, "contents.tool_event.metadata.tool_invoked must be a string")
+    for key in ("input", "output"):
+        if event.get(key) is not None and not isinstance(event[key], str):
+            raise _Rejected(400, f"contents.tool_event.{key} must be a JSON string")
+    if event.get("input") is None and event.get("output") is None:
+        raise _Rejected(400, "contents.tool_event needs an input or an output")
+    return {key: event[key] for key in ("metadata", "input", "output") if event.get(key) is not None}
 
 
 def _panw_flags(findings: Sequence[Finding], *, response: bool = False) -> dict[str, bool]:
