@@ -66,7 +66,7 @@ def test_on_block_gives_the_agent_a_safe_result() -> None:
     @guarded(
         LocalGuard(), kind="tool", on_block=lambda b: f"tool result withheld: {', '.join(b.verdict.reasons)}"
     )
-    def read_ticket(ticket_id: int) -> dict[str, Any]:
+    def read_ticket(ticket_id: int) -> Any:
         return {"id": ticket_id, "body": POISON}
 
     result = read_ticket(7)
