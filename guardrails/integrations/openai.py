@@ -9,9 +9,14 @@ Hand it to the client through its ``http_client``::
     client = openai.OpenAI(http_client=httpx.Client(transport=GuardedTransport(guard)))
     aclient = openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=GuardedTransport(guard)))
 
-It is an ``httpx`` transport. openai 3.x talks through ``httpx2`` by default and types
-``http_client`` as an ``httpx2`` client, but takes an ``httpx`` client at run time: under mypy that
-line needs ``# type: ignore[arg-type]``.
+It is an ``httpx`` transport. openai 3.x talks through ``httpx2`` and types ``http_client`` as
+an ``httpx2`` client: give it `GuardedHttpx2Transport`, the same checks as an httpx2 transport
+(``pip install guardrails-middleware[openai]``)::
+
+    import httpx2
+    from guardrails.integrations.openai import GuardedHttpx2Transport
+
+    client = openai.OpenAI(http_client=httpx2.Client(transport=GuardedHttpx2Transport(guard)))
 
 What is checked:
 
@@ -19,7 +24,9 @@ What is checked:
   whatever the base path (``/v1``, Azure's ``/openai/deployments/<name>``), as a prompt, before it
   leaves: the chat ``messages`` (as `Content` messages), or the Responses API ``instructions`` and
   ``input`` (a string, or a list of items: messages, tool calls, tool outputs; tool outputs are
-  checked as user text: they are where indirect prompt injection comes in), and with them every
+  checked as user text: they are where indirect prompt injection comes in; the current turn's tool
+  outputs, ``tool`` messages and ``function_call_output`` items, are also checked each on its own
+  as a tool's output, a `ToolEvent`), and with them every
   other string of the request (tool descriptions, a stored prompt's ``variables``, a legacy
   ``prompt``), but for the settings that never reach the model (``model``, ``temperature``...).
 - Every other POST, PUT or PATCH with a JSON body (conversations and their items, threads and
@@ -64,7 +71,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -77,6 +84,7 @@ from .._models import Content
 from .._policy import FailOpen, validate_fail_open
 from .._shapes import GENERATING, Endpoint, StreamText, answer_content, endpoint_of, request_content
 from .._sse import SSEScanner, SSEWindow
+from ._tools import openai_tool_calls, openai_tool_results
 
 try:
     from openai import OpenAIError as _SDKError
@@ -85,8 +93,19 @@ except ImportError:  # pragma: no cover - the transport serves any OpenAI-compat
 
 if TYPE_CHECKING:
     from .._guard import Guard
+    from ._openai2 import GuardedHttpx2Transport as GuardedHttpx2Transport
 
-__all__ = ["GuardedTransport", "OpenAIBlocked"]
+__all__ = ["GuardedHttpx2Transport", "GuardedTransport", "OpenAIBlocked"]
+
+
+def __getattr__(name: str) -> Any:
+    # The httpx2 transport needs httpx2 (the "openai" extra): imported only when asked for.
+    if name == "GuardedHttpx2Transport":
+        from ._openai2 import GuardedHttpx2Transport
+
+        return GuardedHttpx2Transport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 logger = logging.getLogger("guardrails")
 
@@ -356,9 +375,12 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if endpoint is None:
             return inner.handle_request(request)
         call = _Call(self.guard, request, fail_open=self.fail_open, hooks=self.hooks)
-        content = call.prompt_content(endpoint, request.read(), request.url.path)
+        body = request.read()
+        content = call.prompt_content(endpoint, body, request.url.path)
         if content is not None:
             call.judge.ask(call.guard, content)
+            for tool in openai_tool_results(endpoint, body, call.metadata):
+                call.judge.ask(call.guard, tool)
         response = inner.handle_request(request)
         if not self.scan_response or endpoint not in GENERATING or not response.is_success:
             return response
@@ -374,6 +396,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         content = call.response_content(body)
         if content is not None:
             call.judge.ask(call.guard, content)
+            for tool in openai_tool_calls(body, call.metadata):
+                call.judge.ask(call.guard, tool)
         return _rebuilt(response, request, body=body)
 
     def close(self) -> None:
@@ -393,9 +417,12 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if endpoint is None:
             return await inner.handle_async_request(request)
         call = _Call(self.guard, request, fail_open=self.fail_open, hooks=self.hooks)
-        content = call.prompt_content(endpoint, await request.aread(), request.url.path)
+        body = await request.aread()
+        content = call.prompt_content(endpoint, body, request.url.path)
         if content is not None:
             await call.judge.aask(call.guard, content)
+            for tool in openai_tool_results(endpoint, body, call.metadata):
+                await call.judge.aask(call.guard, tool)
         response = await inner.handle_async_request(request)
         if not self.scan_response or endpoint not in GENERATING or not response.is_success:
             return response
@@ -411,6 +438,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         content = call.response_content(body)
         if content is not None:
             await call.judge.aask(call.guard, content)
+            for tool in openai_tool_calls(body, call.metadata):
+                await call.judge.aask(call.guard, tool)
         return _rebuilt(response, request, body=body)
 
     async def aclose(self) -> None:
