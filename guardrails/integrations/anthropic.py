@@ -1,0 +1,277 @@
+"""An httpx2 transport that puts a guard between the official ``anthropic`` client and the model.
+
+anthropic 2.x accepts only ``httpx2`` clients; one transport serves the sync and the async one::
+
+    import anthropic
+    import httpx2
+    from guardrails.integrations.anthropic import GuardedTransport
+
+    client = anthropic.Anthropic(http_client=httpx2.Client(transport=GuardedTransport(guard)))
+    aclient = anthropic.AsyncAnthropic(http_client=httpx2.AsyncClient(transport=GuardedTransport(guard)))
+
+What is checked:
+
+- Every POST to ``.../messages`` (or the legacy ``.../complete``) as a prompt, before it leaves:
+  the ``system`` prompt and every message as chat messages (every string of every content block:
+  text, ``tool_use`` inputs, ``tool_result`` contents, documents' text), and every other string of
+  the request but for the settings (tool descriptions included). The ``tool_result`` blocks of the
+  current turn are also checked each as a tool's output (a `ToolEvent` with the call's name and
+  input): tool results are where indirect prompt injection comes in.
+- Every other POST with a JSON body (``count_tokens``, message batches, an endpoint newer than this
+  library) by every string it holds. A body that cannot be parsed is refused (`ExtractionError`).
+- With ``scan_response`` (the default), the answer of a generating call: a JSON message whole,
+  before the client sees a byte (its text, thinking and ``tool_use`` inputs; each ``tool_use`` also
+  as a tool call), or an event stream in windows of ``stream_window`` characters of generated
+  text (text, thinking and tool-input deltas), each window's events released only once allowed.
+
+How the client surfaces it (anthropic 2.x wraps any exception of a transport that is not an
+``anthropic.AnthropicError`` in ``APIConnectionError`` and retries it): everything this transport
+raises is also an ``AnthropicError``, so the SDK hands it over as it is, never retried. A Block
+raises `AnthropicBlocked` (a `guardrails.Blocked`, ``.verdict``) out of ``messages.create(...)``
+or, for a stream, out of its iterator; a guard failure failing closed raises the `GuardError` (its
+own class, e.g. `GuardUnavailable`, made an ``AnthropicError`` too); a body it cannot read, the
+`ExtractionError` the same way. Failing open, the call goes on unscanned and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from anthropic import AnthropicError
+
+from .._body import json_strings
+from .._exceptions import Blocked, ExtractionError, GuardrailsError
+from .._models import Content
+from .._shapes import event_data
+from ._httpx2 import Call, Httpx2Transport
+from ._tools import anthropic_tool_calls, anthropic_tool_results
+
+__all__ = ["AnthropicBlocked", "GuardedTransport"]
+
+# Request fields that configure the call and never reach the model as text.
+_SETTINGS = frozenset(
+    {
+        "model",
+        "max_tokens",
+        "max_tokens_to_sample",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "metadata",
+        "service_tier",
+        "tool_choice",
+        "thinking",
+        "stop_sequences",
+        "container",
+        "inference_geo",
+    }
+)
+# Keys of content blocks that name the block's kind or wire it up, not text of the conversation.
+_BLOCK_WIRING = frozenset({"type", "id", "tool_use_id", "cache_control", "media_type", "signature"})
+_GENERATING = frozenset({"messages", "complete"})
+
+
+class AnthropicBlocked(Blocked, AnthropicError):
+    """The guard blocked a request to the model, or its answer.
+
+    A `guardrails.Blocked` (``.verdict``) that is also an ``anthropic.AnthropicError``: the client
+    passes it through as it is instead of retrying it.
+    """
+
+
+_variants: dict[type[GuardrailsError], type[GuardrailsError]] = {}
+_variants_lock = threading.Lock()
+
+
+def _sdk_variant(cls: type[GuardrailsError]) -> type[GuardrailsError]:
+    """``cls`` made an ``AnthropicError`` too (one class per error class, made once)."""
+    with _variants_lock:
+        variant = _variants.get(cls)
+        if variant is None:
+            variant = type(cls.__name__, (cls, AnthropicError), {"__module__": cls.__module__})
+            _variants[cls] = variant
+        return variant
+
+
+def _block_texts(value: Any) -> Iterator[str]:
+    """Every string of a content block (or of a list of them), but for its wiring."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in _BLOCK_WIRING:
+                continue
+            if key == "source" and isinstance(item, Mapping) and item.get("type") == "base64":
+                continue  # an image or a PDF as base64: not text
+            yield from _block_texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _block_texts(item)
+
+
+def request_content(endpoint: str, body: bytes, path: str) -> Content | None:
+    """What to check in a request body; None when it holds no text.
+
+    Raises:
+        ExtractionError: the body is not the JSON object the endpoint takes.
+    """
+    if endpoint == "other" and not body.strip():
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ExtractionError(f"the {endpoint} request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise ExtractionError(f"the {endpoint} request body is not a JSON object")
+    metadata = {"route": path}
+    if isinstance(document.get("model"), str):
+        metadata["model"] = document["model"]
+    messages: list[dict[str, str]] = []
+    handled: tuple[str, ...] = ()
+    if endpoint == "messages":
+        turns = document.get("messages")
+        if not isinstance(turns, list) or not all(isinstance(m, Mapping) for m in turns):
+            raise ExtractionError("the messages request has no list of messages")
+        system = "\n".join(text for text in _block_texts(document.get("system")) if text)
+        if system:
+            messages.append({"role": "system", "content": system})
+        for turn in turns:
+            role = turn.get("role")
+            text = "\n".join(text for text in _block_texts(turn.get("content")) if text)
+            if text:
+                messages.append({"role": role if role in ("user", "assistant") else "user", "content": text})
+        handled = ("messages", "system")
+    rest = [
+        text
+        for key, value in document.items()
+        if key not in _SETTINGS and key not in handled
+        for text in json_strings(value)
+        if text
+    ]
+    if not messages and not rest:
+        return None
+    return Content("\n".join(rest) if rest else None, messages=messages or None, metadata=metadata)
+
+
+def answer_content(body: bytes, call: Call) -> Content | None:
+    """What to check in a JSON answer: every string of its content blocks (any other JSON: all)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8", "replace")
+        return (
+            Content(text, kind="response", metadata=call.metadata, prompt=call.prompt)
+            if text.strip()
+            else None
+        )
+    if isinstance(document, dict) and isinstance(document.get("content"), list):
+        texts = [text for text in _block_texts(document["content"]) if text]
+    elif isinstance(document, dict) and isinstance(document.get("completion"), str):
+        texts = [document["completion"]]
+    else:
+        texts = [text for text in json_strings(document) if text]
+    if not texts:
+        return None
+    return Content("\n".join(texts), kind="response", metadata=call.metadata, prompt=call.prompt)
+
+
+class StreamText:
+    """The generated text of each event of one Messages stream: text, thinking and tool-input deltas.
+
+    Blocks opened with content (``content_block_start``) count too; events that carry no model
+    output (``ping``, ``message_delta``...) add nothing. Data that is not JSON is read as text.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, event: bytes) -> str:
+        payload = event_data(event).strip()
+        if not payload:
+            return ""
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(document, dict):
+            return "\n".join(text for text in json_strings(document) if text)
+        kind = document.get("type")
+        if kind == "content_block_delta":
+            return "".join(_block_texts(document.get("delta")))
+        if kind == "content_block_start":
+            return "".join(
+                _block_texts(
+                    {k: v for k, v in dict(document.get("content_block") or {}).items() if k != "name"}
+                )
+            )
+        if kind == "message_start":
+            message = document.get("message")
+            return "".join(_block_texts(message.get("content"))) if isinstance(message, Mapping) else ""
+        if kind == "completion":
+            completion = document.get("completion")
+            return completion if isinstance(completion, str) else ""
+        return ""
+
+
+class GuardedTransport(Httpx2Transport):
+    """An httpx2 transport, sync and async, that checks Anthropic API calls with a guard.
+
+    Args:
+        guard: the guard asked; None: `guard_from_env()`, resolved at the first checked call.
+        transport: the httpx2 transport that sends the requests (``httpx2.MockTransport`` in
+            tests); by default an ``httpx2.HTTPTransport()`` or ``httpx2.AsyncHTTPTransport()``,
+            made at first use.
+        scan_response: also check the model's answers (JSON and streamed).
+        fail_open: what a guard failure does: False (raise the `GuardError`, the default), True
+            (the call goes on unscanned on transient errors) or ``"always"``.
+        stream_window: characters of streamed text checked at a time.
+        stream_overlap: characters of a window's end checked again at the start of the next.
+        on_decision: a hook, or hooks, called with every `Decision` of this transport.
+
+    Closing the client closes what this transport made, never a ``transport`` or ``guard`` given.
+    """
+
+    blocked = AnthropicBlocked
+
+    def endpoint(self, method: str, path: str, media_type: str) -> str | None:
+        if method not in ("POST", "PUT", "PATCH"):
+            return None
+        path = path.rstrip("/")
+        if path.endswith("/messages"):
+            return "messages"
+        if path.endswith("/complete"):
+            return "complete"
+        if media_type.startswith("multipart/") or media_type == "application/octet-stream":
+            return None  # file uploads
+        return "other"
+
+    def generating(self, endpoint: str) -> bool:
+        return endpoint in _GENERATING
+
+    def prompt_contents(self, call: Call, body: bytes) -> list[Content]:
+        content = request_content(call.endpoint, body, call.metadata["route"])
+        if content is None:
+            return []
+        call.metadata = content.metadata
+        call.prompt = content.as_text()
+        if call.endpoint != "messages":
+            return [content]
+        return [content, *anthropic_tool_results(body, call.metadata)]
+
+    def answer_contents(self, call: Call, body: bytes) -> list[Content]:
+        content = answer_content(body, call)
+        if content is None:
+            return []
+        return [content, *anthropic_tool_calls(body, call.metadata)]
+
+    def event_text(self) -> Callable[[bytes], str]:
+        return StreamText()
+
+    def sdk_error(self, error: GuardrailsError) -> GuardrailsError:
+        if not isinstance(error, AnthropicError):
+            # The same error, of a class that is also an AnthropicError: never wrapped, never retried.
+            error.__class__ = _sdk_variant(type(error))
+        return error
