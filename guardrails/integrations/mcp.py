@@ -1,0 +1,493 @@
+"""Guard an MCP server (its streamable-HTTP ASGI app) and an MCP client session (the ``mcp`` SDK 2.x).
+
+Server side, `MCPGuardMiddleware` wraps the app of ``MCPServer.streamable_http_app()``::
+
+    app = MCPGuardMiddleware(server.streamable_http_app(), guard)
+
+and reads the JSON-RPC messages going in and out (JSON bodies and server-sent-event streams alike):
+
+=====================  =====================================  =============================================
+message                what is checked                        on Block
+=====================  =====================================  =============================================
+``tools/call``         the arguments, before the tool runs    the tool never runs; the answer is a tool
+                       (a `ToolEvent` without a result)       result with ``isError: true`` saying why
+``tools/call`` result  its ``content`` and                    the result is replaced by one with
+                       ``structuredContent`` (a `ToolEvent`)  ``isError: true``: no text, no structured data
+``tools/list``,        each entry's description, title and   the poisoned entry is dropped from the listing
+``prompts/list``,      schema strings                         (an error would break the SDK's client, which
+``resources/list``                                            lists tools itself to validate results)
+``prompts/get``,       every string of the result             a JSON-RPC error, code ``-32001``
+``resources/read``
+=====================  =====================================  =============================================
+
+A guard failure failing closed answers a JSON-RPC error (``-32603``) in place of the message it
+could not check (failing open, the message goes on unchecked, logged); content too long to check
+is refused (``-32600``) under every policy; a body that is not JSON is refused (``-32700``, 400)
+before the app sees it. Error messages name the guard's reasons, never the text. Lifespan, GETs
+(the server's own stream), DELETEs and every other method pass through untouched. The SDK's own
+client raises ``mcp.MCPError`` for the errors and hands the ``isError`` results to the agent.
+
+Client side, `GuardedClientSession` wraps a connected ``ClientSession`` (same methods) and checks
+what the agent receives from any server before the model sees it: ``call_tool`` arguments (before
+they leave) and results, ``list_tools`` descriptions, ``get_prompt`` and ``read_resource``
+content. A Block raises `MCPBlocked` (a `guardrails.Blocked`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from .._events import DecisionHook, hooks_of
+from .._exceptions import Blocked, ExtractionError, GuardError
+from .._guard import GuardSource
+from .._judge import Judge
+from .._models import Content, ToolEvent
+from .._policy import FailOpen, validate_fail_open
+
+if TYPE_CHECKING:
+    from mcp import ClientSession
+
+    from .._guard import Guard
+
+__all__ = ["BLOCKED_CODE", "GuardedClientSession", "MCPBlocked", "MCPGuardMiddleware"]
+
+logger = logging.getLogger("guardrails")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The JSON-RPC error code of a ``prompts/get`` or ``resources/read`` answer the guard blocked.
+BLOCKED_CODE = -32001
+_INTERNAL_ERROR = -32603
+_INVALID_REQUEST = -32600
+_PARSE_ERROR = -32700
+#: Bytes of a request body read at most (the SDK's own default cap is smaller).
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_LISTINGS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources"}
+_WATCHED = frozenset({"tools/call", "prompts/get", "resources/read", *_LISTINGS})
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_DATA_LINE = re.compile(rb"^data: ?(.*)$", re.MULTILINE)
+
+
+class MCPBlocked(Blocked):
+    """The guard blocked something an MCP server sent or was sent (`GuardedClientSession`)."""
+
+
+def _reasons(blocked: Blocked) -> str:
+    return "; ".join(blocked.verdict.reasons) or "no reason given"
+
+
+def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _tool_refusal(request_id: Any, why: str) -> dict[str, Any]:
+    text = f"guardrails: {why}"
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "result": {"content": [{"type": "text", "text": text}], "isError": True},
+    }
+
+
+# Keys whose strings are not text a model reads: base64 payloads and wiring.
+_NOT_TEXT = frozenset({"blob", "data", "mimeType", "mime_type", "type"})
+
+
+def _result_texts(value: Any) -> list[str]:
+    """Every non-empty string of a JSON-RPC result (or one entry), but for base64 data and wiring."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, Mapping):
+        return [text for key, item in value.items() if key not in _NOT_TEXT for text in _result_texts(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _result_texts(item)]
+    return []
+
+
+class _Exchange:
+    """One POST: the requests it carries, and the checks of their answers."""
+
+    __slots__ = ("guard", "judge", "middleware", "pending")
+
+    def __init__(self, middleware: MCPGuardMiddleware, judge: Judge, guard: Guard) -> None:
+        self.middleware = middleware
+        self.judge = judge
+        self.guard = guard
+        # id -> (method, params) of the requests whose answers are checked.
+        self.pending: dict[str, tuple[str, Mapping[str, Any]]] = {}
+
+    async def ask(self, content: Content) -> Blocked | None:
+        """Check `content`; the `Blocked` to act on, or None when it goes on. Failures raise."""
+        try:
+            await self.judge.aask(self.guard, content)
+        except Blocked as blocked:
+            return blocked
+        return None
+
+    async def request(self, message: Any) -> dict[str, Any] | None:
+        """Check one incoming message; the answer to send in its place, or None to let it through."""
+        if (
+            not isinstance(message, Mapping)
+            or not isinstance(message.get("method"), str)
+            or "id" not in message
+        ):
+            return None  # notifications and answers from the client
+        method: str = message["method"]
+        raw = message.get("params")
+        params: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        if method in _WATCHED:
+            self.pending[json.dumps(message["id"])] = (method, params)
+        if method != "tools/call":
+            return None
+        name = params.get("name")
+        event = ToolEvent(
+            name=name if isinstance(name, str) else "unknown",
+            server=self.middleware.server_name,
+            arguments=params.get("arguments") or {},
+            ecosystem="mcp",
+            method=method,
+        )
+        try:
+            blocked = await self.ask(Content(tool=event))
+        except (GuardError, ExtractionError) as exc:
+            return self.failure(message["id"], exc)
+        if blocked is None:
+            return None
+        self.pending.pop(json.dumps(message["id"]), None)
+        return _tool_refusal(message["id"], f"the tool call was blocked ({_reasons(blocked)})")
+
+    def failure(self, request_id: Any, exc: Exception) -> dict[str, Any]:
+        if isinstance(exc, ExtractionError):
+            return _error(
+                request_id, _INVALID_REQUEST, "guardrails: the content is too long or unreadable to check"
+            )
+        return _error(request_id, _INTERNAL_ERROR, "guardrails: the guard could not check this message")
+
+    async def answer(self, message: Any) -> Any:
+        """Check one outgoing message; the message to send in its place (itself when allowed)."""
+        if not isinstance(message, Mapping) or "result" not in message:
+            return message
+        watched = self.pending.pop(json.dumps(message.get("id")), None)
+        if watched is None or not isinstance(message["result"], Mapping):
+            return message
+        method, params = watched
+        result: Mapping[str, Any] = message["result"]
+        request_id = message.get("id")
+        try:
+            if method in _LISTINGS:
+                return {**message, "result": await self.listing(method, result)}
+            if method == "tools/call":
+                return await self.tool_result(request_id, params, message, result)
+            texts = _result_texts(result)
+            if not texts:
+                return message
+            blocked = await self.ask(Content("\n".join(texts), kind="response"))
+        except (GuardError, ExtractionError) as exc:
+            return self.failure(request_id, exc)
+        if blocked is None:
+            return message
+        return _error(
+            request_id, BLOCKED_CODE, f"guardrails: the {method} result was blocked ({_reasons(blocked)})"
+        )
+
+    async def tool_result(
+        self,
+        request_id: Any,
+        params: Mapping[str, Any],
+        message: Mapping[str, Any],
+        result: Mapping[str, Any],
+    ) -> Any:
+        name = params.get("name")
+        checked = {key: result[key] for key in ("content", "structuredContent") if key in result}
+        if not _result_texts(checked):
+            return message
+        event = ToolEvent(
+            name=name if isinstance(name, str) else "unknown",
+            server=self.middleware.server_name,
+            arguments=params.get("arguments") or {},
+            result=checked,
+            ecosystem="mcp",
+        )
+        blocked = await self.ask(Content(tool=event, kind="response"))
+        if blocked is None:
+            return message
+        return _tool_refusal(request_id, f"the tool result was withheld ({_reasons(blocked)})")
+
+    async def listing(self, method: str, result: Mapping[str, Any]) -> dict[str, Any]:
+        key = _LISTINGS[method]
+        entries = result.get(key)
+        if not isinstance(entries, list):
+            return dict(result)
+        kept = []
+        for entry in entries:
+            texts = _result_texts(entry)
+            if texts and await self.ask(Content("\n".join(texts))) is not None:
+                continue  # poisoned: the agent never sees it
+            kept.append(entry)
+        return {**result, key: kept}
+
+
+class MCPGuardMiddleware:
+    """ASGI middleware around an MCP server's streamable-HTTP app (see the module docs).
+
+    Args:
+        app: the ASGI app (``MCPServer.streamable_http_app()``).
+        guard: the guard asked; None: `guard_from_env()`, made at the first check.
+        fail_open: what a guard failure does: False (answer a JSON-RPC error, the default), True
+            (the message goes on unchecked on transient errors) or ``"always"``.
+        server_name: the server's name in tool events (Palo Alto's ``server_name``).
+        on_decision: a hook, or hooks, called with every `Decision`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: Guard | None = None,
+        *,
+        fail_open: FailOpen = False,
+        server_name: str = "mcp",
+        on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+    ) -> None:
+        self.app = app
+        self.fail_open = validate_fail_open(fail_open)
+        self.server_name = server_name
+        self.hooks = hooks_of(on_decision)
+        self._guards = GuardSource(guard)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY_BYTES:
+                await _reply(
+                    send, 413, _error(None, _INVALID_REQUEST, "guardrails: the request body is too large")
+                )
+                return
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            await _reply(send, 400, _error(None, _PARSE_ERROR, "guardrails: the request body is not JSON"))
+            return
+        judge = Judge(f"POST {scope.get('path', '')}", hooks=self.hooks, fail_open=self.fail_open)
+        exchange = _Exchange(self, judge, self._guards.get())
+        messages = document if isinstance(document, list) else [document]
+        refusals = [await exchange.request(message) for message in messages]
+        if any(refusals):
+            # Nothing of a message with a refused call reaches the app: answer every request of it.
+            answers: list[Any] = [
+                refusal
+                if refusal is not None
+                else _error(message.get("id"), _INVALID_REQUEST, "guardrails: refused with a blocked call")
+                for message, refusal in zip(messages, refusals, strict=True)
+                if refusal is not None
+                or (isinstance(message, Mapping) and "id" in message and "method" in message)
+            ]
+            await _reply(send, 200, answers if isinstance(document, list) else answers[0], scope)
+            return
+
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        if not exchange.pending:
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, replay, _Responder(exchange, send).send)
+
+
+class _Responder:
+    """Owns the wrapped `send` of one POST: checks the answers (JSON whole, SSE event by event)."""
+
+    def __init__(self, exchange: _Exchange, send: Send) -> None:
+        self.exchange = exchange
+        self.inner = send
+        self.start: Message | None = None
+        self.stream: bool | None = None
+        self.buffer = b""
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            named = {k.lower(): v for k, v in message.get("headers", [])}
+            media_type = named.get(b"content-type", b"").split(b";")[0].strip().lower()
+            self.stream = media_type == b"text/event-stream"
+            if media_type not in (b"text/event-stream", b"application/json") or message.get("status") != 200:
+                self.stream = None
+                await self.inner(message)
+                return
+            # Content-Length changes when an answer is rewritten.
+            message = {
+                **message,
+                "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"],
+            }
+            if self.stream:
+                await self.inner(message)
+            else:
+                self.start = message
+            return
+        if message["type"] != "http.response.body" or self.stream is None:
+            await self.inner(message)
+            return
+        self.buffer += message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.stream:
+            out = b""
+            start = 0
+            for end in _EVENT_END.finditer(self.buffer):
+                out += await self.event(self.buffer[start : end.end()])
+                start = end.end()
+            self.buffer = self.buffer[start:]
+            if not more and self.buffer:
+                out += await self.event(self.buffer)
+                self.buffer = b""
+            await self.inner({"type": "http.response.body", "body": out, "more_body": more})
+            return
+        if more:
+            return
+        body = await self.json_body(self.buffer)
+        assert self.start is not None
+        headers = [*self.start.get("headers", []), (b"content-length", str(len(body)).encode())]
+        await self.inner({**self.start, "headers": headers})
+        await self.inner({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def json_body(self, body: bytes) -> bytes:
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return body
+        if isinstance(document, list):
+            checked: Any = [await self.exchange.answer(item) for item in document]
+        else:
+            checked = await self.exchange.answer(document)
+        if checked is document or (
+            isinstance(document, list) and all(a is b for a, b in zip(checked, document, strict=False))
+        ):
+            return body
+        return json.dumps(checked, separators=(",", ":")).encode()
+
+    async def event(self, event: bytes) -> bytes:
+        match = _DATA_LINE.search(event)
+        if match is None:
+            return event
+        data = match.group(1).rstrip(b"\r")
+        checked = await self.json_body(data)
+        if checked is data:
+            return event
+        return event[: match.start(1)] + checked + event[match.start(1) + len(data) :]
+
+
+async def _reply(send: Send, status: int, payload: Any, scope: Scope | None = None) -> None:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if scope is not None:
+        # The client keeps its session: answer with the session it named.
+        headers += [(k, v) for k, v in scope.get("headers", []) if k.lower() == b"mcp-session-id"]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+# -- client side ---------------------------------------------------------------------------------------
+
+
+class GuardedClientSession:
+    """A connected ``mcp.ClientSession`` whose answers are checked before the agent sees them.
+
+    Args:
+        session: the ``ClientSession`` (initialized, or initialized through this wrapper).
+        guard: the guard asked; None: `guard_from_env()`, made at the first check.
+        fail_open: what a guard failure does: False (raise the `GuardError`), True (the answer goes
+            on unchecked on transient errors) or ``"always"``.
+        on_decision: a hook, or hooks, called with every `Decision`.
+
+    ``call_tool`` checks the arguments before they are sent and the result before it is returned;
+    ``list_tools`` every tool's description and schema; ``get_prompt`` and ``read_resource``
+    their content. A Block raises `MCPBlocked`. Every other attribute is the session's.
+    """
+
+    def __init__(
+        self,
+        session: ClientSession,
+        guard: Guard | None = None,
+        *,
+        fail_open: FailOpen = False,
+        on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+    ) -> None:
+        self.session = session
+        self.fail_open = validate_fail_open(fail_open)
+        self.hooks = hooks_of(on_decision)
+        self._guards = GuardSource(guard)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+    def _server(self) -> str | None:
+        info = getattr(self.session, "server_info", None)
+        name = getattr(info, "name", None)
+        return name if isinstance(name, str) and name else None
+
+    async def _check(self, target: str, content: Content) -> None:
+        judge = Judge(target, hooks=self.hooks, fail_open=self.fail_open, blocked=MCPBlocked)
+        await judge.aask(self._guards.get(), content)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        """``ClientSession.call_tool``, with its arguments and its result checked."""
+        server = self._server()
+        event = ToolEvent(name=name, server=server, arguments=arguments or {}, ecosystem="mcp")
+        await self._check(f"mcp tools/call {name}", Content(tool=event))
+        result = await self.session.call_tool(name, arguments, *args, **kwargs)
+        dumped = result.model_dump(mode="json", by_alias=True, include={"content", "structured_content"})
+        if _result_texts(dumped):
+            event = event.model_copy(update={"result": dumped})
+            await self._check(f"mcp tools/call {name}", Content(tool=event, kind="response"))
+        return result
+
+    async def list_tools(self, *args: Any, **kwargs: Any) -> Any:
+        """``ClientSession.list_tools``, every tool's description and schema checked."""
+        result = await self.session.list_tools(*args, **kwargs)
+        for tool in result.tools:
+            texts = _result_texts(tool.model_dump(mode="json", by_alias=True, exclude_none=True))
+            await self._check(f"mcp tools/list {tool.name}", Content("\n".join(texts)))
+        return result
+
+    async def get_prompt(self, *args: Any, **kwargs: Any) -> Any:
+        """``ClientSession.get_prompt``, its messages checked."""
+        result = await self.session.get_prompt(*args, **kwargs)
+        texts = _result_texts(result.model_dump(mode="json", by_alias=True, exclude_none=True))
+        if texts:
+            await self._check("mcp prompts/get", Content("\n".join(texts), kind="response"))
+        return result
+
+    async def read_resource(self, *args: Any, **kwargs: Any) -> Any:
+        """``ClientSession.read_resource``, its text contents checked (binary blobs are not text)."""
+        result = await self.session.read_resource(*args, **kwargs)
+        dumped = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        texts = [
+            item["text"]
+            for item in dumped.get("contents", [])
+            if isinstance(item, dict) and isinstance(item.get("text"), str)
+        ]
+        if texts:
+            await self._check("mcp resources/read", Content("\n".join(texts), kind="response"))
+        return result
