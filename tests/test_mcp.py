@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
@@ -234,3 +236,45 @@ async def test_the_guarded_session_blocks_poisoned_descriptions_prompts_and_reso
             await guarded.get_prompt("evil", {})
         with pytest.raises(Blocked):
             await guarded.read_resource("res://poisoned")
+
+
+# -- the middleware alone -------------------------------------------------------------------------
+
+
+async def _split_data_app(scope: Any, receive: Any, send: Any) -> None:
+    """Answers a tools/call with a poisoned result whose JSON spans several SSE data lines."""
+    await receive()
+    payload = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "result": {"content": [{"type": "text", "text": POISON}], "isError": False},
+        },
+        indent=1,
+    )
+    lines = "".join(f"data: {line}\r\n" for line in payload.splitlines())
+    event = f"event: message\r\n{lines}\r\n".encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": event, "more_body": False})
+
+
+@pytest.mark.anyio
+async def test_an_event_whose_data_spans_several_lines_is_read_whole() -> None:
+    app = MCPGuardMiddleware(_split_data_app, LocalGuard())
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "t", "arguments": {}}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mcp") as http:
+        response = await http.post("/mcp", json=call)
+    assert POISON not in response.text
+    data = json.loads(response.text.split("data: ", 1)[1])
+    assert data["result"]["isError"] is True
+
+
+@pytest.mark.anyio
+async def test_a_body_that_is_not_json_is_refused_before_the_app() -> None:
+    app = MCPGuardMiddleware(_split_data_app, LocalGuard())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mcp") as http:
+        response = await http.post("/mcp", content=b"{not json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700

@@ -171,7 +171,12 @@ def guaranteed_chars(windows: int, *, size: int, overlap: int) -> int:
 
 def text_chars(content: Content) -> int:
     """Characters of every string of `content` together (what the size limits count)."""
-    if content.messages is None and content.completion is None and content.text is not None:
+    if (
+        content.messages is None
+        and content.completion is None
+        and content.text is not None
+        and content.tool is None
+    ):
         return len(content.text)
     return sum(len(text) for text in content.iter_texts())
 

@@ -73,7 +73,6 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 _LISTINGS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources"}
 _WATCHED = frozenset({"tools/call", "prompts/get", "resources/read", *_LISTINGS})
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-_DATA_LINE = re.compile(rb"^data: ?(.*)$", re.MULTILINE)
 
 
 class MCPBlocked(Blocked):
@@ -386,14 +385,17 @@ class _Responder:
         return json.dumps(checked, separators=(",", ":")).encode()
 
     async def event(self, event: bytes) -> bytes:
-        match = _DATA_LINE.search(event)
-        if match is None:
+        lines = event.splitlines()
+        data = [line for line in lines if line.startswith(b"data:")]
+        if not data:
             return event
-        data = match.group(1).rstrip(b"\r")
-        checked = await self.json_body(data)
-        if checked is data:
+        # An event's data is all its data lines joined (SSE): one JSON-RPC message.
+        payload = b"\n".join(line[6:] if line.startswith(b"data: ") else line[5:] for line in data)
+        checked = await self.json_body(payload)
+        if checked is payload:
             return event
-        return event[: match.start(1)] + checked + event[match.start(1) + len(data) :]
+        kept = [line for line in lines if line and not line.startswith(b"data:")]
+        return b"\r\n".join([*kept, b"data: " + checked]) + b"\r\n\r\n"
 
 
 async def _reply(send: Send, status: int, payload: Any, scope: Scope | None = None) -> None:
