@@ -22,7 +22,10 @@ Endpoints (paths exactly as documented):
   <key>``; body ``{"guard": text}``, an OpenAI chat request or a chat completion.
 - ``POST /v1/scan/sync/request`` (Palo Alto): ``x-pan-token: <key>``; a JSON body of at most 2 MiB with
   ``ai_profile`` (``profile_id`` or ``profile_name``), optional ``metadata``, ids of at most 100
-  characters, and a non-empty ``contents`` list.
+  characters, and a non-empty ``contents`` list. A ``tool_event`` item is read as documented
+  (``metadata`` with ``ecosystem``, ``method`` and ``server_name``, optional ``tool_invoked``;
+  ``input``/``output`` as JSON strings; anything else is a 400); its strings are scanned, and the
+  answer gains ``tool_detected`` (``verdict``, ``metadata``, ``input_detected``, ``output_detected``).
 
 Rejections: a missing or malformed credential answers 401, an unknown key 403 (Trend documents 403
 for "an authentication issue"; 401 for an absent credential is what both gateways answer in
