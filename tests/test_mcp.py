@@ -278,3 +278,13 @@ async def test_a_body_that_is_not_json_is_refused_before_the_app() -> None:
         response = await http.post("/mcp", content=b"{not json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32700
+
+
+@pytest.mark.anyio
+async def test_the_guarded_session_enters_the_session_it_wraps(unguarded: Served) -> None:
+    async with (
+        streamable_http_client(unguarded.url + "/mcp") as (read, write, *_),
+        GuardedClientSession(ClientSession(read, write), LocalGuard()) as session,
+    ):
+        await session.initialize()
+        assert _text(await session.call_tool("echo", {"text": "hi"})) == "you said: hi"

@@ -442,6 +442,14 @@ class GuardedClientSession:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.session, name)
 
+    async def __aenter__(self) -> GuardedClientSession:
+        # ``async with GuardedClientSession(ClientSession(read, write), guard) as session:``
+        await self.session.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self.session.__aexit__(*exc_info)
+
     def _server(self) -> str | None:
         info = getattr(self.session, "server_info", None)
         name = getattr(info, "name", None)
