@@ -617,6 +617,10 @@ def guarded(
     if kind not in ("prompt", "tool"):
         raise ValueError(f"kind must be 'prompt' or 'tool', not {kind!r}")
     if kind == "tool":
+        if parallel:
+            raise ValueError(
+                "kind='tool' checks the arguments before the tool runs: parallel=True cannot be used"
+            )
         scan_response = True
     if not isinstance(stream_window, int) or stream_window < 1:
         raise ValueError(f"stream_window must be a positive int, not {stream_window!r}")

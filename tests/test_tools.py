@@ -105,6 +105,12 @@ def test_a_generator_cannot_be_a_guarded_tool() -> None:
             yield "x"
 
 
+def test_a_tool_cannot_run_in_parallel_with_its_check() -> None:
+    """parallel=True would start the tool before its arguments are judged."""
+    with pytest.raises(ValueError, match="parallel"):
+        guarded(LocalGuard(), kind="tool", parallel=True)
+
+
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="kind"):
         guarded(LocalGuard(), kind="agent")  # type: ignore[call-overload]
