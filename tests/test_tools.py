@@ -8,7 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from guardrails import Blocked, Content, LocalGuard, PaloAltoAIRS, ToolEvent, TrendAIGuard, guarded
+from guardrails import (
+    Blocked,
+    Content,
+    ContentTooLarge,
+    LocalGuard,
+    PaloAltoAIRS,
+    ToolEvent,
+    TrendAIGuard,
+    guarded,
+)
 from guardrails._cache import cache_key
 from guardrails.testing.emulator import Emulator
 from tests.helpers import PANW_KEY, TREND_KEY
@@ -223,3 +232,22 @@ def test_the_emulator_refuses_a_malformed_tool_event(emulator_url: str, event: A
     body = {"ai_profile": {"profile_name": "p"}, "contents": [{"tool_event": event}]}
     answer = httpx.post(f"{emulator_url}/v1/scan/sync/request", json=body, headers={"x-pan-token": PANW_KEY})
     assert answer.status_code == 400
+
+
+def test_palo_alto_sends_other_text_next_to_the_tool_event() -> None:
+    """A content with text and a tool event: a tool_event item, then the text's prompt item."""
+    guard = PaloAltoAIRS(api_key="k", profile_name="p", base_url="https://airs.example.com")
+    bodies = _bodies(guard, Content("the question", tool=ToolEvent(name="t", arguments={"a": 1})))
+    items = [body["contents"][0] for body in bodies]
+    assert list(items[0]) == ["tool_event"]
+    assert "input" in items[0]["tool_event"]
+    assert "output" not in items[0]["tool_event"]
+    assert items[1]["prompt"].startswith("the question")
+
+
+def test_a_tool_event_counts_toward_the_size_limit_next_to_text() -> None:
+    """Text plus a large tool result is measured whole: too long is refused before any request."""
+    guard = TrendAIGuard(api_key="k", base_url="https://trend.example.com")
+    content = Content("short", tool=ToolEvent(name="t", result="x" * (guard.max_text_chars + 1)))
+    with pytest.raises(ContentTooLarge):
+        guard._build_requests(content)
