@@ -87,11 +87,13 @@ class Served:
         self.ran = ran
 
 
-def _serve(guard: Any, *, guarded: bool = True, **app_options: Any) -> Iterator[Served]:
+def _serve(
+    guard: Any, *, guarded: bool = True, fail_open: bool = False, **app_options: Any
+) -> Iterator[Served]:
     ran: list[str] = []
     app: Any = make_server(ran).streamable_http_app(**app_options)
     if guarded:
-        app = MCPGuardMiddleware(app, guard)
+        app = MCPGuardMiddleware(app, guard, fail_open=fail_open)
     with run_asgi(app) as url:
         yield Served(url, ran)
 
@@ -191,6 +193,18 @@ async def test_a_guard_failure_answers_a_json_rpc_error_and_runs_nothing() -> No
                 await session.call_tool("echo", {"text": "hi"})
         assert caught.value.code == -32603
         assert served.ran == []
+
+
+@pytest.mark.anyio
+async def test_failing_open_the_tool_runs_unchecked() -> None:
+    def down(content: Content) -> bool:
+        raise GuardUnavailable("down", guard="fake")
+
+    for served in _serve(FakeGuard(down), fail_open=True):
+        async with connect(served.url) as session:
+            result = await session.call_tool("echo", {"text": "hi"})
+        assert not result.is_error
+        assert served.ran == ["echo"]
 
 
 # -- client side --------------------------------------------------------------------------------------
