@@ -118,6 +118,9 @@ class Content(BaseModel):
         metadata: optional context for the guard: ``user``, ``session_id`` (one conversation),
             ``transaction_id`` (one turn), ``route``, ``user_ip``, ``model``, ``app_name``.
         prompt: for a response, the prompt that produced it, when known.
+        context: chat messages already checked and allowed, sent along as context to a guard that
+            takes context without scanning it (Palo Alto's ``context`` field); never scanned, and
+            left out by guards that would scan it (see `guardrails._incremental`).
 
     At least one of ``text``, ``messages`` and ``completion`` is required.
     """
@@ -130,6 +133,7 @@ class Content(BaseModel):
     kind: Kind = "prompt"
     metadata: dict[str, str] = Field(default_factory=dict)
     prompt: str | None = None
+    context: list[dict[str, Any]] | None = None
 
     def __init__(
         self,
@@ -140,6 +144,7 @@ class Content(BaseModel):
         kind: Kind = "prompt",
         metadata: Mapping[str, str] | None = None,
         prompt: str | None = None,
+        context: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         if text is None and messages is None and completion is None:
             # Here rather than in a model validator: a plain prompt is the hot path, and a model
@@ -167,6 +172,8 @@ class Content(BaseModel):
             fields["metadata"] = metadata
         if prompt is not None:
             fields["prompt"] = prompt
+        if context is not None:
+            fields["context"] = context
         super().__init__(**fields)
 
     @field_validator("messages", mode="before")

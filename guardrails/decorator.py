@@ -195,6 +195,7 @@ class _Guarded:
         hooks: tuple[DecisionHook, ...],
         stream_window: int,
         stream_overlap: int,
+        incremental: bool = False,
     ) -> None:
         self.target = target
         self.binds_instance = binds_instance
@@ -206,7 +207,7 @@ class _Guarded:
         self.scan_response = scan_response
         self.on_block = on_block
         self.monitor = monitor
-        self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor)
+        self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor, incremental=incremental)
         self.stream_window = stream_window
         self.stream_overlap = stream_overlap
 
@@ -499,6 +500,7 @@ def guarded(
     extract_response: ResponseExtractor | None = None,
     stream_window: int = 512,
     stream_overlap: int = 64,
+    incremental: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -517,6 +519,7 @@ def guarded(
     extract_response: ResponseExtractor | None = None,
     stream_window: int = 512,
     stream_overlap: int = 64,
+    incremental: bool = False,
 ) -> Any:
     """Check a function's prompt with a guard before it runs, and raise `Blocked` on Block.
 
@@ -555,6 +558,9 @@ def guarded(
             (`extractors.response_content` unless given).
         stream_window: characters of streamed text per check.
         stream_overlap: characters each stream window repeats from the one before.
+        incremental: chat messages this guard already allowed, exactly, are not checked again;
+            every other message is (see `guardrails._incremental`). Which messages are scanned at
+            all is the extractor's choice: ``extractors.openai_chat(roles=..., last_turn=...)``.
 
     Raises:
         TypeError: at decoration, for a target that is not a function, a guard that is not a
@@ -606,6 +612,7 @@ def guarded(
             hooks=hooks,
             stream_window=stream_window,
             stream_overlap=stream_overlap,
+            incremental=bool(incremental),
         )
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(underlying):

@@ -22,12 +22,15 @@ Endpoints (paths exactly as documented):
   <key>``; body ``{"guard": text}``, an OpenAI chat request or a chat completion.
 - ``POST /v1/scan/sync/request`` (Palo Alto): ``x-pan-token: <key>``; a JSON body of at most 2 MiB with
   ``ai_profile`` (``profile_id`` or ``profile_name``), optional ``metadata``, ids of at most 100
-  characters, and a non-empty ``contents`` list.
+  characters, and a non-empty ``contents`` list whose fields stay within the documented limits
+  (``prompt`` 10,000 characters, ``response`` 20,000, ``context`` 100,000; 413 above). ``context``
+  is taken as context: it is not scanned.
 
 Rejections: a missing or malformed credential answers 401, an unknown key 403 (Trend documents 403
 for "an authentication issue"; 401 for an absent credential is what both gateways answer in
 practice, and both are `GuardAuthError` to the client). Bad JSON or a bad field answers 400, a Palo
-Alto body that is not JSON 415 and one over 2 MiB 413. Error bodies are ``{"error": {"message": ...}}``
+Alto body that is not JSON 415, one over 2 MiB or with a field over its limit 413, a Trend body over
+1 MiB 413. Error bodies are ``{"error": {"message": ...}}``
 (Trend adds a ``code``).
 
 Faults (`Fault`), injected with `Emulator.inject` or ``POST /_emulator/faults``, apply to the vendor
@@ -71,6 +74,7 @@ from ..guards.local import Finding, LocalGuard
 
 __all__ = [
     "APIS",
+    "PANW_FIELD_LIMITS",
     "PANW_MAX_REQUEST_BYTES",
     "PANW_PATH",
     "TREND_BETA_PATH",
@@ -98,8 +102,11 @@ TREND_REQUEST_TYPES = frozenset(
 )
 PANW_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 PANW_MAX_ID_CHARS = 100
-# Trend documents no request limit; a cap keeps a runaway client from filling the emulator's memory.
-TREND_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# Vision One's general API limit: 1 MB per request (413 above), read as the lenient 1 MiB. The
+# ~1,024 characters of SimpleRequestGuard come from a tool schema, not the API reference: not enforced.
+TREND_MAX_REQUEST_BYTES = 1024 * 1024
+# Palo Alto's documented per-field limits (pan.dev), in characters; a field over its limit is a 413.
+PANW_FIELD_LIMITS = {"prompt": 10_000, "response": 20_000, "context": 100_000}
 DEFAULT_OVERSIZED_BYTES = 2 * 1024 * 1024 + 1
 
 _APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -600,6 +607,9 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
         for key in _PANW_CONTENT_KEYS:
             if item.get(key) is not None and not isinstance(item[key], str):
                 raise _Rejected(400, f"contents.{key} must be a string")
+        for key, limit in PANW_FIELD_LIMITS.items():
+            if isinstance(item.get(key), str) and len(item[key]) > limit:
+                raise _Rejected(413, f"contents.{key} is longer than {limit} characters")
         prompts += [item[key] for key in ("prompt", "code_prompt") if item.get(key) is not None]
         responses += [item[key] for key in ("response", "code_response") if item.get(key) is not None]
     prompt_findings = emulator._findings(prompts)
