@@ -178,7 +178,8 @@ def test_incremental_scans_only_messages_this_guard_has_not_allowed(fake: FakeGu
     history = [*history, {"role": "user", "content": "and tomorrow?"}]
     chat(history)
     assert fake.seen[-1].messages == [{"role": "user", "content": "and tomorrow?"}]
-    assert fake.seen[-1].context is not None and len(fake.seen[-1].context) == 3
+    assert fake.seen[-1].context is not None
+    assert len(fake.seen[-1].context) == 3
     calls = fake.calls
     chat(history)
     assert fake.calls == calls
@@ -295,9 +296,9 @@ def test_palo_alto_refuses_more_windows_than_its_cap_before_any_scan(
     emulator: Emulator, emulator_url: str
 ) -> None:
     """max_windows is the configurable cap: past it, ContentTooLarge and no request."""
-    with PaloAltoAIRS(PANW_KEY, profile_name="p", base_url=emulator_url, max_windows=2) as guard:
-        with pytest.raises(ContentTooLarge):
-            guard.check("lorem ipsum " * 2100)
+    guard = PaloAltoAIRS(PANW_KEY, profile_name="p", base_url=emulator_url, max_windows=2)
+    with guard, pytest.raises(ContentTooLarge):
+        guard.check("lorem ipsum " * 2100)
     assert emulator.count("panw") == 0
 
 
@@ -315,7 +316,9 @@ def test_the_emulator_answers_413_past_palo_altos_field_limits(
     """The documented per-field limits hold at the emulator, so clients see the vendor's 413."""
     item = {"prompt": "hi", field: "a" * size}
     body = {"ai_profile": {"profile_name": "p"}, "contents": [item]}
-    response = httpx.post(f"{emulator_url}/v1/scan/sync/request", json=body, headers={"x-pan-token": PANW_KEY})
+    response = httpx.post(
+        f"{emulator_url}/v1/scan/sync/request", json=body, headers={"x-pan-token": PANW_KEY}
+    )
     assert response.status_code == 413
     within = {"ai_profile": {"profile_name": "p"}, "contents": [{"prompt": "hi", field: "a" * (size - 1)}]}
     ok = httpx.post(f"{emulator_url}/v1/scan/sync/request", json=within, headers={"x-pan-token": PANW_KEY})
@@ -400,7 +403,9 @@ def test_a_budget_spent_mid_way_through_a_long_check_is_rate_limited_not_too_lar
         guard.check("lorem ipsum " * 600)
 
 
-def test_a_budget_spent_mid_way_fails_the_async_check_the_same_way(emulator: Emulator, emulator_url: str) -> None:
+def test_a_budget_spent_mid_way_fails_the_async_check_the_same_way(
+    emulator: Emulator, emulator_url: str
+) -> None:
     """The async windows raise GuardRateLimited too."""
 
     async def main() -> None:
