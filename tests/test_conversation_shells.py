@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from guardrails import Blocked, Content, GuardRateLimited, Route, TrendAIGuard
 from guardrails._budget import RateLimit
@@ -36,7 +37,7 @@ def _flags_attack(content: Content) -> bool:
     return "ignore all previous instructions" in content.as_text().lower()
 
 
-async def model_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def model_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     """A stand-in model: reads the request, answers a fixed chat completion."""
     if scope["type"] != "http":
         return
