@@ -46,6 +46,7 @@ PUBLIC_NAMES = [
     "stats",
     "testing",
     "uninstrument",
+    "usage",
 ]
 
 
