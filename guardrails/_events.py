@@ -118,24 +118,27 @@ class Decision:
 class Meter:
     """What one check spent at the vendor: characters sent for scanning, calls, billing units.
 
-    Thread-safe: the windows of one check are sent from several threads.
+    Thread-safe: the windows of one check are sent from several threads. (One lock for every
+    meter: a meter is made per check, an add happens per vendor request, and a lock per meter
+    would cost more to make than all its adds.)
     """
 
-    __slots__ = ("_lock", "billing_units", "characters", "vendor_calls")
+    __slots__ = ("billing_units", "characters", "vendor_calls")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.characters = 0
         self.vendor_calls = 0
         self.billing_units: int | None = None
 
     def add(self, characters: int, billing_units: int | None) -> None:
-        with self._lock:
+        with _meter_lock:
             self.characters += characters
             self.vendor_calls += 1
             if billing_units is not None:
                 self.billing_units = (self.billing_units or 0) + billing_units
 
+
+_meter_lock = threading.Lock()
 
 #: The `Meter` of the check running in this context (set by the `Judge`; threads and tasks
 #: started by the check see it when they copy the context, as `RemoteGuard` does for its windows).

@@ -52,6 +52,7 @@ from ._events import (
     wanted,
 )
 from ._exceptions import Blocked, ContentTooLarge, ExtractionError, GuardError
+from ._guard import InProcessGuard
 from ._models import Action, Content, Verdict
 from ._policy import FailOpen, should_fail_open
 
@@ -134,8 +135,9 @@ class Judge:
             if plan.content is None:
                 return self._known(guard, content.kind)
             content = plan.content
-        meter = Meter()
-        token = meter_var.set(meter)
+        # In-process guards call no vendor: no meter (the hot path of the decorator).
+        meter = None if isinstance(guard, InProcessGuard) else Meter()
+        token = meter_var.set(meter) if meter is not None else None
         started = _perf()
         try:
             verdict = guard.check(content)
@@ -143,7 +145,8 @@ class Judge:
             self._failed(exc, guard, content.kind, _perf() - started, meter)
             return None
         finally:
-            meter_var.reset(token)
+            if token is not None:
+                meter_var.reset(token)
         settled = self.settle(verdict, kind=content.kind, latency=_perf() - started, meter=meter)
         if plan is not None:
             plan.remember(settled)
@@ -156,8 +159,8 @@ class Judge:
             if plan.content is None:
                 return self._known(guard, content.kind)
             content = plan.content
-        meter = Meter()
-        token = meter_var.set(meter)
+        meter = None if isinstance(guard, InProcessGuard) else Meter()
+        token = meter_var.set(meter) if meter is not None else None
         started = _perf()
         try:
             verdict = await guard.acheck(content)
@@ -165,7 +168,8 @@ class Judge:
             self._failed(exc, guard, content.kind, _perf() - started, meter)
             return None
         finally:
-            meter_var.reset(token)
+            if token is not None:
+                meter_var.reset(token)
         settled = self.settle(verdict, kind=content.kind, latency=_perf() - started, meter=meter)
         if plan is not None:
             plan.remember(settled)

@@ -448,3 +448,37 @@ def test_local_guard_costs_no_vendor_calls() -> None:
     ask("hello")
     assert decisions[-1].vendor_calls == 0
     assert not usage()
+
+
+# -- OpenTelemetry ---------------------------------------------------------------------------------
+
+
+def test_usage_counters_reach_opentelemetry_by_guard() -> None:
+    """guardrails.scanned_characters and guardrails.vendor_calls count each decision's usage."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from guardrails._events import record
+    from guardrails._otel import instrument
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    instrument(meter_provider=provider)
+    try:
+        record(
+            Decision("allowed", "palo-alto", "f", scanned_characters=120, vendor_calls=2, billing_units=30)
+        )
+        record(Decision("allowed", "local", "f"))
+        data = reader.get_metrics_data()
+    finally:
+        instrument()
+        provider.shutdown()
+    assert data is not None
+    found = {
+        metric.name: [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert found["guardrails.scanned_characters"] == [({"guardrails.guard": "palo-alto"}, 120)]
+    assert found["guardrails.vendor_calls"] == [({"guardrails.guard": "palo-alto"}, 2)]
