@@ -475,7 +475,7 @@ def test_usage_counters_reach_opentelemetry_by_guard() -> None:
         provider.shutdown()
     assert data is not None
     found = {
-        metric.name: [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
+        metric.name: [(dict(p.attributes or {}), getattr(p, "value", None)) for p in metric.data.data_points]
         for resource in data.resource_metrics
         for scope in resource.scope_metrics
         for metric in scope.metrics
