@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Literal, Protocol, overload
 
@@ -556,7 +556,9 @@ class _Body:
         return f"body(roles={roles!r}, last_turn={self.scope.last_turn})"
 
 
-def body(*, roles: Iterable[str] | None = None, last_turn: bool = False) -> BodyExtractor:
+def body(
+    *, roles: Iterable[str] | None = None, last_turn: bool = False
+) -> Callable[[HTTPBody], Content | None]:
     """`default_body` scanning only some chat messages of a request (a middleware extractor).
 
     Only the chat messages the app reads (``messages``, a Responses ``input``, and Anthropic's

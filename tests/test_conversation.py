@@ -482,3 +482,47 @@ def test_usage_counters_reach_opentelemetry_by_guard() -> None:
     }
     assert found["guardrails.scanned_characters"] == [({"guardrails.guard": "palo-alto"}, 120)]
     assert found["guardrails.vendor_calls"] == [({"guardrails.guard": "palo-alto"}, 2)]
+
+
+# -- the middlewares' body reading -----------------------------------------------------------------
+
+
+def _body(payload: dict[str, Any], content_type: str = "application/json") -> extractors.HTTPBody:
+    return extractors.HTTPBody(
+        "POST", "/v1/chat/completions", {"content-type": content_type}, json.dumps(payload).encode()
+    )
+
+
+def test_the_body_extractor_narrows_only_the_messages() -> None:
+    """extractors.body(roles=...): the system message is left out, a stray field is still read."""
+    payload = {
+        "model": "m",
+        "messages": [{"role": "system", "content": ATTACK}, {"role": "user", "content": "hi"}],
+        "note": "read me",
+    }
+    content = extractors.body(roles=("user",))(_body(payload))
+    assert content is not None
+    assert content.messages == [{"role": "user", "content": "hi"}]
+    assert "read me" in content.as_text()
+    assert "ignore all previous" not in content.as_text().lower()
+
+
+def test_a_body_not_declared_json_is_still_scanned_whole() -> None:
+    """Narrowing never hides text an app could read another way: a text/plain body is read as text."""
+    payload = {"messages": [{"role": "system", "content": ATTACK}, {"role": "user", "content": "hi"}]}
+    content = extractors.body(roles=("user",))(_body(payload, "text/plain"))
+    assert content is not None
+    assert "ignore all previous" in content.as_text().lower()
+
+
+def test_a_duplicate_messages_key_the_app_ignores_is_still_scanned() -> None:
+    """Only the messages the app reads (the last key) are narrowed; an earlier duplicate is text."""
+    raw = (
+        b'{"messages": [{"role": "system", "content": "' + ATTACK.encode() + b'"}],'
+        b' "messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"}]}'
+    )
+    request = extractors.HTTPBody("POST", "/x", {"content-type": "application/json"}, raw)
+    content = extractors.body(roles=("user",))(request)
+    assert content is not None
+    assert "ignore all previous" in content.as_text().lower()
+    assert "be nice" not in content.as_text()
