@@ -27,7 +27,9 @@ split over several turns, each harmless alone, is seen whole only by a guard tha
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +44,8 @@ _fallback = LRUCache(maxsize=100_000, ttl=3600.0)
 # Guards without a configuration identity (in-process guards, compositions) are told apart by the
 # object itself: a token per live guard, never reused for another (an id() can be).
 _tokens: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_next_token = 0
+_token_lock = threading.Lock()
+_counter = itertools.count(1)
 
 
 def _identity(guard: object) -> tuple[object, ...]:
@@ -51,12 +54,11 @@ def _identity(guard: object) -> tuple[object, ...]:
         value = identity()
         if isinstance(value, tuple):
             return value
-    global _next_token
     try:
-        token = _tokens.get(guard)
-        if token is None:
-            _next_token += 1
-            token = _tokens[guard] = _next_token
+        with _token_lock:
+            token = _tokens.get(guard)
+            if token is None:
+                token = _tokens[guard] = next(_counter)
     except TypeError:  # not weak-referenceable: the object's id, for as long as it lives
         token = -id(guard)
     cls = type(guard)
