@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from . import extractors, testing
     from ._budget import RateBudget, RateLimit
     from ._cache import LRUCache, VerdictCache
-    from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats
+    from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats, usage
     from ._guard import Guard
     from ._models import Action, Content, Verdict
     from ._otel import instrument, uninstrument
@@ -54,6 +54,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "remove_hook": ("._events", "remove_hook"),
     "reset_stats": ("._events", "reset_stats"),
     "stats": ("._events", "stats"),
+    "usage": ("._events", "usage"),
     "Guard": ("._guard", "Guard"),
     "Action": ("._models", "Action"),
     "Content": ("._models", "Content"),
@@ -137,4 +138,5 @@ __all__ = [
     "stats",
     "testing",
     "uninstrument",
+    "usage",
 ]

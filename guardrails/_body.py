@@ -41,11 +41,14 @@ import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
 from ._exceptions import ExtractionError
 from ._models import Content, message_texts
+
+if TYPE_CHECKING:
+    from ._shapes import MessageScope
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -1018,20 +1021,47 @@ _VOCABULARY = frozenset(
 )
 
 
-def _messages(document: Any) -> list[dict[str, Any]] | None:
-    """The OpenAI chat messages of a document (``messages``, or Responses API ``input``)."""
+def _messages(document: Any) -> tuple[list[dict[str, Any]] | None, int]:
+    """The OpenAI chat messages of a document (``messages``, or Responses API ``input``), and the
+    position of their key among the document's top-level pairs (-1 when there are none)."""
     if not isinstance(document, _Pairs):
-        return None
+        return None, -1
     top = dict(document)  # the app's json.loads keeps the last of duplicate keys
     for key in ("messages", "input"):
         if key in top:
             candidate = _plain(top[key])
             if _is_messages(candidate):
-                return candidate  # type: ignore[no-any-return]
-    return None
+                position = max(i for i, (name, _) in enumerate(document) if name == key)
+                return candidate, position
+    return None, -1
 
 
-def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
+def _narrowed(
+    document: _Pairs, messages: list[dict[str, Any]], position: int, scope: MessageScope
+) -> tuple[list[dict[str, Any]] | None, _Pairs]:
+    """The messages `scope` keeps, and the document without the ones it leaves out.
+
+    Only the chat messages the app reads (the last ``messages`` key) are narrowed, and Anthropic's
+    top-level ``system`` beside them (the system role of that API); every other string of the
+    document is still scanned.
+    """
+    kept = scope.select(messages)
+    keep = set(kept)
+    walked = _Pairs(document)
+    key, raw = walked[position]
+    walked[position] = (key, [item for index, item in enumerate(raw) if index in keep])
+    if key == "messages":
+        any_assistant = any(str(m.get("role", "")).lower() == "assistant" for m in messages)
+        if not scope.keeps_role("system") or (scope.last_turn and any_assistant):
+            systems = [i for i, (name, _) in enumerate(walked) if name == "system"]
+            if systems:
+                del walked[systems[-1]]
+    return [messages[index] for index in kept] or None, walked
+
+
+def _body_texts(
+    body: HTTPBody, texts: _Texts, scope: MessageScope | None = None
+) -> list[dict[str, Any]] | None:
     """Add every reading of the body to ``texts``; return its chat messages, if it has some."""
     declared_json = is_json_media_type(body.media_type)
     try:
@@ -1053,7 +1083,10 @@ def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
         if not body.is_form:
             raw.extend(_readings(body.body, body.charsets))
     if document is not _UNSET:
-        messages = _messages(document)
+        messages, position = _messages(document)
+        walked = document
+        if messages is not None and scope is not None and scope.narrows:
+            messages, walked = _narrowed(document, messages, position, scope)
         covered = {text for message in messages or () for text in message_texts(message)}
         # A JSON text without escapes read as plain text already holds every string verbatim.
         verbatim = (
@@ -1065,13 +1098,13 @@ def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
         )
         if not verbatim:
             texts.extend(
-                text for text in _pairs_texts(document) if text not in covered and text not in _VOCABULARY
+                text for text in _pairs_texts(walked) if text not in covered and text not in _VOCABULARY
             )
     texts.extend(raw)
     return messages
 
 
-def default_body(body: HTTPBody) -> Content | None:
+def default_body(body: HTTPBody, scope: MessageScope | None = None) -> Content | None:
     """The default extractor of the middlewares: every text of the request the app could read.
 
     A superset of what Starlette, werkzeug (Flask) and Django can make of the request:
@@ -1085,12 +1118,15 @@ def default_body(body: HTTPBody) -> Content | None:
       names). No part is left out because the client calls it a file.
     - The query string (names and values, every reading) and the path parameters.
 
+    `scope` (a `MessageScope`, see ``extractors.body``) narrows the chat messages scanned, and
+    nothing else: a body not declared JSON is still scanned whole as text.
+
     Raises:
         InvalidBody: a JSON Content-Type with a body that is not JSON, or a JSON body nested too
             deeply whatever its Content-Type.
     """
     texts = _Texts()
-    messages = _body_texts(body, texts) if body.body else None
+    messages = _body_texts(body, texts, scope) if body.body else None
     if body.query_string:
         texts.extend(_urlencoded_readings(body.query_string, body.charsets))
     texts.extend(body.path_params.values())

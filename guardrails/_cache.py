@@ -190,12 +190,21 @@ def cache_key(
     if metadata and metadata_keys is not None:
         metadata = {key: metadata[key] for key in metadata_keys if key in metadata}
     structured = b""
-    if content.messages is not None or content.completion is not None or metadata or content.tool is not None:
+    if (
+        content.messages is not None
+        or content.completion is not None
+        or metadata
+        or content.tool is not None
+        or content.context is not None
+    ):
         try:
             parts: list[Any] = [content.messages, content.completion, metadata]
             if content.tool is not None:
                 # A tool event is keyed by all of it: name, server, arguments and result.
                 parts.append(content.tool.model_dump(mode="json"))
+            if content.context is not None:
+                # A guard that reads context (Palo Alto) may decide differently with other context.
+                parts.append({"context": content.context})
             structured = json.dumps(
                 parts,
                 ensure_ascii=False,

@@ -18,8 +18,10 @@ How one check spends its time (the fault model of issue 22):
 - A check of more than one wave of requests (a *bulk* check) holds at most its share of the
   connection pool: bulk checks together use at most half of it, so that a few long prompts never
   make the short checks around them wait (and time out, and fail open). A bulk check that runs out
-  of time or is rate limited raises `ContentTooLarge`: its size, not the guard, made it fail, so no
-  policy lets it through unscanned.
+  of time raises `ContentTooLarge`: its size, not the guard, made it fail, so no policy lets it
+  through unscanned. One whose rate budget (``rate_limit=``) runs out mid-way raises
+  `GuardRateLimited`: the budget is shared by every check of the process, so the fail-open policy
+  (or a `Fallback`) decides, as for a vendor 429.
 - While the circuit breaker is not closed, a check of several requests sends its first request
   alone: it is the probe; the others follow once it succeeded. (Sent together, the siblings of the
   probe would fail fast and cancel it: a breaker that only sees multi-window checks would never
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import importlib.util
 import logging
@@ -50,6 +53,7 @@ from typing_extensions import Unpack
 
 from ._budget import RateBudget, as_budget
 from ._cache import VerdictCache, VerdictMemo, cache_key, resolve_cache
+from ._events import spend
 from ._exceptions import ContentTooLarge, GuardError, GuardRateLimited, GuardTimeout, GuardUnavailable
 from ._exchange import DEFAULT_MAX_RESPONSE_BYTES, Flow, exchange, run_async, run_sync
 from ._models import Content, Verdict, as_content, combine_verdicts
@@ -60,6 +64,7 @@ __all__ = [
     "AsyncBackend",
     "ConnectionKeywords",
     "ConnectionOptions",
+    "SCANNED_EXTENSION",
     "RemoteGuard",
 ]
 
@@ -220,6 +225,10 @@ async def _close_with_loop(transport: httpx.AsyncBaseTransport) -> AsyncGenerato
 
 _T = TypeVar("_T", bound="RemoteGuard")
 
+#: The `httpx.Request` extension where a guard says how many characters a request sends for
+#: scanning (the scanned fields only: not the JSON around them, nor context sent for free).
+SCANNED_EXTENSION = "guardrails_scanned"
+
 
 class RemoteGuard:
     """Base of the guards that ask a remote service.
@@ -244,6 +253,8 @@ class RemoteGuard:
     """
 
     name: ClassVar[str] = "remote"
+    #: Characters per billing unit where the vendor documents one (Palo Alto: 4 per token).
+    billing_chars_per_unit: ClassVar[int | None] = None
     #: The `Content.metadata` entries the requests use (they are part of the cache key); None: all.
     _cache_metadata: ClassVar[Collection[str] | None] = None
     _api_key: SecretStr | None = None
@@ -397,7 +408,9 @@ class RemoteGuard:
         return len(requests) > self.options.window_concurrency
 
     def _size_failure(self, error: GuardError, count: int) -> ContentTooLarge:
-        # A bulk check that ran out of time (or of rate) failed because of its size.
+        # A bulk check that ran out of time failed because of its size. One that ran out of rate
+        # budget did not: the budget is the process's, spent by every check, so that stays a
+        # `GuardRateLimited` and the fail-open policy decides.
         return ContentTooLarge(
             f"{self.name} guard: {count} requests could not be checked within the "
             f"{self.timeout:g}s deadline ({type(error).__name__})",
@@ -413,7 +426,7 @@ class RemoteGuard:
             return self._run_one(transport, requests[0], deadline)
         try:
             verdicts = self._run_windows(transport, requests, deadline)
-        except (GuardTimeout, GuardRateLimited) as exc:
+        except GuardTimeout as exc:
             if self._is_bulk(requests):
                 raise self._size_failure(exc, len(requests)) from None
             raise
@@ -422,6 +435,7 @@ class RemoteGuard:
     def _run_one(self, transport: httpx.BaseTransport, request: httpx.Request, deadline: Deadline) -> Verdict:
         if self.rate_limit is not None:
             self._spent(self.rate_limit.take())
+        self._count(request)
         return run_sync(
             transport, self._flow(request, deadline), deadline=deadline, max_bytes=self.max_response_bytes
         )
@@ -448,7 +462,9 @@ class RemoteGuard:
                             guard=self.name,
                         )
                     index = pending.pop(0)
-                    future = executor.submit(self._run_one, transport, requests[index], deadline)
+                    # In a copy of the caller's context: its `Meter` counts what the window spends.
+                    context = contextvars.copy_context()
+                    future = executor.submit(context.run, self._run_one, transport, requests[index], deadline)
                     if bulk:
                         # Given back when the request ends, or is cancelled before it starts.
                         future.add_done_callback(self._release_bulk)
@@ -469,6 +485,15 @@ class RemoteGuard:
             for future in running:
                 future.cancel()
         return [verdict for verdict in results if verdict is not None]
+
+    def _count(self, request: httpx.Request) -> None:
+        """Count a request about to be sent: characters for scanning (what `_build_requests` put in
+        its ``guardrails_scanned`` extension; the body's length when it says nothing) and billing."""
+        characters = request.extensions.get(SCANNED_EXTENSION)
+        if not isinstance(characters, int):
+            characters = len(request.content)
+        per_unit = self.billing_chars_per_unit
+        spend(self.name, characters, None if per_unit is None else -(-characters // per_unit))
 
     def _spent(self, wait: float) -> None:
         """Raise `GuardRateLimited` when the rate budget had nothing left (`wait` > 0)."""
@@ -500,7 +525,7 @@ class RemoteGuard:
             raise GuardTimeout(
                 f"{self.name} guard check exceeded its {self.timeout:g}s deadline", guard=self.name
             ) from exc
-        except (GuardTimeout, GuardRateLimited) as exc:
+        except GuardTimeout as exc:
             if self._is_bulk(requests):
                 raise self._size_failure(exc, len(requests)) from None
             raise
@@ -511,6 +536,7 @@ class RemoteGuard:
     ) -> Verdict:
         if self.rate_limit is not None:
             self._spent(await self.rate_limit.atake())
+        self._count(request)
         return await run_async(
             transport, self._flow(request, deadline), deadline=deadline, max_bytes=self.max_response_bytes
         )

@@ -6,16 +6,22 @@ The decorator and both middlewares call `record(...)` once per decision. Hooks r
 of the counters per outcome. Every decision is also reported to OpenTelemetry when it is
 installed (see `guardrails._otel`).
 
+Usage: every request a remote guard sends is counted by `spend` (characters sent for scanning,
+vendor calls, the vendor's billing units where documented), per guard, in `stats()` and `usage()`
+and on the `Decision` of the check that sent it (`metered` collects a check's spending).
+
 `log_extra` gives the structured fields every ``guardrails`` log line about a decision carries,
 the same names wherever the line is logged from.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -25,16 +31,21 @@ __all__ = [
     "OUTCOMES",
     "Decision",
     "DecisionHook",
+    "Meter",
     "Outcome",
     "add_hook",
     "count",
     "hooks_of",
     "log_extra",
+    "meter_var",
+    "metered",
     "record",
     "remove_hook",
     "reset_stats",
     "safe_text",
+    "spend",
     "stats",
+    "usage",
     "wanted",
 ]
 
@@ -82,6 +93,11 @@ class Decision:
         latency: seconds spent asking the guard.
         cached: True when the verdict came from a cache.
         degraded: True when a fallback guard decided because the primary one failed.
+        scanned_characters: characters sent to the vendor for scanning by this decision's check
+            (0 for an in-process guard, a cache hit, or messages already allowed).
+        vendor_calls: requests sent to the vendor (windows count one each; retries do not).
+        billing_units: the vendor's billing units for them where it documents them (Palo Alto:
+            one token per four characters), else None.
     """
 
     outcome: Outcome
@@ -94,6 +110,50 @@ class Decision:
     latency: float = 0.0
     cached: bool = False
     degraded: bool = False
+    scanned_characters: int = 0
+    vendor_calls: int = 0
+    billing_units: int | None = None
+
+
+class Meter:
+    """What one check spent at the vendor: characters sent for scanning, calls, billing units.
+
+    Thread-safe: the windows of one check are sent from several threads. (One lock for every
+    meter: a meter is made per check, an add happens per vendor request, and a lock per meter
+    would cost more to make than all its adds.)
+    """
+
+    __slots__ = ("billing_units", "characters", "vendor_calls")
+
+    def __init__(self) -> None:
+        self.characters = 0
+        self.vendor_calls = 0
+        self.billing_units: int | None = None
+
+    def add(self, characters: int, billing_units: int | None) -> None:
+        with _meter_lock:
+            self.characters += characters
+            self.vendor_calls += 1
+            if billing_units is not None:
+                self.billing_units = (self.billing_units or 0) + billing_units
+
+
+_meter_lock = threading.Lock()
+
+#: The `Meter` of the check running in this context (set by the `Judge`; threads and tasks
+#: started by the check see it when they copy the context, as `RemoteGuard` does for its windows).
+meter_var: contextvars.ContextVar[Meter | None] = contextvars.ContextVar("guardrails_meter", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[Meter]:
+    """Collect what the checks run inside the block spend (for code asking a guard directly)."""
+    meter = Meter()
+    token = meter_var.set(meter)
+    try:
+        yield meter
+    finally:
+        meter_var.reset(token)
 
 
 class DecisionHook(Protocol):
@@ -106,6 +166,32 @@ _lock = threading.Lock()
 # Replaced, never mutated: `record` reads it without the lock.
 _hooks: tuple[DecisionHook, ...] = ()
 _counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+# Per guard: [characters sent for scanning, vendor calls, billing units].
+_usage: dict[str, list[int]] = {}
+
+
+def spend(guard: str, characters: int, billing_units: int | None = None) -> None:
+    """Count one request sent to a vendor: in the process-wide counters and the current `Meter`."""
+    with _lock:
+        counts = _usage.get(guard)
+        if counts is None:
+            counts = _usage[guard] = [0, 0, 0]
+        counts[0] += characters
+        counts[1] += 1
+        counts[2] += billing_units or 0
+    meter = meter_var.get()
+    if meter is not None:
+        meter.add(characters, billing_units)
+
+
+def usage() -> Mapping[str, Mapping[str, int]]:
+    """A snapshot of the vendor usage per guard: ``scanned_characters``, ``vendor_calls``,
+    ``billing_units`` (0 where the vendor documents no unit)."""
+    with _lock:
+        return {
+            guard: {"scanned_characters": c, "vendor_calls": n, "billing_units": b}
+            for guard, (c, n, b) in _usage.items()
+        }
 
 
 def hooks_of(on_decision: DecisionHook | Iterable[DecisionHook] | None) -> tuple[DecisionHook, ...]:
@@ -139,9 +225,18 @@ def remove_hook(hook: DecisionHook) -> None:
 
 
 def stats() -> Mapping[str, int]:
-    """A snapshot of the decision counters, one per outcome."""
+    """A snapshot of the decision counters, one per outcome, and of the vendor usage per guard.
+
+    Usage entries appear once a guard has sent a request: ``"scanned_characters:trend"`` and
+    ``"vendor_calls:trend"`` (the counters ``guardrails.scanned_characters`` and
+    ``guardrails.vendor_calls`` by guard; `usage` has them as a mapping per guard).
+    """
     with _lock:
-        return dict(_counts)
+        snapshot = dict(_counts)
+        for guard, (characters, calls, _) in _usage.items():
+            snapshot[f"scanned_characters:{guard}"] = characters
+            snapshot[f"vendor_calls:{guard}"] = calls
+        return snapshot
 
 
 def reset_stats() -> None:
@@ -149,6 +244,7 @@ def reset_stats() -> None:
     with _lock:
         for outcome in _counts:
             _counts[outcome] = 0
+        _usage.clear()
 
 
 #: Longest client-influenced value written into a log record, in characters.

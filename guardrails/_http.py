@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ._body import (
     BodyError,
-    BodyExtractor,
     BodyTooLarge,
     HTTPBody,
     InvalidBody,
@@ -122,6 +121,7 @@ class Inspection:
             f"{method} {self.route_name}",
             hooks=hooks,
             fail_open=route.fail_open if route.fail_open is not None else fail_open,
+            incremental=route.incremental,
         )
         self.unscanned = False
         self.verdict: Verdict | None = None
@@ -173,8 +173,8 @@ class Inspection:
                 query_string=self.query_string,
                 path_params=self.path_params,
             )
-            extract: BodyExtractor = self.route.extract or default_body
-            extracted = extract(request)
+            extract = self.route.extract
+            extracted = default_body(request, self.route.scope) if extract is None else extract(request)
             if extracted is None:
                 self.judge.record("skipped", guard=self.guard_name)
                 return None

@@ -23,6 +23,10 @@ A guard that raises anything but a `GuardError` or an `ExtractionError` is broke
 configuration error (never transient), so it fails closed unless ``fail_open="always"``. In
 monitor mode nothing raises: every outcome above returns (None when no verdict was had).
 
+With ``incremental=True`` the judge first leaves out the chat messages this guard already allowed
+(`guardrails._incremental`): when none is new, the call goes on with a cached Allow and no guard
+call. What each check sent to the vendor (characters, calls, billing units) is on its `Decision`.
+
 Log lines carry the structured fields of `log_extra` and never the scanned text, nor a guard's
 own error message (a vendor's message may quote the request): only the error's class and status.
 """
@@ -34,9 +38,22 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._events import Decision, DecisionHook, Outcome, count, log_extra, record, safe_text, wanted
+from . import _incremental
+from ._events import (
+    Decision,
+    DecisionHook,
+    Meter,
+    Outcome,
+    count,
+    log_extra,
+    meter_var,
+    record,
+    safe_text,
+    wanted,
+)
 from ._exceptions import Blocked, ContentTooLarge, ExtractionError, GuardError
-from ._models import Content, Verdict
+from ._guard import InProcessGuard
+from ._models import Action, Content, Verdict
 from ._policy import FailOpen, should_fail_open
 
 if TYPE_CHECKING:
@@ -76,9 +93,11 @@ class Judge:
         monitor: shadow mode: record and log, never block, never fail.
         blocked: the `Blocked` subclass raised on Block (the OpenAI transport raises one that is
             also an ``openai.OpenAIError``).
+        incremental: chat messages this guard already allowed are not checked again (see
+            `guardrails._incremental`).
     """
 
-    __slots__ = ("blocked", "fail_open", "hooks", "monitor", "target")
+    __slots__ = ("blocked", "fail_open", "hooks", "incremental", "monitor", "target")
 
     def __init__(
         self,
@@ -88,7 +107,9 @@ class Judge:
         fail_open: FailOpen = False,
         monitor: bool = False,
         blocked: type[Blocked] = Blocked,
+        incremental: bool = False,
     ) -> None:
+        self.incremental = incremental
         self.target = safe_text(target)
         self.hooks = hooks
         self.fail_open: FailOpen = fail_open
@@ -109,34 +130,72 @@ class Judge:
             GuardError: the guard failed and the policy fails closed.
             ExtractionError: the guard refused the input (`ContentTooLarge`...), whatever the policy.
         """
+        plan = _incremental.plan(guard, content) if self.incremental else None
+        if plan is not None:
+            if plan.content is None:
+                return self._known(guard, content.kind)
+            content = plan.content
+        # In-process guards call no vendor: no meter (the hot path of the decorator).
+        meter = None if isinstance(guard, InProcessGuard) else Meter()
+        token = meter_var.set(meter) if meter is not None else None
         started = _perf()
         try:
             verdict = guard.check(content)
         except Exception as exc:
-            self._failed(exc, guard, content.kind, _perf() - started)
+            self._failed(exc, guard, content.kind, _perf() - started, meter)
             return None
-        return self.settle(verdict, kind=content.kind, latency=_perf() - started)
+        finally:
+            if token is not None:
+                meter_var.reset(token)
+        settled = self.settle(verdict, kind=content.kind, latency=_perf() - started, meter=meter)
+        if plan is not None:
+            plan.remember(settled)
+        return settled
 
     async def aask(self, guard: Guard, content: Content) -> Verdict | None:
         """`ask` with ``await guard.acheck``: the same answers, raised or returned the same way."""
+        plan = _incremental.plan(guard, content) if self.incremental else None
+        if plan is not None:
+            if plan.content is None:
+                return self._known(guard, content.kind)
+            content = plan.content
+        meter = None if isinstance(guard, InProcessGuard) else Meter()
+        token = meter_var.set(meter) if meter is not None else None
         started = _perf()
         try:
             verdict = await guard.acheck(content)
         except Exception as exc:
-            self._failed(exc, guard, content.kind, _perf() - started)
+            self._failed(exc, guard, content.kind, _perf() - started, meter)
             return None
-        return self.settle(verdict, kind=content.kind, latency=_perf() - started)
+        finally:
+            if token is not None:
+                meter_var.reset(token)
+        settled = self.settle(verdict, kind=content.kind, latency=_perf() - started, meter=meter)
+        if plan is not None:
+            plan.remember(settled)
+        return settled
 
-    def settle(self, verdict: Verdict, *, kind: str = "prompt", latency: float = 0.0) -> Verdict:
+    def _known(self, guard: object, kind: str) -> Verdict:
+        """Every message was already allowed by this guard: an Allow without asking it."""
+        verdict = Verdict(action=Action.ALLOW, guard=guard_name(guard), cached=True)
+        return self.settle(verdict, kind=kind)
+
+    def settle(
+        self, verdict: Verdict, *, kind: str = "prompt", latency: float = 0.0, meter: Meter | None = None
+    ) -> Verdict:
         """Record a verdict; raise `Blocked` on Block outside monitor mode, else return it."""
         if not verdict.blocked:
             if wanted(self.hooks):
-                self.record("allowed", kind=kind, verdict=verdict, latency=latency)
+                self.record("allowed", kind=kind, verdict=verdict, latency=latency, meter=meter)
             else:
                 count("allowed")  # the hot path: nobody would read the event
             return verdict
         decision = self.record(
-            "monitored" if self.monitor else "blocked", kind=kind, verdict=verdict, latency=latency
+            "monitored" if self.monitor else "blocked",
+            kind=kind,
+            verdict=verdict,
+            latency=latency,
+            meter=meter,
         )
         logger.info(
             "guardrails: %s guard %s the %s of %s: %s (verdict id %s)",
@@ -152,13 +211,15 @@ class Judge:
             return verdict
         raise self.blocked(verdict)
 
-    def _failed(self, error: Exception, guard: object, kind: str, latency: float) -> None:
+    def _failed(
+        self, error: Exception, guard: object, kind: str, latency: float, meter: Meter | None
+    ) -> None:
         name = guard_name(guard)
         if isinstance(error, ExtractionError):
-            self.refused(error, guard=name, kind=kind, latency=latency)
+            self.refused(error, guard=name, kind=kind, latency=latency, meter=meter)
             return
         failure = as_guard_error(error, name)
-        if not self.failed(failure, guard=name, kind=kind, latency=latency):
+        if not self.failed(failure, guard=name, kind=kind, latency=latency, meter=meter):
             if failure is error:
                 raise failure
             # Unchained: a foreign exception's message may quote the content.
@@ -166,7 +227,13 @@ class Judge:
         return
 
     def failed(
-        self, error: GuardError, *, guard: str | None = None, kind: str = "prompt", latency: float = 0.0
+        self,
+        error: GuardError,
+        *,
+        guard: str | None = None,
+        kind: str = "prompt",
+        latency: float = 0.0,
+        meter: Meter | None = None,
     ) -> bool:
         """Record a guard failure; True when the call goes on (failing open, monitor mode).
 
@@ -175,11 +242,17 @@ class Judge:
             guard: the name of the guard asked (default: the error's).
             kind: ``"prompt"`` or ``"response"``.
             latency: seconds spent asking.
+            meter: what the check sent to the vendor before it failed.
         """
         proceed = self.monitor or should_fail_open(self.fail_open, error)
         name = guard or error.guard
         decision = self.record(
-            "failed_open" if proceed else "error", guard=name, kind=kind, error=error, latency=latency
+            "failed_open" if proceed else "error",
+            guard=name,
+            kind=kind,
+            error=error,
+            latency=latency,
+            meter=meter,
         )
         if self.monitor:
             then = "monitor mode: the call goes on"
@@ -201,7 +274,13 @@ class Judge:
         return proceed
 
     def refused(
-        self, error: ExtractionError, *, guard: str = "", kind: str = "prompt", latency: float = 0.0
+        self,
+        error: ExtractionError,
+        *,
+        guard: str = "",
+        kind: str = "prompt",
+        latency: float = 0.0,
+        meter: Meter | None = None,
     ) -> None:
         """Record input that cannot be checked (too long, unreadable): caused by the client.
 
@@ -209,7 +288,7 @@ class Judge:
         """
         too_large = isinstance(error, ContentTooLarge) or getattr(error, "status", None) == 413
         outcome: Outcome = "too_large" if too_large else "invalid"
-        decision = self.record(outcome, guard=guard, kind=kind, error=error, latency=latency)
+        decision = self.record(outcome, guard=guard, kind=kind, error=error, latency=latency, meter=meter)
         # In monitor mode unscanned input goes on: something to fix, so an ERROR.
         logger.log(
             logging.ERROR if self.monitor else logging.INFO,
@@ -257,8 +336,16 @@ class Judge:
         verdict: Verdict | None = None,
         error: BaseException | None = None,
         latency: float = 0.0,
+        meter: Meter | None = None,
     ) -> Decision:
         """Record one decision (counters, OpenTelemetry, hooks) and return it."""
+        usage: dict[str, int | None] = {}
+        if meter is not None and meter.vendor_calls:
+            usage = {
+                "scanned_characters": meter.characters,
+                "vendor_calls": meter.vendor_calls,
+                "billing_units": meter.billing_units,
+            }
         if verdict is not None:
             decision = Decision(
                 outcome,
@@ -270,6 +357,7 @@ class Judge:
                 None,
                 latency,
                 verdict.cached,
+                **usage,  # type: ignore[arg-type]
             )
         else:
             decision = Decision(
@@ -279,6 +367,7 @@ class Judge:
                 kind,
                 error=type(error).__name__ if error else None,
                 latency=latency,
+                **usage,  # type: ignore[arg-type]
             )
         record(decision, self.hooks)
         return decision

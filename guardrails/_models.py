@@ -191,6 +191,9 @@ class Content(BaseModel):
         prompt: for a response, the prompt that produced it, when known.
         tool: a tool call (`ToolEvent`): its arguments (checked before it runs) and, once it ran,
             its result (checked before the agent sees it).
+        context: chat messages already checked and allowed, sent along as context to a guard that
+            takes context without scanning it (Palo Alto's ``context`` field); never scanned, and
+            left out by guards that would scan it (see `guardrails._incremental`).
 
     At least one of ``text``, ``messages``, ``completion`` and ``tool`` is required.
     """
@@ -204,6 +207,7 @@ class Content(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     prompt: str | None = None
     tool: ToolEvent | None = None
+    context: list[dict[str, Any]] | None = None
 
     def __init__(
         self,
@@ -215,6 +219,7 @@ class Content(BaseModel):
         metadata: Mapping[str, str] | None = None,
         prompt: str | None = None,
         tool: ToolEvent | None = None,
+        context: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         if text is None and messages is None and completion is None and tool is None:
             # Here rather than in a model validator: a plain prompt is the hot path, and a model
@@ -244,6 +249,8 @@ class Content(BaseModel):
             fields["prompt"] = prompt
         if tool is not None:
             fields["tool"] = tool
+        if context is not None:
+            fields["context"] = context
         super().__init__(**fields)
 
     @field_validator("messages", mode="before")

@@ -9,7 +9,10 @@
   ``error`` (failed closed);
 - a counter ``guardrails.decisions`` with the attributes ``guardrails.outcome``, ``.guard`` and
   ``.kind``;
-- a histogram ``guardrails.check.duration`` (seconds) of the decisions that asked a guard.
+- a histogram ``guardrails.check.duration`` (seconds) of the decisions that asked a guard;
+- counters ``guardrails.scanned_characters`` and ``guardrails.vendor_calls`` with the attribute
+  ``guardrails.guard``: what the decisions' checks sent to the vendor (`Decision.scanned_characters`,
+  `Decision.vendor_calls`; also span attributes when non-zero).
 
 Spans and metrics go to the global providers (``trace.set_tracer_provider``,
 ``metrics.set_meter_provider``), or to the ones given to `instrument`. While the application has
@@ -39,12 +42,24 @@ logger = logging.getLogger("guardrails")
 SPAN_NAME: Final = "guardrails.check"
 DECISIONS_METRIC: Final = "guardrails.decisions"
 DURATION_METRIC: Final = "guardrails.check.duration"
+SCANNED_METRIC: Final = "guardrails.scanned_characters"
+CALLS_METRIC: Final = "guardrails.vendor_calls"
 
 
 class _Telemetry:
     """The tracer and instruments bound to one pair of providers."""
 
-    __slots__ = ("_error", "_metrics_unset", "_status", "_tracing_unset", "decisions", "duration", "tracer")
+    __slots__ = (
+        "_error",
+        "_metrics_unset",
+        "_status",
+        "_tracing_unset",
+        "calls",
+        "decisions",
+        "duration",
+        "scanned",
+        "tracer",
+    )
 
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
         from opentelemetry import metrics, trace
@@ -60,6 +75,14 @@ class _Telemetry:
         )
         self.duration = meter.create_histogram(
             DURATION_METRIC, unit="s", description="Time spent asking the guard, per decision."
+        )
+        self.scanned = meter.create_counter(
+            SCANNED_METRIC,
+            unit="{character}",
+            description="Characters sent to a vendor for scanning, by guard.",
+        )
+        self.calls = meter.create_counter(
+            CALLS_METRIC, unit="{call}", description="Requests sent to a vendor, by guard."
         )
         self._status = trace.Status
         self._error = trace.StatusCode.ERROR
@@ -84,6 +107,10 @@ class _Telemetry:
             self.decisions.add(1, labels)
             if decision.latency > 0:
                 self.duration.record(decision.latency, labels)
+            if decision.vendor_calls:
+                by_guard = {"guardrails.guard": decision.guard}
+                self.scanned.add(decision.scanned_characters, by_guard)
+                self.calls.add(decision.vendor_calls, by_guard)
 
     def _span(self, decision: Decision) -> None:
         end = time.time_ns()
@@ -102,6 +129,9 @@ class _Telemetry:
             attributes["guardrails.reasons"] = decision.reasons
         if decision.error is not None:
             attributes["guardrails.error"] = decision.error
+        if decision.vendor_calls:
+            attributes["guardrails.scanned_characters"] = decision.scanned_characters
+            attributes["guardrails.vendor_calls"] = decision.vendor_calls
         span = self.tracer.start_span(
             SPAN_NAME, start_time=end - int(decision.latency * 1e9), attributes=attributes
         )

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ._policy import FailOpen, validate_fail_open
+from ._shapes import MessageScope
 
 if TYPE_CHECKING:
     from ._body import BodyExtractor
@@ -152,9 +153,25 @@ class Route:
             configuration errors included). None: the middleware's ``fail_open``.
         scan_response: also check the route's JSON and server-sent-event responses.
         guard: a guard for this route instead of the middleware's.
+        roles: the roles of the chat messages the default extractor scans (None: every role; see
+            `MessageScope`); every other string of the request is still scanned. Not with
+            ``extract=`` (give the extractor its own options: ``extractors.body(roles=...)``).
+        last_turn: the default extractor scans only the messages after the last assistant one.
+        incremental: a chat message this guard already allowed, exactly, is not scanned again
+            (see `guardrails._incremental`); every other message is.
     """
 
-    __slots__ = ("_pattern", "extract", "fail_open", "guard", "methods", "path", "scan_response")
+    __slots__ = (
+        "_pattern",
+        "extract",
+        "fail_open",
+        "guard",
+        "incremental",
+        "methods",
+        "path",
+        "scan_response",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -165,6 +182,9 @@ class Route:
         fail_open: FailOpen | None = None,
         scan_response: bool = False,
         guard: Guard | None = None,
+        roles: Iterable[str] | None = None,
+        last_turn: bool = False,
+        incremental: bool = False,
     ) -> None:
         if isinstance(methods, str):
             raise TypeError("methods must be a sequence of method names, e.g. ('POST',), not a string")
@@ -181,6 +201,13 @@ class Route:
         self.fail_open: FailOpen | None = None if fail_open is None else validate_fail_open(fail_open)
         self.scan_response = bool(scan_response)
         self.guard = guard
+        self.scope = MessageScope(roles, last_turn=last_turn)
+        if extract is not None and self.scope.narrows:
+            raise ValueError(
+                "roles= and last_turn= configure the default extractor: with extract=, give them to "
+                "the extractor (extractors.body(roles=..., last_turn=...))"
+            )
+        self.incremental = bool(incremental)
         self._pattern = _compile(path)
 
     def matches(self, method: str, normalized_path: str) -> bool:
@@ -207,6 +234,10 @@ class Route:
             options.append("scan_response=True")
         if self.guard is not None:
             options.append(f"guard={self.guard!r}")
+        if self.scope.narrows:
+            options.append(f"scope={self.scope!r}")
+        if self.incremental:
+            options.append("incremental=True")
         return f"Route({', '.join(options)})"
 
     def __eq__(self, other: object) -> bool:
@@ -218,7 +249,16 @@ class Route:
         return hash((self.path, self.methods, self.scan_response))
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.path, self.methods, self.extract, self.fail_open, self.scan_response, self.guard)
+        return (
+            self.path,
+            self.methods,
+            self.extract,
+            self.fail_open,
+            self.scan_response,
+            self.guard,
+            self.scope,
+            self.incremental,
+        )
 
 
 #: What a middleware with no ``routes`` guards: every POST, PUT, PATCH and DELETE (the methods that

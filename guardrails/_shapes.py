@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from ._body import json_strings
@@ -17,8 +17,11 @@ from ._exceptions import ExtractionError
 from ._models import Content, message_texts
 
 __all__ = [
+    "ALL_MESSAGES",
     "GENERATING",
+    "ROLES",
     "Endpoint",
+    "MessageScope",
     "endpoint_of",
     "StreamText",
     "answer_content",
@@ -200,12 +203,95 @@ def _other_strings(document: Mapping[str, Any], handled: tuple[str, ...]) -> lis
     ]
 
 
-def request_content(endpoint: Endpoint, body: bytes, path: str) -> Content | None:
+#: The chat roles a `MessageScope` may name (OpenAI's, and Anthropic's ``system`` field as "system").
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+class MessageScope:
+    """Which messages of a conversation are scanned: by role, and only the last turn or all.
+
+    Args:
+        roles: the roles scanned (``("user", "tool")``); None (the default) scans every role, since
+            an API client controls every role it sends. A message whose role is not a known chat
+            role (`ROLES`, compared case-insensitively), or that has none, is always scanned.
+        last_turn: scan only the messages after the last assistant message (the new turn: the
+            user's message and any tool results); every message when there is no assistant one.
+
+    A scope only narrows the chat messages of a request: every other string of it is still scanned.
+    """
+
+    __slots__ = ("last_turn", "roles")
+
+    def __init__(self, roles: Iterable[str] | None = None, *, last_turn: bool = False) -> None:
+        if isinstance(roles, str):
+            raise TypeError("roles takes a sequence of role names, e.g. roles=('user', 'tool')")
+        if roles is not None:
+            chosen = frozenset(role.lower() if isinstance(role, str) else role for role in roles)
+            unknown = [role for role in chosen if role not in ROLES]
+            if unknown:
+                raise ValueError(f"roles must be chat roles ({', '.join(sorted(ROLES))}), not {unknown[0]!r}")
+            if not chosen:
+                raise ValueError("roles must name at least one role (None scans every role)")
+            self.roles: frozenset[str] | None = chosen
+        else:
+            self.roles = None
+        self.last_turn = bool(last_turn)
+
+    @property
+    def narrows(self) -> bool:
+        """Whether this scope leaves any message out (the default one does not)."""
+        return self.roles is not None or self.last_turn
+
+    def keeps_role(self, role: object) -> bool:
+        """Whether a message of this role is scanned (unknown roles always are)."""
+        if self.roles is None or not isinstance(role, str):
+            return True
+        folded = role.lower()
+        return folded not in ROLES or folded in self.roles
+
+    def select(self, messages: Sequence[Any]) -> list[int]:
+        """The indexes of the messages scanned, in order."""
+        start = 0
+        if self.last_turn:
+            for index in range(len(messages) - 1, -1, -1):
+                message = messages[index]
+                role = message.get("role") if isinstance(message, Mapping) else getattr(message, "role", None)
+                if isinstance(role, str) and role.lower() == "assistant":
+                    start = index + 1
+                    break
+        return [index for index in range(start, len(messages)) if self.keeps_role(_role(messages[index]))]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MessageScope):
+            return NotImplemented
+        return (self.roles, self.last_turn) == (other.roles, other.last_turn)
+
+    def __hash__(self) -> int:
+        return hash((self.roles, self.last_turn))
+
+    def __repr__(self) -> str:
+        roles = None if self.roles is None else tuple(sorted(self.roles))
+        return f"MessageScope(roles={roles!r}, last_turn={self.last_turn})"
+
+
+#: Every message of every role.
+ALL_MESSAGES = MessageScope()
+
+
+def _role(message: Any) -> object:
+    return message.get("role") if isinstance(message, Mapping) else getattr(message, "role", None)
+
+
+def request_content(
+    endpoint: Endpoint, body: bytes, path: str, scope: MessageScope = ALL_MESSAGES
+) -> Content | None:
     """What to check in a request body; None when it holds no text (images only, say).
 
     Chat messages go as messages (and Responses ``instructions`` and ``input`` as messages), so a
     vendor gets its chat format; every other string of the request goes with them as text, but for
     the settings that never reach the model (``model``, ``temperature``...).
+
+    `scope` narrows the chat messages (and the Responses ``instructions`` and ``input``) scanned.
 
     Raises:
         ExtractionError: the body is not the JSON object the endpoint takes.
@@ -230,6 +316,8 @@ def request_content(endpoint: Endpoint, body: bytes, path: str) -> Content | Non
         rest = _other_strings(document, ("input", "instructions"))
     else:
         rest = _other_strings(document, ())
+    if messages and scope.narrows:
+        messages = [messages[index] for index in scope.select(messages)] or None
     if not messages and not rest:
         return None
     content = Content("\n".join(rest) if rest else None, messages=messages, metadata=metadata)

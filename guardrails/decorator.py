@@ -221,6 +221,7 @@ class _Guarded:
         stream_window: int,
         stream_overlap: int,
         tool: _Tool | None = None,
+        incremental: bool = False,
     ) -> None:
         self.tool = tool
         self.target = target
@@ -233,7 +234,7 @@ class _Guarded:
         self.scan_response = scan_response
         self.on_block = on_block
         self.monitor = monitor
-        self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor)
+        self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor, incremental=incremental)
         self.stream_window = stream_window
         self.stream_overlap = stream_overlap
 
@@ -529,6 +530,7 @@ def guarded(
     stream_window: int = 512,
     stream_overlap: int = 64,
     kind: Literal["prompt", "tool"] = "prompt",
+    incremental: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -548,6 +550,7 @@ def guarded(
     stream_window: int = 512,
     stream_overlap: int = 64,
     kind: Literal["prompt", "tool"] = "prompt",
+    incremental: bool = False,
 ) -> Any:
     """Check a function's prompt with a guard before it runs, and raise `Blocked` on Block.
 
@@ -593,6 +596,9 @@ def guarded(
             given): a tool result is where indirect prompt injection comes in. With ``on_block``
             a blocked tool returns what it returns (e.g. ``"tool result withheld: ..."``) to the
             agent instead of raising. Generator functions are refused.
+        incremental: chat messages this guard already allowed, exactly, are not checked again;
+            every other message is (see `guardrails._incremental`). Which messages are scanned at
+            all is the extractor's choice: ``extractors.openai_chat(roles=..., last_turn=...)``.
 
     Raises:
         TypeError: at decoration, for a target that is not a function, a guard that is not a
@@ -662,6 +668,7 @@ def guarded(
             stream_window=stream_window,
             stream_overlap=stream_overlap,
             tool=tool,
+            incremental=bool(incremental),
         )
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(underlying):

@@ -25,22 +25,25 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from pydantic import ValidationError
 
 from ._body import BodyExtractor, HTTPBody, default_body, json_field
 from ._exceptions import ExtractionError
 from ._models import Content, message_texts
+from ._shapes import ALL_MESSAGES, MessageScope
 
 __all__ = [
     "BodyExtractor",
     "Extractor",
+    "MessageScope",
     "HTTPBody",
     "arg",
     "args",
+    "body",
     "chunk_text",
     "default",
     "default_body",
@@ -269,12 +272,36 @@ class _OpenAIChat:
     Every message, every text content part, author names, refusals and tool-call arguments are
     scanned. Messages may be dicts or SDK objects with ``model_dump()``. String ``model`` and
     ``user`` arguments go to the guard as metadata.
+
+    Used bare (``extract=extractors.openai_chat``) it scans every message; called with options
+    (``extractors.openai_chat(roles=("user", "tool"), last_turn=True)``) it returns an extractor
+    scanning only those messages (see `MessageScope`).
     """
 
-    __slots__ = ()
+    __slots__ = ("scope",)
     names = ("messages",)
 
-    def __call__(self, bound: inspect.BoundArguments, /) -> Content | None:
+    def __init__(self, scope: MessageScope = ALL_MESSAGES) -> None:
+        self.scope = scope
+
+    @overload
+    def __call__(self, bound: inspect.BoundArguments, /) -> Content | None: ...
+
+    @overload
+    def __call__(
+        self, bound: None = None, /, *, roles: Iterable[str] | None = None, last_turn: bool = False
+    ) -> _OpenAIChat: ...
+
+    def __call__(
+        self,
+        bound: inspect.BoundArguments | None = None,
+        /,
+        *,
+        roles: Iterable[str] | None = None,
+        last_turn: bool = False,
+    ) -> Content | _OpenAIChat | None:
+        if bound is None:
+            return _OpenAIChat(MessageScope(roles, last_turn=last_turn))
         value = _lookup(bound, "messages")
         if value is _MISSING or value is None:
             return None
@@ -283,15 +310,21 @@ class _OpenAIChat:
             raise ExtractionError(
                 f"argument 'messages' is {type(value).__name__}, not a list of chat messages"
             )
+        if self.scope.narrows:
+            value = [value[index] for index in self.scope.select(value)]
         return _messages(value, "argument 'messages'", "prompt", _metadata(bound.arguments))
 
     def __repr__(self) -> str:
-        return "openai_chat"
+        if not self.scope.narrows:
+            return "openai_chat"
+        roles = None if self.scope.roles is None else tuple(sorted(self.scope.roles))
+        return f"openai_chat(roles={roles!r}, last_turn={self.scope.last_turn})"
 
 
 #: Scan the ``messages`` argument of an OpenAI-style chat call (every message, content part,
-#: author name, refusal and tool-call argument; dicts or SDK objects).
-openai_chat: Extractor = _OpenAIChat()
+#: author name, refusal and tool-call argument; dicts or SDK objects). Call it with ``roles=``
+#: and ``last_turn=`` to scan only some messages: ``openai_chat(roles=("user", "tool"))``.
+openai_chat = _OpenAIChat()
 
 
 class _PydanticField:
@@ -393,10 +426,11 @@ def _instance_parameter(signature: inspect.Signature) -> str | None:
 class _Args:
     """The extractor `args` returns (and `default` is)."""
 
-    __slots__ = ("exclude", "names")
+    __slots__ = ("exclude", "names", "scope")
 
-    def __init__(self, exclude: tuple[str, ...]) -> None:
+    def __init__(self, exclude: tuple[str, ...], scope: MessageScope = ALL_MESSAGES) -> None:
         self.exclude = frozenset(exclude)
+        self.scope = scope
         # Argument names this extractor reads; `guarded` checks them against the signature.
         self.names = exclude
 
@@ -411,12 +445,26 @@ class _Args:
         covered: set[str] = set()
         texts: list[str] = []
         instance = _instance_parameter(bound.signature)
-        for name, value in _ordered_values(bound):
-            if name in self.exclude or name == instance:
+        values = [
+            (name, value)
+            for name, value in _ordered_values(bound)
+            if name not in self.exclude and name != instance
+        ]
+        skip_system = False
+        if self.scope.narrows:
+            # Anthropic's shape: the system prompt is an argument beside the messages, not one of them.
+            chat = next((_plain(v) for _, v in values if _is_chat_messages(_plain(v))), None)
+            if chat is not None:
+                any_assistant = any(_is_role(_plain(m), "assistant") for m in chat)
+                skip_system = not self.scope.keeps_role("system") or (self.scope.last_turn and any_assistant)
+        for name, value in values:
+            if skip_system and name == "system":
                 continue
             plain = _plain(value)
             if messages is None and _is_chat_messages(plain):
                 messages = [dict(_plain(message)) for message in plain]
+                if self.scope.narrows:
+                    messages = [messages[index] for index in self.scope.select(messages)]
                 covered = {text for message in messages for text in message_texts(message)}
                 # Shapes the chat reading does not know (Anthropic tool_result blocks, Gemini parts,
                 # a dict as content) still reach the guard: every other string of the messages.
@@ -428,6 +476,8 @@ class _Args:
                 continue
             _walk(value, texts)
         rest = [text for text in texts if text not in covered and text not in _SHAPE_WORDS]
+        if not messages:
+            messages = None
         if messages is None and not rest:
             return None
         try:
@@ -441,14 +491,28 @@ class _Args:
             raise ExtractionError("the messages argument is not a list of chat messages") from None
 
     def __repr__(self) -> str:
-        return f"args(exclude={tuple(sorted(self.exclude))!r})" if self.exclude else "default"
+        options = []
+        if self.exclude:
+            options.append(f"exclude={tuple(sorted(self.exclude))!r}")
+        if self.scope.roles is not None:
+            options.append(f"roles={tuple(sorted(self.scope.roles))!r}")
+        if self.scope.last_turn:
+            options.append("last_turn=True")
+        return f"args({', '.join(options)})" if options else "default"
+
+
+def _is_role(message: Any, role: str) -> bool:
+    value = message.get("role") if isinstance(message, Mapping) else None
+    return isinstance(value, str) and value.lower() == role
 
 
 # Keys and type tags of chat payloads: structure, not text (checked when they are values elsewhere).
 _SHAPE_WORDS = frozenset({"role", "content", "type", "text", "name", "parts", "tool_use_id", "image_url"})
 
 
-def args(*, exclude: Sequence[str] = ()) -> Extractor:
+def args(
+    *, exclude: Sequence[str] = (), roles: Iterable[str] | None = None, last_turn: bool = False
+) -> Extractor:
     """Scan every argument of the call, but those named in `exclude`.
 
     Every string is scanned, wherever it is: plain str arguments, bytes (as UTF-8), the keys and
@@ -462,6 +526,10 @@ def args(*, exclude: Sequence[str] = ()) -> Extractor:
     Args:
         exclude: names of arguments not to scan, e.g. a system prompt the function builds itself:
             ``extract=extractors.args(exclude=("system_prompt",))``.
+        roles: the roles of the chat messages scanned (None: every role; see `MessageScope`).
+            A ``system`` argument beside the messages (Anthropic's shape) counts as the system
+            role. Every argument that is not a chat message is still scanned.
+        last_turn: scan only the messages after the last assistant message.
     """
     if isinstance(exclude, str):
         raise TypeError("exclude takes a sequence of argument names, e.g. exclude=('system_prompt',)")
@@ -469,7 +537,40 @@ def args(*, exclude: Sequence[str] = ()) -> Extractor:
     for name in names:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"args(exclude=...) takes parameter names, not {name!r}")
-    return _Args(names)
+    return _Args(names, MessageScope(roles, last_turn=last_turn))
+
+
+class _Body:
+    """The body extractor `body` returns."""
+
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: MessageScope) -> None:
+        self.scope = scope
+
+    def __call__(self, request: HTTPBody, /) -> Content | None:
+        return default_body(request, self.scope)
+
+    def __repr__(self) -> str:
+        roles = None if self.scope.roles is None else tuple(sorted(self.scope.roles))
+        return f"body(roles={roles!r}, last_turn={self.scope.last_turn})"
+
+
+def body(
+    *, roles: Iterable[str] | None = None, last_turn: bool = False
+) -> Callable[[HTTPBody], Content | None]:
+    """`default_body` scanning only some chat messages of a request (a middleware extractor).
+
+    Only the chat messages the app reads (``messages``, a Responses ``input``, and Anthropic's
+    ``system`` beside ``messages``) are narrowed; every other string of the request is scanned as
+    `default_body` scans it. A body not declared JSON is also scanned whole as text, so narrowing
+    takes effect on JSON bodies (what chat clients send).
+
+    Args:
+        roles: the roles scanned (None: every role; see `MessageScope`).
+        last_turn: scan only the messages after the last assistant message.
+    """
+    return _Body(MessageScope(roles, last_turn=last_turn))
 
 
 #: The extractor `guarded` uses unless told otherwise: every argument (see `args`).

@@ -875,3 +875,18 @@ async def test_errors_shared_with_waiting_checks_hold_no_api_key() -> None:
             release.set()
     assert len(errors) == 5
     assert all(TREND_KEY not in str(e) for e in errors)
+
+
+def test_context_is_part_of_the_key() -> None:
+    """Palo Alto reads `context`: the same prompt with other context is another check."""
+    from guardrails import Content
+    from guardrails._cache import cache_key
+
+    history = [{"role": "user", "content": "earlier"}]
+    bare = Content(messages=[{"role": "user", "content": "now"}])
+    with_context = Content(messages=[{"role": "user", "content": "now"}], context=history)
+    other_context = Content(
+        messages=[{"role": "user", "content": "now"}], context=[{"role": "user", "content": "x"}]
+    )
+    keys = {cache_key(("g",), c, None) for c in (bare, with_context, other_context)}
+    assert len(keys) == 3

@@ -82,6 +82,9 @@ def test_a_decision_carries_everything_the_issue_lists() -> None:
         "latency",
         "cached",
         "degraded",
+        "scanned_characters",
+        "vendor_calls",
+        "billing_units",
     ]
 
 

@@ -47,6 +47,7 @@ PUBLIC_NAMES = [
     "stats",
     "testing",
     "uninstrument",
+    "usage",
 ]
 
 

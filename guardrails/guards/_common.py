@@ -17,6 +17,7 @@ from .._exceptions import ContentTooLarge, ExtractionError, GuardConfigurationEr
 from .._models import Content
 
 __all__ = [
+    "FieldWindows",
     "check_base_url",
     "check_body_size",
     "check_text_size",
@@ -167,6 +168,60 @@ def guaranteed_chars(windows: int, *, size: int, overlap: int) -> int:
         return 0
     advance = max(1, size - size // 4 + 1 - overlap - max(0, overlap - 1))
     return size + (windows - 1) * advance
+
+
+class FieldWindows:
+    """How one field of a vendor's request takes long text: windows of at most `size` characters.
+
+    The one windowing rule of the vendor guards (Trend's ``prompt``, Palo Alto's ``prompt`` and
+    ``response``): text over the field's limit is cut by `split_windows` into windows overlapping by
+    `overlap` characters, one request each, sent at most ``window_concurrency`` at a time by
+    `RemoteGuard`, the verdicts combined (any Block blocks). Text needing more than `max_windows`
+    windows is refused with `ContentTooLarge` before any request.
+
+    Args:
+        size: the field's limit, in characters.
+        overlap: characters shared by consecutive windows (at most a quarter of `size`).
+        max_windows: the most windows of one field one check sends (the configurable cap).
+        field: the field's name, for error messages.
+    """
+
+    __slots__ = ("field", "max_windows", "overlap", "size")
+
+    def __init__(self, size: int, overlap: int, max_windows: int, *, field: str = "text") -> None:
+        if size < 1 or not 0 <= overlap <= size // 4:
+            raise ValueError("window size must be >= 1 and overlap between 0 and a quarter of it")
+        if max_windows < 1:
+            raise ValueError("max_windows must be at least 1")
+        self.size = size
+        self.overlap = overlap
+        self.max_windows = max_windows
+        self.field = field
+
+    @property
+    def max_chars(self) -> int:
+        """The longest text always cut into at most `max_windows` windows."""
+        return guaranteed_chars(self.max_windows, size=self.size, overlap=self.overlap)
+
+    def split(self, text: str, *, guard: str) -> list[str]:
+        """The windows of `text` (one window when it fits the field).
+
+        Raises:
+            ContentTooLarge: more than `max_windows` windows; the message names the limits.
+        """
+        if len(text) <= self.size:
+            return [text]
+        windows = split_windows(text, size=self.size, overlap=self.overlap)
+        if len(windows) > self.max_windows:
+            raise ContentTooLarge(
+                f"{guard} guard: the {self.field} needs {len(windows)} windows of {self.size} "
+                f"characters, more than max_windows={self.max_windows}",
+                limit=self.max_chars,
+            )
+        return windows
+
+    def __repr__(self) -> str:
+        return f"FieldWindows(size={self.size}, overlap={self.overlap}, max_windows={self.max_windows})"
 
 
 def text_chars(content: Content) -> int:

@@ -18,8 +18,14 @@ Field limits (pan.dev): a prompt takes at most 10,000 characters, a response 20,
 2 MB. Longer text is checked like Trend's, in overlapping windows (prompt windows of 10,000
 characters, response windows of 20,000), one scan per window, the verdicts combined (any Block
 blocks). The prompt sent next to a response is context: its last 10,000 characters go with every
-response window. More text than one check takes (`PaloAltoAIRS.max_text_chars`) raises
-`ContentTooLarge` before any scan; an id over 100 characters raises `ExtractionError`.
+response window. More text than one check takes (`PaloAltoAIRS.max_text_chars`, or more windows
+than ``max_windows``) raises `ContentTooLarge` before any scan; an id over 100 characters raises
+`ExtractionError`. Messages an incremental check already allowed (`Content.context`) go in the
+``context`` field of every ``contents`` entry (its newest 100,000 characters), which the service
+takes as context rather than as a prompt to scan; they are not counted as scanned characters.
+
+Cost: each scan records the characters of its scanned fields (``prompt``, ``response``) and the
+billing units the service documents for them, one token per four characters.
 
 Verdict reasons, from the detection flags that are true (unknown flags keep their own name)::
 
@@ -59,19 +65,18 @@ from pydantic import SecretStr
 from typing_extensions import Unpack
 
 from .._cache import secret_digest
-from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
+from .._client import SCANNED_EXTENSION, ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import ExtractionError, GuardConfigurationError, GuardResponseError
-from .._models import Action, Content, ToolEvent, Verdict
+from .._models import Action, Content, ToolEvent, Verdict, message_texts
 from ._common import (
+    FieldWindows,
     check_base_url,
     check_body_size,
     check_text_size,
     decode_json_object,
     encode_json,
-    guaranteed_chars,
     region_url,
     resolve_api_key,
-    split_windows,
 )
 
 if TYPE_CHECKING:
@@ -94,6 +99,7 @@ ENV_ENDPOINT = "PANW_AI_SEC_API_ENDPOINT"
 #: Documented field limits, in characters, and the request limit in bytes.
 MAX_PROMPT_CHARS = 10_000
 MAX_RESPONSE_CHARS = 20_000
+MAX_CONTEXT_CHARS = 100_000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_ID_LENGTH = 100
 MAX_PROFILE_NAME_LENGTH = 100
@@ -120,6 +126,8 @@ class PaloAltoAIRS(RemoteGuard):
         app_user: ``metadata.app_user`` sent with every scan (a Content's ``metadata["user"]`` wins).
         ai_model: ``metadata.ai_model`` sent with every scan (a Content's ``metadata["model"]`` wins).
         linked_profile: the API key has a profile linked to it: no profile is sent.
+        max_windows: the most windows of one field (10,000-character prompt windows, 20,000-character
+            response windows) one check sends; None (default): as many as the deadline allows.
         settings: where the arguments left out are read from (default: the environment).
         options: the connection options, as one `ConnectionOptions`.
         **connection: any `ConnectionOptions` field as a keyword: ``timeout``, ``retries``,
@@ -138,6 +146,7 @@ class PaloAltoAIRS(RemoteGuard):
     """
 
     name = "palo-alto"
+    billing_chars_per_unit = 4
 
     def __init__(
         self,
@@ -151,6 +160,7 @@ class PaloAltoAIRS(RemoteGuard):
         app_user: str | None = None,
         ai_model: str | None = None,
         linked_profile: bool = False,
+        max_windows: int | None = None,
         settings: GuardSettings | None = None,
         options: ConnectionOptions | None = None,
         **connection: Unpack[ConnectionKeywords],
@@ -188,11 +198,20 @@ class PaloAltoAIRS(RemoteGuard):
         self.app_name = app_name
         self.app_user = app_user
         self.ai_model = ai_model
+        if max_windows is not None and max_windows < 1:
+            raise ValueError("max_windows must be at least 1 (or None)")
+        self.max_windows = self.max_requests if max_windows is None else min(max_windows, self.max_requests)
+        self._prompt_windows = FieldWindows(
+            MAX_PROMPT_CHARS, _overlap(MAX_PROMPT_CHARS), self.max_windows, field="prompt"
+        )
+        self._response_windows = FieldWindows(
+            MAX_RESPONSE_CHARS, _overlap(MAX_RESPONSE_CHARS), self.max_windows, field="response"
+        )
 
     @property
     def max_text_chars(self) -> int:
         """The most characters (every string of a Content together) one check takes."""
-        return guaranteed_chars(self.max_requests, size=MAX_PROMPT_CHARS, overlap=_overlap(MAX_PROMPT_CHARS))
+        return self._prompt_windows.max_chars
 
     # -- cache ----------------------------------------------------------------------------------
 
@@ -243,10 +262,22 @@ class PaloAltoAIRS(RemoteGuard):
             ("Accept", "application/json"),
         ]
         requests = []
+        context = _context(content.context)
         for item in self._contents_items(content):
+            scanned = sum(len(text) for text in item.values())
+            if context:
+                item["context"] = context
             body["contents"] = [item]
             encoded = check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name)
-            requests.append(httpx.Request("POST", self._url, headers=headers, content=encoded))
+            requests.append(
+                httpx.Request(
+                    "POST",
+                    self._url,
+                    headers=headers,
+                    content=encoded,
+                    extensions={SCANNED_EXTENSION: scanned},
+                )
+            )
         return requests
 
     @functools.cached_property
@@ -272,9 +303,10 @@ class PaloAltoAIRS(RemoteGuard):
             content.completion is not None and content.text is None and content.messages is None
         )
         if not is_response:
-            return [{"prompt": window} for window in _windows(text, MAX_PROMPT_CHARS)]
+            return [{"prompt": window} for window in self._prompt_windows.split(text, guard=self.name)]
         context = {"prompt": content.prompt[-MAX_PROMPT_CHARS:]} if content.prompt else {}
-        return [{**context, "response": window} for window in _windows(text, MAX_RESPONSE_CHARS)]
+        windows = self._response_windows.split(text, guard=self.name)
+        return [{**context, "response": window} for window in windows]
 
     def _tool_event(self, tool: ToolEvent) -> dict[str, Any]:
         metadata = {
@@ -352,8 +384,17 @@ def _overlap(size: int) -> int:
     return size // 8
 
 
-def _windows(text: str, size: int) -> list[str]:
-    return split_windows(text, size=size, overlap=_overlap(size))
+def _context(messages: list[dict[str, Any]] | None) -> str:
+    """Messages already allowed, as the ``context`` text: ``role: text`` lines, the newest kept."""
+    if not messages:
+        return ""
+    lines = [
+        f"{message.get('role', 'user')}: {text}"
+        for message in messages
+        for text in message_texts(message)
+        if text
+    ]
+    return "\n".join(lines)[-MAX_CONTEXT_CHARS:]
 
 
 def _flags(detected: object, prefix: str) -> list[str]:

@@ -39,19 +39,18 @@ from pydantic import SecretStr
 from typing_extensions import Unpack
 
 from .._cache import secret_digest
-from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
-from .._exceptions import ContentTooLarge, GuardConfigurationError, GuardResponseError
-from .._models import Action, Content, ToolEvent, Verdict
+from .._client import SCANNED_EXTENSION, ConnectionKeywords, ConnectionOptions, RemoteGuard
+from .._exceptions import GuardConfigurationError, GuardResponseError
+from .._models import Action, Content, ToolEvent, Verdict, message_texts
 from ._common import (
+    FieldWindows,
     check_base_url,
     check_body_size,
     check_text_size,
     decode_json_object,
     encode_json,
-    guaranteed_chars,
     region_url,
     resolve_api_key,
-    split_windows,
 )
 
 if TYPE_CHECKING:
@@ -177,11 +176,12 @@ class TrendAIGuard(RemoteGuard):
         self.window_overlap = window_overlap
         budget = self.max_requests - _NON_TEXT_REQUESTS
         self.max_windows = max(1, budget if max_windows is None else min(max_windows, budget))
+        self._windows = FieldWindows(window_size, window_overlap, self.max_windows, field="prompt")
 
     @property
     def max_text_chars(self) -> int:
         """The most characters (every string of a Content together) one check takes."""
-        return guaranteed_chars(self.max_windows, size=self.window_size, overlap=self.window_overlap)
+        return self._windows.max_chars
 
     # -- cache ----------------------------------------------------------------------------------
 
@@ -204,29 +204,30 @@ class TrendAIGuard(RemoteGuard):
         check_text_size(content, self.max_text_chars, guard=self.name)
         requests: list[httpx.Request] = []
         if content.text is not None:
-            windows = split_windows(content.text, size=self.window_size, overlap=self.window_overlap)
-            if len(windows) > self.max_windows:  # not reached under max_text_chars; kept as a bound
-                raise ContentTooLarge(
-                    f"{self.name} guard: the text needs {len(windows)} windows, more than max_windows="
-                    f"{self.max_windows}",
-                    limit=self.max_windows,
-                )
+            # Not reached past max_text_chars; kept as the bound on the windows of one field.
+            windows = self._windows.split(content.text, guard=self.name)
             key = "prompt" if self.api == "v3" else "guard"
-            requests.extend(self._request(SIMPLE_REQUEST, {key: window}) for window in windows)
+            requests.extend(self._request(SIMPLE_REQUEST, {key: window}, len(window)) for window in windows)
         if content.messages is not None:
+            # Trend's chat request type scans every message it is given (it has no context-only
+            # field): messages an incremental check already allowed (`Content.context`) stay out.
             body: dict[str, Any] = {}
             model = content.metadata.get("model")
             if model:
                 body["model"] = model
             body["messages"] = content.messages
-            requests.append(self._request(CHAT_REQUEST, body))
+            scanned = sum(len(text) for message in content.messages for text in message_texts(message))
+            requests.append(self._request(CHAT_REQUEST, body, scanned))
         if content.completion is not None:
-            requests.append(self._request(CHAT_RESPONSE, content.completion))
+            scanned = sum(len(text) for text in Content(completion=content.completion).iter_texts())
+            requests.append(self._request(CHAT_RESPONSE, content.completion, scanned))
         if content.tool is not None:
-            requests.append(self._request(CHAT_REQUEST, {"messages": _tool_messages(content.tool)}))
+            tool_messages = _tool_messages(content.tool)
+            scanned = sum(len(text) for message in tool_messages for text in message_texts(message))
+            requests.append(self._request(CHAT_REQUEST, {"messages": tool_messages}, scanned))
         return requests
 
-    def _request(self, request_type: str, body: Any) -> httpx.Request:
+    def _request(self, request_type: str, body: Any, scanned: int) -> httpx.Request:
         url, headers = self._endpoint
         if self.api == "v3":
             headers = [*headers, ("TMV1-Request-Type", request_type)]
@@ -235,6 +236,7 @@ class TrendAIGuard(RemoteGuard):
             url,
             headers=[("Authorization", f"Bearer {self._key.get_secret_value()}"), *headers],
             content=check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name),
+            extensions={SCANNED_EXTENSION: scanned},
         )
 
     @functools.cached_property

@@ -82,7 +82,16 @@ from .._guard import GuardSource
 from .._judge import Judge, guard_name
 from .._models import Content
 from .._policy import FailOpen, validate_fail_open
-from .._shapes import GENERATING, Endpoint, StreamText, answer_content, endpoint_of, request_content
+from .._shapes import (
+    ALL_MESSAGES,
+    GENERATING,
+    Endpoint,
+    MessageScope,
+    StreamText,
+    answer_content,
+    endpoint_of,
+    request_content,
+)
 from .._sse import SSEScanner, SSEWindow
 from ._tools import openai_tool_calls, openai_tool_results
 
@@ -137,7 +146,7 @@ def _endpoint(request: httpx.Request) -> Endpoint | None:
 class _Call:
     """One guarded API call: where it goes, and the judge of each of its checks."""
 
-    __slots__ = ("guard", "guard_name", "judge", "metadata", "prompt")
+    __slots__ = ("guard", "guard_name", "judge", "metadata", "prompt", "scope")
 
     def __init__(
         self,
@@ -146,18 +155,25 @@ class _Call:
         *,
         fail_open: FailOpen,
         hooks: tuple[DecisionHook, ...],
+        scope: MessageScope = ALL_MESSAGES,
+        incremental: bool = False,
     ) -> None:
         self.guard = guard
         self.guard_name = guard_name(guard)
+        self.scope = scope
         self.judge = Judge(
-            f"{request.method} {request.url.path}", hooks=hooks, fail_open=fail_open, blocked=OpenAIBlocked
+            f"{request.method} {request.url.path}",
+            hooks=hooks,
+            fail_open=fail_open,
+            blocked=OpenAIBlocked,
+            incremental=incremental,
         )
         self.metadata: dict[str, str] = {"route": request.url.path}
         self.prompt: str | None = None
 
     def prompt_content(self, endpoint: Endpoint, body: bytes, path: str) -> Content | None:
         try:
-            content = request_content(endpoint, body, path)
+            content = request_content(endpoint, body, path, self.scope)
         except ExtractionError as exc:
             decision = self.judge.record("invalid", guard=self.guard_name, error=exc)
             logger.error(
@@ -283,6 +299,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         stream_overlap: characters of a window's end checked again at the start of the next, so
             that a phrase cut by a boundary is seen whole (at most half a window).
         on_decision: a hook, or hooks, called with every `Decision` of this transport.
+        roles: the roles of the chat messages checked (None: every role, the default: an API
+            client controls every role it sends); every other string of a request is still checked.
+        last_turn: check only the messages after the last assistant message.
+        incremental: a chat message this guard already allowed, exactly, is not checked again;
+            every other message is (see `guardrails._incremental`).
 
     Closing the httpx client closes what this transport made (its default inner transport, and
     the guard when it was made from the environment), never what it was given: a `transport=` or
@@ -299,6 +320,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         stream_window: int = 1000,
         stream_overlap: int = 100,
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+        roles: Iterable[str] | None = None,
+        last_turn: bool = False,
+        incremental: bool = False,
     ) -> None:
         if isinstance(stream_window, bool) or not isinstance(stream_window, int) or stream_window < 1:
             raise ValueError("stream_window must be a positive number of characters")
@@ -313,6 +337,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.stream_window = stream_window
         self.stream_overlap = min(stream_overlap, stream_window // 2)
         self.hooks = hooks_of(on_decision)
+        self.scope = MessageScope(roles, last_turn=last_turn)
+        self.incremental = bool(incremental)
         self._guards = GuardSource(guard)
         self._transport = transport
         self._sync: httpx.BaseTransport | None = (
@@ -374,7 +400,14 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         endpoint = _endpoint(request)
         if endpoint is None:
             return inner.handle_request(request)
-        call = _Call(self.guard, request, fail_open=self.fail_open, hooks=self.hooks)
+        call = _Call(
+            self.guard,
+            request,
+            fail_open=self.fail_open,
+            hooks=self.hooks,
+            scope=self.scope,
+            incremental=self.incremental,
+        )
         body = request.read()
         content = call.prompt_content(endpoint, body, request.url.path)
         if content is not None:
@@ -416,7 +449,14 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         endpoint = _endpoint(request)
         if endpoint is None:
             return await inner.handle_async_request(request)
-        call = _Call(self.guard, request, fail_open=self.fail_open, hooks=self.hooks)
+        call = _Call(
+            self.guard,
+            request,
+            fail_open=self.fail_open,
+            hooks=self.hooks,
+            scope=self.scope,
+            incremental=self.incremental,
+        )
         body = await request.aread()
         content = call.prompt_content(endpoint, body, request.url.path)
         if content is not None:

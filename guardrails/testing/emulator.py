@@ -26,11 +26,14 @@ Endpoints (paths exactly as documented):
   (``metadata`` with ``ecosystem``, ``method`` and ``server_name``, optional ``tool_invoked``;
   ``input``/``output`` as JSON strings; anything else is a 400); its strings are scanned, and the
   answer gains ``tool_detected`` (``verdict``, ``metadata``, ``input_detected``, ``output_detected``).
+  Fields stay within the documented limits (``prompt`` 10,000 characters, ``response`` 20,000,
+  ``context`` 100,000; 413 above). ``context`` is taken as context: it is not scanned.
 
 Rejections: a missing or malformed credential answers 401, an unknown key 403 (Trend documents 403
 for "an authentication issue"; 401 for an absent credential is what both gateways answer in
 practice, and both are `GuardAuthError` to the client). Bad JSON or a bad field answers 400, a Palo
-Alto body that is not JSON 415 and one over 2 MiB 413. Error bodies are ``{"error": {"message": ...}}``
+Alto body that is not JSON 415, one over 2 MiB or with a field over its limit 413, a Trend body over
+1 MiB 413. Error bodies are ``{"error": {"message": ...}}``
 (Trend adds a ``code``).
 
 Faults (`Fault`), injected with `Emulator.inject` or ``POST /_emulator/faults``, apply to the vendor
@@ -74,6 +77,7 @@ from ..guards.local import Finding, LocalGuard
 
 __all__ = [
     "APIS",
+    "PANW_FIELD_LIMITS",
     "PANW_MAX_REQUEST_BYTES",
     "PANW_PATH",
     "TREND_BETA_PATH",
@@ -101,8 +105,11 @@ TREND_REQUEST_TYPES = frozenset(
 )
 PANW_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 PANW_MAX_ID_CHARS = 100
-# Trend documents no request limit; a cap keeps a runaway client from filling the emulator's memory.
-TREND_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# Vision One's general API limit: 1 MB per request (413 above), read as the lenient 1 MiB. The
+# ~1,024 characters of SimpleRequestGuard come from a tool schema, not the API reference: not enforced.
+TREND_MAX_REQUEST_BYTES = 1024 * 1024
+# Palo Alto's documented per-field limits (pan.dev), in characters; a field over its limit is a 413.
+PANW_FIELD_LIMITS = {"prompt": 10_000, "response": 20_000, "context": 100_000}
 DEFAULT_OVERSIZED_BYTES = 2 * 1024 * 1024 + 1
 
 _APP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -604,6 +611,9 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
         for key in _PANW_CONTENT_KEYS:
             if item.get(key) is not None and not isinstance(item[key], str):
                 raise _Rejected(400, f"contents.{key} must be a string")
+        for key, limit in PANW_FIELD_LIMITS.items():
+            if isinstance(item.get(key), str) and len(item[key]) > limit:
+                raise _Rejected(413, f"contents.{key} is longer than {limit} characters")
         prompts += [item[key] for key in ("prompt", "code_prompt") if item.get(key) is not None]
         responses += [item[key] for key in ("response", "code_response") if item.get(key) is not None]
         if item.get("tool_event") is not None:
