@@ -408,12 +408,14 @@ class VerdictMemo:
 
     async def acheck(self, key: str, call: Callable[[], Awaitable[Verdict]]) -> Verdict:
         """The cached verdict for `key`, or the verdict of ``await call()`` shared with identical checks."""
-        verdict = self._get(key) if self._shared is None else await self._aget(self._shared, key)
-        if verdict is not None:
-            return verdict
-        # No await between the miss and taking the lead (but for a shared cache, whose claim looks
-        # again), and flights are per event loop: unlike threads, no other check can land in
-        # between, so the miss is never stale here.
+        if self._shared is None:
+            verdict = self._get(key)
+            if verdict is not None:
+                return verdict
+        # No await between the miss and taking the lead, and flights are per event loop: unlike
+        # threads, no other check can land in between, so the miss is never stale here. A shared
+        # cache is asked by the leader only (its claim reads the verdict too): the identical checks
+        # of this loop wait on the flight, not on Redis.
         slot = (_event_loop(), key)
         while True:
             with self._lock:
@@ -519,13 +521,6 @@ class VerdictMemo:
     def _get(self, key: str) -> Verdict | None:
         try:
             return self.cache.get(key)
-        except Exception as exc:
-            _cache_failed("get", exc)
-            return None
-
-    async def _aget(self, cache: SharedVerdictCache, key: str) -> Verdict | None:
-        try:
-            return await cache.aget(key)
         except Exception as exc:
             _cache_failed("get", exc)
             return None

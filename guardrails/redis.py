@@ -25,7 +25,7 @@ quota N times over. These three objects keep that state in Redis instead::
 - `RedisRateLimit` is a `RateBudget` (GCRA, one Lua script on the server's clock).
 
 Redis slow or down never fails a check: every command has a short socket timeout (``timeout=``,
-0.1 s by default) and no retries; a failed command marks Redis down (one WARNING, ``outages`` + 1)
+0.25 s by default) and no retries; a failed command marks Redis down (one WARNING, ``outages`` + 1)
 and the object uses its in-process stand-in (an `LRUCache`, the `CircuitBreaker` it is, a
 `RateLimit`) without trying Redis again for ``retry_interval`` seconds; the first command that
 succeeds after that marks it up again (one WARNING, ``recoveries`` + 1). ``available`` says which
@@ -73,7 +73,7 @@ logger = logging.getLogger("guardrails")
 RedisTarget = Union[str, "redis.Redis", "redis.asyncio.Redis"]
 
 DEFAULT_PREFIX = "guardrails:"
-DEFAULT_TIMEOUT = 0.1
+DEFAULT_TIMEOUT = 0.25
 DEFAULT_RETRY_INTERVAL = 1.0
 
 _T = TypeVar("_T")
@@ -481,12 +481,17 @@ class RedisCache(_Shared):
             return (verdict is None, verdict)
         return (reply[0] == 1, None)
 
+    def _claim_locally(self, key: str) -> tuple[bool, Verdict | None]:
+        # Redis is down: the in-process cache stands in, and this process leads on a miss.
+        verdict = self.local.get(key)
+        return (verdict is None, verdict)
+
     def claim(self, key: str) -> tuple[bool, Verdict | None]:
         keys, args = self._keys(key), (self._token, self._lease_ms)
         try:
             return self._claimed(self._link.run(lambda client: _CLAIM.run(client, keys, args)))
         except _Unavailable:
-            return (True, None)
+            return self._claim_locally(key)
 
     async def aclaim(self, key: str) -> tuple[bool, Verdict | None]:
         keys, args = self._keys(key), (self._token, self._lease_ms)
@@ -495,7 +500,7 @@ class RedisCache(_Shared):
                 lambda client: _CLAIM.arun(client, keys, args), lambda client: _CLAIM.run(client, keys, args)
             )
         except _Unavailable:
-            return (True, None)
+            return self._claim_locally(key)
         return self._claimed(reply)
 
     def follow(self, key: str) -> Verdict | None:
