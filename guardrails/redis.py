@@ -25,7 +25,7 @@ quota N times over. These three objects keep that state in Redis instead::
 - `RedisRateLimit` is a `RateBudget` (GCRA, one Lua script on the server's clock).
 
 Redis slow or down never fails a check: every command has a short socket timeout (``timeout=``,
-0.25 s by default) and no retries; a failed command marks Redis down (one WARNING, ``outages`` + 1)
+0.25 s by default) and is retried only on a broken connection (once, at once); a failed command marks Redis down (one WARNING, ``outages`` + 1)
 and the object uses its in-process stand-in (an `LRUCache`, the `CircuitBreaker` it is, a
 `RateLimit`) without trying Redis again for ``retry_interval`` seconds; the first command that
 succeeds after that marks it up again (one WARNING, ``recoveries`` + 1). ``available`` says which
@@ -77,6 +77,10 @@ DEFAULT_TIMEOUT = 0.25
 DEFAULT_RETRY_INTERVAL = 1.0
 
 _T = TypeVar("_T")
+
+# One immediate retry on a broken connection, never on a timeout: after Redis restarted, each pooled
+# connection fails once (it is replaced on the retry); a slow Redis is not asked twice.
+_RECONNECT = (redis.exceptions.ConnectionError,)
 
 
 class _Unavailable(Exception):
@@ -167,7 +171,7 @@ class _Link:
             with self._lock:
                 if self._sync is None:
                     self._sync = redis.Redis.from_url(
-                        self.url, retry=_SyncRetry(NoBackoff(), 0), **self._options()
+                        self.url, retry=_SyncRetry(NoBackoff(), 1, _RECONNECT), **self._options()
                     )
                 client = self._sync
         return client
@@ -184,7 +188,9 @@ class _Link:
             return entry[0]
         # A connection belongs to the loop that opened it: one client per loop, closed when that
         # loop shuts down (see `_close_with_loop`) if nobody called `aclose` before.
-        client = redis.asyncio.Redis.from_url(self.url, retry=_AsyncRetry(NoBackoff(), 0), **self._options())
+        client = redis.asyncio.Redis.from_url(
+            self.url, retry=_AsyncRetry(NoBackoff(), 1, _RECONNECT), **self._options()
+        )
         closer = _close_with_loop(client)
         self._async[loop] = (client, closer)
         await closer.__anext__()
