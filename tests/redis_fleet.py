@@ -1,10 +1,10 @@
 """A fleet of workers sharing a verdict cache, a circuit breaker and a rate budget on Redis.
 
 Each worker is its own uvicorn process serving `create_app`: ``POST /check`` ``{"text": ...,
-"guard": "main" | "metered"}`` checks the text with a `TrendAIGuard` against the vendor emulator
+"guard": "main" | "local" | "metered"}`` checks the text with a `TrendAIGuard` against the vendor emulator
 (its own uvicorn process too) and answers the verdict or the error; ``GET /stats`` tells the state
-of the worker's Redis objects. ``main`` has a `RedisCache` and a `RedisBreaker`; ``metered`` has
-no cache and spends a `RedisRateLimit`. `fleet` starts them all on 127.0.0.1, polls each until it
+of the worker's Redis objects. ``main`` has a `RedisCache` and a `RedisBreaker`; ``local`` an
+in-process cache (for comparison); ``metered`` no cache and a `RedisRateLimit`. `fleet` starts them all on 127.0.0.1, polls each until it
 answers under a bounded deadline, and stops them on exit. Used by ``tests/test_redis_fleet.py``
 and ``benchmarks/bench_redis.py``.
 """
@@ -52,6 +52,8 @@ def create_app() -> Starlette:
         "main": TrendAIGuard(
             TREND_KEY, base_url=env["FLEET_EMULATOR_URL"], retries=0, cache=cache, breaker=breaker
         ),
+        # For comparison: each worker with its own in-process cache and single-flight.
+        "local": TrendAIGuard(TREND_KEY, base_url=env["FLEET_EMULATOR_URL"], retries=0, cache=True),
         "metered": TrendAIGuard(
             TREND_KEY,
             base_url=env["FLEET_EMULATOR_URL"],
