@@ -42,7 +42,9 @@ def create_app() -> Starlette:
     """One worker, configured by ``FLEET_*`` environment variables (see `fleet`)."""
     env = os.environ
     url, prefix = env["FLEET_REDIS_URL"], env["FLEET_PREFIX"]
-    common: dict[str, Any] = {"prefix": prefix, "retry_interval": 0.2}
+    # A generous timeout: the fleet shows coordination, on a machine other work may load (the
+    # short default is what a timeout test checks).
+    common: dict[str, Any] = {"prefix": prefix, "retry_interval": 0.2, "timeout": 1.0}
     cache = RedisCache(url, **common)
     breaker = RedisBreaker(url, name="trend", failure_threshold=3, cooldown=60, **common)
     budget = RedisRateLimit(

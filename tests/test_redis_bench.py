@@ -43,4 +43,4 @@ def test_quick_run_prints_each_section(quick_run: subprocess.CompletedProcess[st
 def test_the_shared_cache_row_makes_one_call_per_prompt(quick_run: subprocess.CompletedProcess[str]) -> None:
     """The fleet row of the shared cache shows 1.00 vendor call per prompt, none failed."""
     row = next(line for line in quick_run.stdout.splitlines() if line.startswith("RedisCache shared"))
-    assert row.split()[-3:-1] == ["1.00", "0"]
+    assert row.split()[-3:-1] == ["1.00", "0"], quick_run.stdout
