@@ -19,6 +19,10 @@ Verdicts that did not come from the caller's own guard call (a hit, or a shared 
 ``cached=True``. They are one object shared by every such caller (and share `Verdict.raw` with
 the verdict the first caller got): treat verdicts, their lists and dicts included, as read-only.
 
+A `SharedVerdictCache` (``guardrails.redis.RedisCache``) is shared by several processes: the memo
+awaits it in ``acheck``, and single-flight reaches the other processes through its lease (one
+process calls the guard, the others wait for the verdict it stores).
+
 A cache that fails (a remote backend down) never fails a check: the error is logged as a warning
 and the check goes on as a miss.
 
