@@ -12,8 +12,8 @@ Opt-in per guard (``TrendAIGuard(..., cache=True)``):
   tasks calling ``acheck`` with the other tasks of their event loop.
 
 What is cached: Allow and Block verdicts alike, never errors. Verdicts carrying ``masked_data``
-(Palo Alto's masked copy of the prompt or response) are not stored, since masked text is still
-the user's text; they are still shared with the identical checks in flight.
+(Palo Alto's masked copy of the prompt or response) or ``masked`` are not stored, since masked
+text is still the user's text; they are still shared with the identical checks in flight.
 
 Verdicts that did not come from the caller's own guard call (a hit, or a shared call) have
 ``cached=True``. They are one object shared by every such caller (and share `Verdict.raw` with
@@ -87,7 +87,7 @@ class SharedVerdictCache(VerdictCache, Protocol):
     """A `VerdictCache` shared by several processes (``guardrails.redis.RedisCache``), with I/O.
 
     `VerdictMemo` drives it instead of the plain `get`/`set` when a cache has these methods:
-    ``acheck`` awaits `aget`/`aset`, and single-flight reaches across processes through a lease.
+    ``acheck`` awaits `aclaim`/`aset`, and single-flight reaches across processes through a lease.
     The check that leads in its process `claim`s the key; the one process that gets the lease
     calls the guard and stores the verdict (which ends the lease), the others `follow` it: they
     wait for the verdict, and when the lease ends without one (the leader failed, or died), claim
@@ -286,7 +286,7 @@ def _shared(verdict: Verdict) -> Verdict:
 
 
 def _cacheable(verdict: Verdict) -> bool:
-    return not verdict.masked_data
+    return not verdict.masked_data and verdict.masked is None
 
 
 def _copy_error(error: Exception) -> Exception:

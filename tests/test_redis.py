@@ -559,3 +559,13 @@ def test_a_bad_target_is_refused(target: object) -> None:
     """Not a Redis URL nor a client: a clear error."""
     with pytest.raises((ValueError, TypeError)):
         RedisCache(target)  # type: ignore[arg-type]
+
+
+def test_a_masked_verdict_ends_the_lease_at_once(redis_url: str, prefix: str) -> None:
+    """The leader's verdict is masked (never stored): its lease is released, no worker waits it out."""
+    from guardrails._cache import VerdictMemo
+
+    memo = VerdictMemo(RedisCache(redis_url, prefix=prefix))
+    masked = verdict(masked=Content("my card is XXXX"))
+    assert memo.check("k", lambda: masked).masked is not None
+    assert RedisCache(redis_url, prefix=prefix).claim("k") == (True, None)
