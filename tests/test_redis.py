@@ -569,3 +569,20 @@ def test_a_masked_verdict_ends_the_lease_at_once(redis_url: str, prefix: str) ->
     masked = verdict(masked=Content("my card is XXXX"))
     assert memo.check("k", lambda: masked).masked is not None
     assert RedisCache(redis_url, prefix=prefix).claim("k") == (True, None)
+
+
+@pytest.mark.anyio
+async def test_a_redis_that_does_not_answer_costs_acheck_at_most_the_timeout() -> None:
+    """The same on the asyncio client: the socket timeout bounds the command."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        cache = RedisCache(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", timeout=0.1)
+        started = time.monotonic()
+        assert await cache.aclaim("k") == (True, None)
+        elapsed = time.monotonic() - started
+        await cache.aclose()
+    assert elapsed < 0.5
+    assert cache.outages == 1
