@@ -9,6 +9,7 @@ quota N times over. These three objects keep that state in Redis instead::
 
     url = "rediss://guard:secret@redis.internal:6380/0"   # TLS and auth come with the URL
     guard = TrendAIGuard(
+        "api-key",
         cache=RedisCache(url, ttl=300),                    # verdicts + single-flight, fleet-wide
         breaker=RedisBreaker(url, name="trend"),           # opens for every worker at once
         rate_limit=RedisRateLimit(url, rate=50, name="trend"),  # 50 calls/s for the whole fleet
@@ -25,16 +26,17 @@ quota N times over. These three objects keep that state in Redis instead::
 - `RedisRateLimit` is a `RateBudget` (GCRA, one Lua script on the server's clock).
 
 Redis slow or down never fails a check: every command has a short socket timeout (``timeout=``,
-0.25 s by default) and is retried only on a broken connection (once, at once); a failed command marks Redis down (one WARNING, ``outages`` + 1)
-and the object uses its in-process stand-in (an `LRUCache`, the `CircuitBreaker` it is, a
-`RateLimit`) without trying Redis again for ``retry_interval`` seconds; the first command that
-succeeds after that marks it up again (one WARNING, ``recoveries`` + 1). ``available`` says which
-side is in use.
+0.25 s by default) and is retried only on a broken connection (once, at once); a failed command
+marks Redis down (one WARNING, ``outages`` + 1) and the object uses its in-process stand-in (an
+`LRUCache`, the `CircuitBreaker` it is, a `RateLimit`) without trying Redis again for
+``retry_interval`` seconds; the first command that succeeds after that marks it up again (one
+WARNING, ``recoveries`` + 1). ``available`` says which side is in use.
 
-Costs: a cache hit is one ``GET``; a miss one ``GET``, one claim script, and one script storing the
-verdict; the breaker runs its script for the check's state, for each attempt's permit and for its
-outcome. The breaker's API is synchronous (it is called inside the I/O-free exchange), so under
-``acheck`` its commands run inline on the event loop, each bounded by ``timeout``.
+Costs: a cache hit is one round trip (a ``GET`` for ``check``, the claim script for ``acheck``);
+a miss adds the claim script and one script storing the verdict; the breaker runs its script for
+the check's state, for each attempt's permit and for its outcome. The breaker's API is
+synchronous (it is called inside the I/O-free exchange), so under ``acheck`` its commands run
+inline on the event loop, each bounded by ``timeout``.
 """
 
 from __future__ import annotations
