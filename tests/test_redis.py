@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -586,3 +587,82 @@ async def test_a_redis_that_does_not_answer_costs_acheck_at_most_the_timeout() -
         await cache.aclose()
     assert elapsed < 0.5
     assert cache.outages == 1
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server speaking TLS only (a throw-away CA from trustme) and asking for a password."""
+    import subprocess
+
+    import trustme
+
+    from tests.redis_server import redis_binary
+
+    binary = redis_binary()
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            *("--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", ""),
+            *(
+                "--tls-cert-file",
+                str(tmp_path / "server.pem"),
+                "--tls-key-file",
+                str(tmp_path / "server.key"),
+            ),
+            *("--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no"),
+            *("--requirepass", "s3cret-pw"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    probe = redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        password="s3cret-pw",
+        ssl=True,
+        ssl_ca_certs=str(tmp_path / "ca.pem"),
+        socket_timeout=0.5,
+    )
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            try:
+                if probe.ping():
+                    break
+            except redis.exceptions.ConnectionError:
+                assert process.poll() is None, "redis-server exited (built without TLS?)"
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.01)  # a poll interval, not a wait for readiness
+        yield port, tmp_path / "ca.pem"
+    finally:
+        probe.close()
+        process.kill()
+        process.wait(10)
+
+
+def test_tls_and_auth_come_with_the_url(
+    tls_redis: tuple[int, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """rediss:// with a password and a CA: shared; a wrong password degrades, and is never logged."""
+    port, ca = tls_redis
+    cache = RedisCache(f"rediss://:s3cret-pw@127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+    cache.set("k", verdict())
+    hit = cache.get("k")
+    assert hit is not None
+    assert cache.available
+    assert hit.blocked
+    with caplog.at_level(logging.DEBUG, "guardrails"):
+        wrong = RedisCache(f"rediss://:wrong-pw@127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+        assert wrong.get("k") is None
+    assert wrong.outages == 1
+    assert "wrong-pw" not in caplog.text
+    assert "s3cret-pw" not in repr(cache)
+    cache.close()
+    wrong.close()
