@@ -132,7 +132,7 @@ def cache_hits(url: str, iterations: int) -> None:
         "1. Cache hit on Redis (µs per hit, wall clock, loopback)",
         ["what", "p50", "p99", f"< {TARGET_HIT_US:.0f} µs"],
         rows,
-        note=f"{iterations} hits each; a hit on Redis is one round trip (a GET for get, the claim script for acheck)",
+        note=f"{iterations} hits each; a hit on Redis is one round trip (a GET)",
     )
     redis_cache.close()
     sync_redis.cache.close()  # type: ignore[union-attr]

@@ -87,7 +87,7 @@ class SharedVerdictCache(VerdictCache, Protocol):
     """A `VerdictCache` shared by several processes (``guardrails.redis.RedisCache``), with I/O.
 
     `VerdictMemo` drives it instead of the plain `get`/`set` when a cache has these methods:
-    ``acheck`` awaits `aclaim`/`aset`, and single-flight reaches across processes through a lease.
+    ``acheck`` awaits `aget`/`aclaim`/`aset`, and single-flight reaches across processes through a lease.
     The check that leads in its process `claim`s the key; the one process that gets the lease
     calls the guard and stores the verdict (which ends the lease), the others `follow` it: they
     wait for the verdict, and when the lease ends without one (the leader failed, or died), claim
@@ -418,8 +418,8 @@ class VerdictMemo:
                 return verdict
         # No await between the miss and taking the lead, and flights are per event loop: unlike
         # threads, no other check can land in between, so the miss is never stale here. A shared
-        # cache is asked by the leader only (its claim reads the verdict too): the identical checks
-        # of this loop wait on the flight, not on Redis.
+        # cache is asked by the leader only: the identical checks of this loop wait on the flight,
+        # not on Redis.
         slot = (_event_loop(), key)
         while True:
             with self._lock:
@@ -472,7 +472,8 @@ class VerdictMemo:
         leased = False
         try:
             if shared is not None:
-                verdict = await self._alead_fleet(shared, slot[1])
+                # A plain GET first: a hit costs the cheapest round trip; a miss then claims.
+                verdict = await self._aget(shared, slot[1]) or await self._alead_fleet(shared, slot[1])
                 if verdict is not None:
                     flight.verdict = verdict
                     return verdict
@@ -525,6 +526,13 @@ class VerdictMemo:
     def _get(self, key: str) -> Verdict | None:
         try:
             return self.cache.get(key)
+        except Exception as exc:
+            _cache_failed("get", exc)
+            return None
+
+    async def _aget(self, cache: SharedVerdictCache, key: str) -> Verdict | None:
+        try:
+            return await cache.aget(key)
         except Exception as exc:
             _cache_failed("get", exc)
             return None

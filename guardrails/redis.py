@@ -32,8 +32,8 @@ marks Redis down (one WARNING, ``outages`` + 1) and the object uses its in-proce
 ``retry_interval`` seconds; the first command that succeeds after that marks it up again (one
 WARNING, ``recoveries`` + 1). ``available`` says which side is in use.
 
-Costs: a cache hit is one round trip (a ``GET`` for ``check``, the claim script for ``acheck``);
-a miss adds the claim script and one script storing the verdict; the breaker runs its script for
+Costs: a cache hit is one round trip (a ``GET``); a miss adds the claim script and one script
+storing the verdict; the breaker runs its script for
 the check's state, for each attempt's permit and for its outcome. The breaker's API is
 synchronous (it is called inside the I/O-free exchange), so under ``acheck`` its commands run
 inline on the event loop, each bounded by ``timeout``.
