@@ -12,12 +12,16 @@ Opt-in per guard (``TrendAIGuard(..., cache=True)``):
   tasks calling ``acheck`` with the other tasks of their event loop.
 
 What is cached: Allow and Block verdicts alike, never errors. Verdicts carrying ``masked_data``
-(Palo Alto's masked copy of the prompt or response) are not stored, since masked text is still
-the user's text; they are still shared with the identical checks in flight.
+(Palo Alto's masked copy of the prompt or response) or ``masked`` are not stored, since masked
+text is still the user's text; they are still shared with the identical checks in flight.
 
 Verdicts that did not come from the caller's own guard call (a hit, or a shared call) have
 ``cached=True``. They are one object shared by every such caller (and share `Verdict.raw` with
 the verdict the first caller got): treat verdicts, their lists and dicts included, as read-only.
+
+A `SharedVerdictCache` (``guardrails.redis.RedisCache``) is shared by several processes: the memo
+awaits it in ``acheck``, and single-flight reaches the other processes through its lease (one
+process calls the guard, the others wait for the verdict it stores).
 
 A cache that fails (a remote backend down) never fails a check: the error is logged as a warning
 and the check goes on as a miss.
@@ -50,7 +54,15 @@ from ._models import Content, Verdict
 
 logger = logging.getLogger("guardrails")
 
-__all__ = ["LRUCache", "VerdictCache", "VerdictMemo", "cache_key", "resolve_cache", "secret_digest"]
+__all__ = [
+    "LRUCache",
+    "SharedVerdictCache",
+    "VerdictCache",
+    "VerdictMemo",
+    "cache_key",
+    "resolve_cache",
+    "secret_digest",
+]
 
 
 @runtime_checkable
@@ -67,6 +79,52 @@ class VerdictCache(Protocol):
 
     def set(self, key: str, verdict: Verdict) -> None:
         """Store `verdict` under `key`."""
+        ...
+
+
+@runtime_checkable
+class SharedVerdictCache(VerdictCache, Protocol):
+    """A `VerdictCache` shared by several processes (``guardrails.redis.RedisCache``), with I/O.
+
+    `VerdictMemo` drives it instead of the plain `get`/`set` when a cache has these methods:
+    ``acheck`` awaits `aget`/`aclaim`/`aset`, and single-flight reaches across processes through a lease.
+    The check that leads in its process `claim`s the key; the one process that gets the lease
+    calls the guard and stores the verdict (which ends the lease), the others `follow` it: they
+    wait for the verdict, and when the lease ends without one (the leader failed, or died), claim
+    again. Every method degrades rather than raises when the backend is down: `claim` then leads.
+    """
+
+    async def aget(self, key: str) -> Verdict | None:
+        """`get` without blocking the event loop."""
+        ...
+
+    async def aset(self, key: str, verdict: Verdict) -> None:
+        """`set` without blocking the event loop."""
+        ...
+
+    def claim(self, key: str) -> tuple[bool, Verdict | None]:
+        """Take the lease of `key`: ``(True, None)`` to call the guard, ``(False, verdict)`` when
+        the verdict is stored already, ``(False, None)`` when another process holds the lease."""
+        ...
+
+    async def aclaim(self, key: str) -> tuple[bool, Verdict | None]:
+        """`claim` without blocking the event loop."""
+        ...
+
+    def follow(self, key: str) -> Verdict | None:
+        """Wait (bounded by the lease) for the lease holder's verdict; None when the lease ended without one."""
+        ...
+
+    async def afollow(self, key: str) -> Verdict | None:
+        """`follow` without blocking the event loop."""
+        ...
+
+    def release(self, key: str) -> None:
+        """End the lease of `key` without a verdict (the call failed): a follower takes over."""
+        ...
+
+    async def arelease(self, key: str) -> None:
+        """`release` without blocking the event loop."""
         ...
 
 
@@ -241,7 +299,7 @@ def _shared(verdict: Verdict) -> Verdict:
 
 
 def _cacheable(verdict: Verdict) -> bool:
-    return not verdict.masked_data
+    return not verdict.masked_data and verdict.masked is None
 
 
 def _copy_error(error: Exception) -> Exception:
@@ -309,6 +367,24 @@ def _cache_failed(operation: str, error: Exception) -> None:
     logger.warning("verdict cache %s failed (%s): going on without it", operation, type(error).__name__)
 
 
+# Leases a check follows that end without a verdict before it asks the guard itself.
+_FOLLOW_ROUNDS = 3
+
+
+def _quietly(release: Callable[[str], None], key: str) -> None:
+    try:
+        release(key)
+    except Exception as exc:
+        _cache_failed("release", exc)
+
+
+async def _aquietly(release: Callable[[str], Awaitable[None]], *, key: str) -> None:
+    try:
+        await release(key)
+    except Exception as exc:
+        _cache_failed("release", exc)
+
+
 class VerdictMemo:
     """A `VerdictCache` in front of a guard's checks, with single-flight on misses.
 
@@ -323,6 +399,8 @@ class VerdictMemo:
         self._tasks: dict[tuple[object, str], _Flight[anyio.Event]] = {}
         # Calls finished so far: tells a new leader whether its cache miss may be stale.
         self._landed = 0
+        # A cache shared across processes: single-flight reaches the other processes too.
+        self._shared = cache if isinstance(cache, SharedVerdictCache) else None
 
     def check(self, key: str, call: Callable[[], Verdict]) -> Verdict:
         """The cached verdict for `key`, or the verdict of `call()` shared with identical checks."""
@@ -347,11 +425,14 @@ class VerdictMemo:
 
     async def acheck(self, key: str, call: Callable[[], Awaitable[Verdict]]) -> Verdict:
         """The cached verdict for `key`, or the verdict of ``await call()`` shared with identical checks."""
-        verdict = self._get(key)
-        if verdict is not None:
-            return verdict
+        if self._shared is None:
+            verdict = self._get(key)
+            if verdict is not None:
+                return verdict
         # No await between the miss and taking the lead, and flights are per event loop: unlike
-        # threads, no other check can land in between, so the miss is never stale here.
+        # threads, no other check can land in between, so the miss is never stale here. A shared
+        # cache is asked by the leader only: the identical checks of this loop wait on the flight,
+        # not on Redis.
         slot = (_event_loop(), key)
         while True:
             with self._lock:
@@ -369,20 +450,28 @@ class VerdictMemo:
     def _lead(
         self, key: str, flight: _Flight[_Latch], call: Callable[[], Verdict], *, recheck: bool
     ) -> Verdict:
+        shared = self._shared
+        leased = False
         try:
             # An identical check may have stored its verdict and left between our cache miss and
             # our taking the lead: look again rather than call the guard twice.
             verdict = self._get(key) if recheck else None
+            if verdict is None and shared is not None:
+                verdict = self._lead_fleet(shared, key)
+                leased = verdict is None
             if verdict is not None:
                 flight.verdict = verdict
                 return verdict
             verdict = call()
-            self._publish(key, flight, verdict)
+            leased = not self._publish(key, flight, verdict) and leased
             return verdict
         except Exception as exc:
             flight.error = exc
             raise
         finally:
+            if leased and shared is not None:
+                # No verdict stored: end the lease now, so another process need not wait it out.
+                _quietly(shared.release, key)
             # Interrupted or not, the waiters must wake: with no outcome, one of them takes the lead.
             with self._lock:
                 del self._threads[key]
@@ -392,27 +481,60 @@ class VerdictMemo:
     async def _alead(
         self, slot: tuple[object, str], flight: _Flight[anyio.Event], call: Callable[[], Awaitable[Verdict]]
     ) -> Verdict:
+        shared = self._shared
+        leased = False
         try:
+            if shared is not None:
+                # A plain GET first: a hit costs the cheapest round trip; a miss then claims.
+                verdict = await self._aget(shared, slot[1]) or await self._alead_fleet(shared, slot[1])
+                if verdict is not None:
+                    flight.verdict = verdict
+                    return verdict
+                leased = True
             verdict = await call()
-            self._publish(slot[1], flight, verdict)
+            if shared is None:
+                self._publish(slot[1], flight, verdict)
+            else:
+                leased = not await self._apublish(shared, slot[1], flight, verdict)
             return verdict
         except Exception as exc:
             flight.error = exc
             raise
         finally:
+            if leased and shared is not None:
+                with anyio.CancelScope(shield=True):
+                    await _aquietly(shared.arelease, key=slot[1])
             # Cancelled or not, the waiters must wake: with no outcome, one of them takes the lead.
             with self._lock:
                 del self._tasks[slot]
             flight.done.set()
 
-    def _publish(self, key: str, flight: _Flight[Any], verdict: Verdict) -> None:
+    def _publish(self, key: str, flight: _Flight[Any], verdict: Verdict) -> bool:
+        """Hand `verdict` to the waiting checks and store it; whether it was stored."""
         shared = _shared(verdict)
         flight.verdict = shared
-        if _cacheable(verdict):
-            try:
-                self.cache.set(key, shared)
-            except Exception as exc:
-                _cache_failed("set", exc)
+        if not _cacheable(verdict):
+            return False
+        try:
+            self.cache.set(key, shared)
+        except Exception as exc:
+            _cache_failed("set", exc)
+            return False
+        return True
+
+    async def _apublish(
+        self, cache: SharedVerdictCache, key: str, flight: _Flight[Any], verdict: Verdict
+    ) -> bool:
+        shared = _shared(verdict)
+        flight.verdict = shared
+        if not _cacheable(verdict):
+            return False
+        try:
+            await cache.aset(key, shared)
+        except Exception as exc:
+            _cache_failed("set", exc)
+            return False
+        return True
 
     def _get(self, key: str) -> Verdict | None:
         try:
@@ -420,6 +542,41 @@ class VerdictMemo:
         except Exception as exc:
             _cache_failed("get", exc)
             return None
+
+    async def _aget(self, cache: SharedVerdictCache, key: str) -> Verdict | None:
+        try:
+            return await cache.aget(key)
+        except Exception as exc:
+            _cache_failed("get", exc)
+            return None
+
+    def _lead_fleet(self, cache: SharedVerdictCache, key: str) -> Verdict | None:
+        """Lead across processes: None once this process holds the lease (or the cache is down),
+        else the verdict another process stored."""
+        try:
+            for _ in range(_FOLLOW_ROUNDS):
+                lead, verdict = cache.claim(key)
+                if lead:
+                    return None
+                verdict = verdict or cache.follow(key)
+                if verdict is not None:
+                    return verdict
+        except Exception as exc:
+            _cache_failed("claim", exc)
+        return None  # leases kept ending without a verdict: ask the guard ourselves
+
+    async def _alead_fleet(self, cache: SharedVerdictCache, key: str) -> Verdict | None:
+        try:
+            for _ in range(_FOLLOW_ROUNDS):
+                lead, verdict = await cache.aclaim(key)
+                if lead:
+                    return None
+                verdict = verdict or await cache.afollow(key)
+                if verdict is not None:
+                    return verdict
+        except Exception as exc:
+            _cache_failed("claim", exc)
+        return None
 
     def __repr__(self) -> str:
         return f"VerdictMemo({self.cache!r})"

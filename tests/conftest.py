@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ from starlette.applications import Starlette
 
 from guardrails.testing.emulator import Emulator, create_app
 from tests.helpers import PANW_KEY, TREND_KEY
+from tests.redis_server import redis_binary, redis_server
 from tests.servers import run_asgi
 
 
@@ -39,3 +41,20 @@ def emulator(emulator_app: Starlette, emulator_url: str) -> Iterator[Emulator]:
     yield emulator
     emulator.reset()
     emulator.latency = 0.0
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server: ``GUARDRAILS_TEST_REDIS_URL`` (``.ci/run`` starts one), else one of our own."""
+    url = os.environ.get("GUARDRAILS_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if redis_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Redis tests: install redis-server or set GUARDRAILS_TEST_REDIS_URL")
+        pytest.skip(
+            "redis-server is not installed (apt-get install redis-server) and GUARDRAILS_TEST_REDIS_URL is unset"
+        )
+    with redis_server() as server:
+        yield server.url
