@@ -39,8 +39,8 @@ Phrasing detectors match a normalised copy of the text (`normalize`), so that tr
 bypass them: Unicode NFKC (full-width and styled letters become plain ones), invisible characters
 removed (every Unicode Default_Ignorable_Code_Point: zero-width spaces and joiners, soft hyphens,
 bidi controls, variation selectors, tag characters, the Hangul and Mongolian fillers; and the
-other format characters), blank-looking characters (Hangul fillers, braille blank) read both as
-nothing and as a space, casefolded, common
+other format characters), blank-looking characters (Hangul fillers, braille blank, NUL) read both
+as nothing and as a space, casefolded, common
 Cyrillic and Greek look-alike letters mapped to Latin, punctuation turned into spaces (apostrophes
 kept) and runs of whitespace collapsed to one space. Data detectors match the text after NFKC and
 invisible-character removal, keeping case, spacing and punctuation.
@@ -59,8 +59,13 @@ Cost: every rule is linear in the length of the text (each pattern's comment say
 times every rule on its literal prefixes repeated at n and 4n characters). Each phrasing rule runs
 only when one of its key words is present, and each data rule only when the text has enough digits
 or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of microseconds. The
-worst case found for 1 MB is a fraction of a second (non-ASCII text, through NFKC); the checks
-that a match must also pass (Luhn, mod-97) are a Python call per candidate.
+Unicode clean-up is done once per text (blank characters are read both ways from one folded
+text). The worst cases for 1 MB are texts made of one rule's key words or prefixes repeated
+(``"act as " * n``, ``"sk-" * n``), where `re` attempts a match at every word, and non-ASCII text,
+which goes through NFKC and a per-character translation: around 0.1-0.2 s on a small idle machine,
+no more than a minimal pass of the same patterns over the same normalised text
+(``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
+Python call per candidate.
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
@@ -168,7 +173,28 @@ def _char_class(*tables: tuple[tuple[int, int], ...]) -> str:
 
 
 _INVISIBLE = re.compile(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+")
-_BLANK = re.compile(_char_class(_BLANKS) + "+")
+_BLANK_CHARS = "".join(chr(code) for lo, hi in _BLANKS for code in range(lo, hi + 1))
+
+
+def _without(
+    table: tuple[tuple[int, int], ...], removed: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    """The ranges of `table` with the code points of `removed` taken out."""
+    gone = {code for lo, hi in removed for code in range(lo, hi + 1)}
+    kept = sorted(code for lo, hi in table for code in range(lo, hi + 1) if code not in gone)
+    ranges: list[tuple[int, int]] = []
+    for code in kept:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return tuple(ranges)
+
+
+# Every invisible character but the blank-looking ones, which `_Views.of` reads two ways.
+_INVISIBLE_NOT_BLANK = re.compile(
+    _char_class(_without(_DEFAULT_IGNORABLE, _BLANKS), _without(_OTHER_FORMAT, _BLANKS)) + "+"
+)
 
 # Lower-case Cyrillic and Greek letters drawn like Latin ones ("ignore" spelt with Cyrillic i, o,
 # e), and typographic apostrophes, which NFKC leaves alone.
@@ -231,6 +257,8 @@ class _WordTable(dict[int, int]):
 
 
 _WORDS = _WordTable({code: ord(latin) for code, latin in _LOOKALIKES.items() if isinstance(latin, str)})
+# The same, but NUL, the marker `_Views.of` puts in place of blank-looking characters, kept.
+_WORDS_KEEPING_NUL = _WordTable({**_WORDS, 0: 0})
 
 
 # The "shape" of the cleaned text's UTF-8 bytes: capitals become "A", digits "0", spaces and dashes
@@ -259,17 +287,15 @@ def _clean(text: str) -> str:
     return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
 
 
-def _variants(text: str) -> tuple[str, ...]:
-    """The text, and when it has blank-looking characters, the text with them read as spaces."""
-    if text.isascii() or _BLANK.search(text) is None:
-        return (text,)
-    return (text, _BLANK.sub(" ", text))
+def _fold(clean: str, table: _WordTable) -> str:
+    """Casefolded, look-alikes mapped to Latin, punctuation to spaces (not yet split)."""
+    if clean.isascii():
+        return clean.lower().encode("ascii").translate(_PUNCTUATION_TO_SPACE).decode("ascii")
+    return clean.casefold().translate(table)
 
 
 def _words_of(clean: str) -> list[str]:
-    if clean.isascii():
-        return clean.lower().encode("ascii").translate(_PUNCTUATION_TO_SPACE).decode("ascii").split()
-    return clean.casefold().translate(_WORDS).split()
+    return _fold(clean, _WORDS).split()
 
 
 def normalize(text: str) -> str:
@@ -286,7 +312,8 @@ class _Views:
     """The forms of one text the rules look at, each computed once."""
 
     clean: str
-    folded: str  # normalised, with a space before and after so " word " finds whole words
+    folded: tuple[str, ...]  # normalised, padded with spaces so " word " finds whole words; two
+    # forms when the text has blank-looking characters (read as nothing, and as spaces)
     words: set[str]
     shape: bytes  # see _SHAPE
     digits: int  # ASCII digits in `clean`
@@ -294,13 +321,32 @@ class _Views:
 
     @classmethod
     def of(cls, text: str) -> _Views:
-        clean = _clean(text)
-        words = _words_of(clean)
+        marked = text
+        if not text.isascii():
+            # Blank-looking characters become NUL (itself invisible) before NFKC, which would
+            # compose the Hangul fillers as jamo, slowly; NUL marks where they were, so that the
+            # two readings (as nothing, as spaces) are two `str.replace` of one folded text, and a
+            # text of blanks alone goes on as ASCII, on the fast paths.
+            for blank in _BLANK_CHARS:
+                if blank in marked:
+                    marked = marked.replace(blank, "\x00")
+            if not marked.isascii():
+                marked = unicodedata.normalize("NFKC", _INVISIBLE_NOT_BLANK.sub("", marked))
+        forms: tuple[list[str], ...]
+        if "\x00" not in marked:
+            clean, forms = marked, (_words_of(marked),)
+        else:
+            # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
+            clean = marked.replace("\x00", "")
+            folded = _fold(marked, _WORDS_KEEPING_NUL)
+            forms = (folded.replace("\x00", "").split(), folded.replace("\x00", " ").split())
+        words = set(forms[0]).union(*forms[1:])
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
         shape = encoded.translate(_SHAPE)
         keyish = _KEY_RUN in encoded.translate(_KEYISH)
-        return cls(clean, f" {' '.join(words)} ", set(words), shape, shape.count(48), keyish)
+        folded = tuple(f" {' '.join(form)} " for form in forms)
+        return cls(clean, folded, words, shape, shape.count(48), keyish)
 
 
 # --- phrasing detectors (on the folded text: " word word ... ") ----------------------------------
@@ -732,15 +778,15 @@ class _Rule:
             return False
         if self.keyish and not views.keyish:
             return False
-        text = views.folded if self.on_folded else views.clean
-        for pattern, needs in self.patterns:
-            if needs and not any(need in text for need in needs):
-                continue
-            if self.accept is None:
-                if pattern.search(text) is not None:
+        for text in views.folded if self.on_folded else (views.clean,):
+            for pattern, needs in self.patterns:
+                if needs and not any(need in text for need in needs):
+                    continue
+                if self.accept is None:
+                    if pattern.search(text) is not None:
+                        return True
+                elif any(self.accept(match) for match in pattern.finditer(text)):
                     return True
-            elif any(self.accept(match) for match in pattern.finditer(text)):
-                return True
         return False
 
 
@@ -854,8 +900,7 @@ class LocalGuard(InProcessGuard):
     def findings(self, text: str) -> list[Finding]:
         """Every enabled detector that matches `text`, each once, in rule-table order."""
         found: set[Finding] = set()
-        for variant in _variants(text):
-            self._find(variant, self._rules, found)
+        self._find(text, self._rules, found)
         return self._in_table_order(found)
 
     def _find(self, text: str, rules: tuple[_Rule, ...], found: set[Finding]) -> None:
@@ -872,8 +917,7 @@ class LocalGuard(InProcessGuard):
         parts = list(texts)
         found: set[Finding] = set()
         for text in parts:
-            for variant in _variants(text):
-                self._find(variant, self._rules, found)
+            self._find(text, self._rules, found)
         if len(parts) > 1:
             # Each message and content part is checked on its own, then all of them in order, so
             # that a phrase split across two parts is found: joined with a space for a split
@@ -885,8 +929,7 @@ class LocalGuard(InProcessGuard):
             # finding in a joined text spans a boundary; the cost is two more passes of the
             # phrasing rules over the content.
             for joined in (" ".join(parts), "".join(parts)):
-                for variant in _variants(joined):
-                    self._find(variant, self._phrasing_rules, found)
+                self._find(joined, self._phrasing_rules, found)
         return self._in_table_order(found)
 
     def _decide(self, content: Content) -> Verdict:
