@@ -338,8 +338,8 @@ class _Views:
         else:
             # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
             clean = marked.replace("\x00", "")
-            folded = _fold(marked, _WORDS_KEEPING_NUL)
-            forms = (folded.replace("\x00", "").split(), folded.replace("\x00", " ").split())
+            marks = _fold(marked, _WORDS_KEEPING_NUL)
+            forms = (marks.replace("\x00", "").split(), marks.replace("\x00", " ").split())
         words = set(forms[0]).union(*forms[1:])
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
