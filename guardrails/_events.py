@@ -96,6 +96,9 @@ class Decision:
     degraded: bool = False
 
 
+Decision.__module__ = "guardrails"  # reprs and tracebacks show the public path
+
+
 class DecisionHook(Protocol):
     """Receives every `Decision`."""
 
