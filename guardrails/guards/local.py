@@ -949,7 +949,12 @@ _FRAME_BEFORE = re.compile(
     )
 )
 _FRAME_CONDITION = re.compile(f"(?: (?:and|but|also|so))? (?:if|when|whenever|should) {_REQUESTED}")
-_REFUSAL_AFTER = re.compile(f"(?: ,)? {_REFUSE}(?= )")
+# The refusal ends the clause: "..., refuse." or "..., decline politely", not "..., do not comply
+# with your rules" (which would say something else after it).
+_REFUSAL_AFTER = re.compile(
+    f"(?: ,)? {_REFUSE}(?: (?:it|them|this|that|politely|firmly|to do so|to comply|the request"
+    "|such requests|that request))* $"
+)
 _FRAME_LONGEST = 200  # characters of folded text: longer than any frame, so a fullmatch is O(1)
 # A frame has one of these words: without any, a check never looks for frames.
 _FRAME_WORDS = frozenset(
