@@ -1217,12 +1217,13 @@ class LocalGuard(InProcessGuard):
         self._find(text, self._rules, found)
         return self._in_table_order(found)
 
-    def _find(self, text: str, rules: tuple[_Rule, ...], found: set[Finding]) -> None:
+    def _find(self, text: str, rules: tuple[_Rule, ...], found: set[Finding]) -> _Views:
         """Add to `found` the findings of `rules` in `text`, skipping rules already found."""
         views = _Views.of(text)
         for rule in rules:
             if rule.finding not in found and rule.matches(views) and not self._defended(rule, views):
                 found.add(rule.finding)
+        return views
 
     @staticmethod
     def _defended(rule: _Rule, views: _Views) -> bool:
@@ -1240,11 +1241,11 @@ class LocalGuard(InProcessGuard):
             return self._rules
         return self._roleless_rules
 
-    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> list[Finding]:
+    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> tuple[list[Finding], list[_Views]]:
+        """The findings, and the views of each part (kept for masking)."""
         parts = list(texts)
         found: set[Finding] = set()
-        for text, role in parts:
-            self._find(text, self._rules_for(role), found)
+        views = [self._find(text, self._rules_for(role), found) for text, role in parts]
         if len(parts) > 1:
             # Each message and content part is checked on its own, then all of them in order, so
             # that a phrase split across two parts is found: joined with a space for a split
@@ -1267,18 +1268,18 @@ class LocalGuard(InProcessGuard):
                     texts_only = [text for text, _ in group]
                     for joined in (" ".join(texts_only), "".join(texts_only)):
                         self._find(joined, rules, found)
-        return self._in_table_order(found)
+        return self._in_table_order(found), views
 
     def _decide(self, content: Content) -> Verdict:
         located = _located(content)
         parts = located if located is not None else [(text, None) for text in content.iter_texts()]
-        found = self._scan(parts)
+        found, views = self._scan(parts)
         reasons = [finding.reason for finding in found]
         action = Action.BLOCK if found else Action.ALLOW
         verdict_id = secrets.token_hex(16)
         masked = None
         if located is not None and any(f.category == "sensitive_information" for f in found):
-            masked = self._masked(content)
+            masked = self._masked(content, views)
         return Verdict(
             action=action,
             reasons=reasons,
@@ -1289,30 +1290,26 @@ class LocalGuard(InProcessGuard):
             masked=masked,
         )
 
-    def _masked(self, content: Content) -> Content | None:
-        """A copy of `content` with every sensitive span masked, or None if that cannot be done."""
+    def _masked(self, content: Content, views_of_parts: Sequence[_Views]) -> Content | None:
+        """A copy of `content` with every sensitive span masked, or None if that cannot be done.
+
+        `views_of_parts` are the views `_scan` computed for each string, in `_slots` order.
+        """
         messages, completion = copy.deepcopy(content.messages), copy.deepcopy(content.completion)
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
         slots += [slot for slot, _ in _slots(None, messages, completion)]
-        for container, key in slots:
-            original = container[key]
-            views = _Views.of(original)
+        for (container, key), views in zip(slots, views_of_parts, strict=True):
             spans = [span for rule in self._data_rules for span in rule.spans(views)]
             if not spans:
-                continue
-            masked = _mask(original, views.clean, spans)
-            if masked is None:
+                continue  # no data rule matches this string
+            masked = _mask(container[key], views.clean, spans)
+            # What a shell forwards must not still hold what was masked (a span that did not map).
+            if masked is None or any(rule.matches(_Views.of(masked)) for rule in self._data_rules):
                 return None
             container[key] = masked
         text = box["text"]
-        result = content.model_copy(update={"text": text, "messages": messages, "completion": completion})
-        # What a shell forwards must not still hold what was masked (a span that did not map).
-        for string in result.iter_texts():
-            views = _Views.of(string)
-            if any(rule.matches(views) for rule in self._data_rules):
-                return None
-        return result
+        return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
 
     def _detailed(
         self, verdict_id: str, action: Action, reasons: list[str], found: list[Finding]
