@@ -79,7 +79,7 @@ import copy
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -1279,7 +1279,7 @@ class LocalGuard(InProcessGuard):
         verdict_id = secrets.token_hex(16)
         masked = None
         if located is not None and any(f.category == "sensitive_information" for f in found):
-            masked = self._masked(content, views)
+            masked = self._masked(content, views, found)
         return Verdict(
             action=action,
             reasons=reasons,
@@ -1290,7 +1290,9 @@ class LocalGuard(InProcessGuard):
             masked=masked,
         )
 
-    def _masked(self, content: Content, views_of_parts: Sequence[_Views]) -> Content | None:
+    def _masked(
+        self, content: Content, views_of_parts: Sequence[_Views], found: Collection[Finding]
+    ) -> Content | None:
         """A copy of `content` with every sensitive span masked, or None if that cannot be done.
 
         `views_of_parts` are the views `_scan` computed for each string, in `_slots` order.
@@ -1299,13 +1301,17 @@ class LocalGuard(InProcessGuard):
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
         slots += [slot for slot, _ in _slots(None, messages, completion)]
+        rules = [rule for rule in self._data_rules if rule.finding in found]
         for (container, key), views in zip(slots, views_of_parts, strict=True):
-            spans = [span for rule in self._data_rules for span in rule.spans(views)]
+            spans = [span for rule in rules for span in rule.spans(views)]
             if not spans:
                 continue  # no data rule matches this string
             masked = _mask(container[key], views.clean, spans)
             # What a shell forwards must not still hold what was masked (a span that did not map).
-            if masked is None or any(rule.matches(_Views.of(masked)) for rule in self._data_rules):
+            if masked is None:
+                return None
+            recheck = _Views.of(masked)
+            if any(rule.matches(recheck) for rule in self._data_rules):
                 return None
             container[key] = masked
         text = box["text"]
