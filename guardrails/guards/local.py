@@ -62,7 +62,7 @@ or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of
 Unicode clean-up is done once per text (blank characters are read both ways from one folded
 text). The worst cases for 1 MB are texts made of one rule's key words or prefixes repeated
 (``"act as " * n``, ``"sk-" * n``), where `re` attempts a match at every word, and non-ASCII text,
-which goes through NFKC and a per-character translation: around 0.1-0.2 s on a small idle machine,
+which goes through NFKC and a per-character translation: 0.1-0.35 s on a small shared machine,
 no more than a minimal pass of the same patterns over the same normalised text
 (``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
 Python call per candidate.
