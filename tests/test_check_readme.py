@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / ".ci" / "check_readme.py"
 
@@ -72,3 +74,22 @@ def test_the_repository_readme_type_checks() -> None:
     """README.md as committed passes (what .ci/run checks)."""
     result = _run(ROOT / "README.md")
     assert result.returncode == 0, result.stdout
+
+
+def test_the_readme_local_guard_snippet_prints_what_its_comments_say(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The LocalGuard block runs and prints the values its comments show."""
+    blocks = [
+        code
+        for _, code in _module().python_blocks((ROOT / "README.md").read_text())
+        if "verdict.masked" in code
+    ]
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == [
+        "frozenset({'sensitive_data'})",
+        "Charge my card XXXXXXXXXXXXXXXXXXX please",
+        "True",
+        "True",
+    ]
