@@ -156,6 +156,9 @@ def metered() -> Iterator[Meter]:
         meter_var.reset(token)
 
 
+Decision.__module__ = "guardrails"  # reprs and tracebacks show the public path
+
+
 class DecisionHook(Protocol):
     """Receives every `Decision`."""
 

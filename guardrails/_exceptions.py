@@ -218,3 +218,22 @@ class GuardResponseError(GuardError):
     A 400 (the guard rejected the request as built: a configuration error, ``transient=False``) or a
     malformed, empty, redirected or oversized response (``transient=True``).
     """
+
+
+# Tracebacks and reprs show the public path (``guardrails.Blocked``, not the private module), as
+# httpx does. Pickle finds each class by that path too: `guardrails` exports every one of them.
+for _public in (
+    GuardrailsError,
+    Blocked,
+    ExtractionError,
+    ContentTooLarge,
+    GuardError,
+    GuardTimeout,
+    GuardUnavailable,
+    GuardRateLimited,
+    GuardAuthError,
+    GuardConfigurationError,
+    GuardResponseError,
+):
+    _public.__module__ = "guardrails"
+del _public

@@ -311,7 +311,7 @@ class GuardedRoutes:
         limit = getattr(guard, "max_text_chars", None)
         if isinstance(limit, int) and self.max_body_size > limit:
             logger.warning(
-                "guardrails: max_body_size is %d bytes, but the %s guard checks at most %d characters "
+                "max_body_size is %d bytes, but the %s guard checks at most %d characters "
                 "in one call: requests with more text are refused with 413 (lower max_body_size, or "
                 "raise the guard's limit)",
                 self.max_body_size,

@@ -198,7 +198,7 @@ class Judge:
             meter=meter,
         )
         logger.info(
-            "guardrails: %s guard %s the %s of %s: %s (verdict id %s)",
+            "%s guard %s the %s of %s: %s (verdict id %s)",
             safe_text(verdict.guard),
             "would have blocked (monitor mode)" if self.monitor else "blocked",
             kind,
@@ -261,7 +261,7 @@ class Judge:
         # A configuration error is an ERROR even when the policy lets the call through.
         logger.log(
             logging.WARNING if error.transient else logging.ERROR,
-            "guardrails: %s guard %s (%s, status %s) checking the %s of %s: %s",
+            "%s guard %s (%s, status %s) checking the %s of %s: %s",
             safe_text(name),
             "failed" if error.transient else "configuration error",
             type(error).__name__,
@@ -317,7 +317,7 @@ class Judge:
         )
         decision = self.record("error", guard=guard, error=failure)
         logger.error(
-            "guardrails: the guard of %s could not be set up (%s): %s",
+            "the guard of %s could not be set up (%s): %s",
             self.target,
             type(error).__name__,
             safe_text(str(error), limit=500),

@@ -394,3 +394,9 @@ def combine_verdicts(verdicts: Sequence[Verdict], *, guard: str) -> Verdict:
         raw={"windows": [v.raw for v in verdicts]},
         masked_data=masked,
     )
+
+
+# Reprs and tracebacks show the public path (``guardrails.Verdict``), as for the exceptions.
+for _public in (Action, Content, Verdict):
+    _public.__module__ = "guardrails"
+del _public

@@ -264,6 +264,7 @@ class Route:
 #: What a middleware with no ``routes`` guards: every POST, PUT, PATCH and DELETE (the methods that
 #: usually carry a body), default extractor; `Router.resolve` adds any request that declares a body.
 DEFAULT_ROUTE = Route("/{path:path}", methods=("POST", "PUT", "PATCH", "DELETE"))
+Route.__module__ = "guardrails"  # reprs and tracebacks show the public path
 
 
 class Router:

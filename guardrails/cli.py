@@ -8,8 +8,9 @@ Usage::
     guardrails check --file prompt.txt --guard trend --json   # a vendor guard, JSON output
     guardrails emulator --port 8080                            # the Trend / Palo Alto emulator
 
-Exit codes: 0 allow, 1 block, 2 guard error or bad usage. Error messages are one line on stderr
-and never contain the checked text or a key.
+Exit codes: 0 allow, 1 block, 2 guard error or bad usage (empty input included: "nothing to
+check"). Error messages are one line on stderr and never contain the checked text or a key; with
+``--json`` the error is also printed on stdout as ``{"error": {"type": ..., "message": ...}}``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from pydantic import ValidationError
 
@@ -36,15 +37,38 @@ EXIT_ERROR = 2
 
 _PROG = "guardrails"
 
+# The keys the emulator accepts by default (`guardrails.testing.create_app`), said in its --help
+# and startup banner so that a new user need not read the tests to find them.
+EMULATOR_TREND_KEY = "test-v1-key"
+EMULATOR_PANW_KEY = "test-panw-key"
+
 
 class _UsageError(Exception):
     """Bad usage found after argument parsing (e.g. both TEXT and --file)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises `_UsageError` instead of exiting, so that --json can report it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _UsageError(message)
+
+
+def _emulator_help(host: str, port: int) -> str:
+    url = f"http://{host}:{port}"
+    return (
+        f"Accepted keys: {EMULATOR_TREND_KEY} (Trend AI Guard), {EMULATOR_PANW_KEY} (Palo Alto"
+        f" Prisma AIRS). Point a guard at it:\n"
+        f'  TrendAIGuard("{EMULATOR_TREND_KEY}", base_url="{url}")\n'
+        f'  PaloAltoAIRS("{EMULATOR_PANW_KEY}", profile_name="any", base_url="{url}")'
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=_PROG,
         description="Put an AI guard in front of LLM calls: check texts, run the vendor emulator.",
     )
@@ -76,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser(
         "emulator",
         help="serve the Trend AI Guard and Palo Alto Prisma AIRS emulator",
-        description="Serve the vendor emulator (Trend v3 and beta, Palo Alto) deciding with LocalGuard.",
+        description="Serve the vendor emulator (Trend v3 and beta, Palo Alto) deciding with LocalGuard. "
+        + _emulator_help("127.0.0.1", 8080),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     emulator.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     emulator.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
@@ -110,10 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments, without the program name (default: ``sys.argv[1:]``).
     """
     parser = _parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
+    except _UsageError as exc:
+        _fail(_one_line(exc), kind="usage_error", as_json=as_json)
+        return EXIT_ERROR
     except SystemExit as exc:
-        # argparse has printed usage, an error, --help or --version: keep its code, but return it.
+        # argparse has printed --help or --version: keep its code, but return it.
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
 
     # Show the library's warnings (e.g. "using LocalGuard") as the command's own, on stderr.
@@ -127,13 +158,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulator(args.host, args.port)
         return _check(args)
     except _UsageError as exc:
-        _fail(f"{args.command}: {exc}")
+        _fail(f"{args.command}: {exc}", kind="usage_error", as_json=as_json)
     except GuardConfigurationError as exc:
-        _fail(_one_line(exc))  # the message says what to set
+        _fail(_one_line(exc), kind="configuration_error", as_json=as_json)  # the message says what to set
     except GuardError as exc:
-        _fail(f"guard {exc.guard} failed ({exc.kind} error): {_one_line(exc)}")
+        _fail(
+            f"guard {exc.guard} failed ({exc.kind} error): {_one_line(exc)}",
+            kind="guard_error",
+            as_json=as_json,
+            guard=exc.guard,
+            transient=exc.transient,
+        )
     except (GuardrailsError, ValueError) as exc:
-        _fail(_one_line(exc))
+        _fail(_one_line(exc), kind="invalid_input", as_json=as_json)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -143,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     text = _read_text(args.text, args.file, sys.stdin)
+    if not text.strip():
+        # An empty text would be allowed, which would hide a broken pipeline feeding the command.
+        raise _UsageError("nothing to check: the text is empty")
     settings = GuardSettings() if args.timeout is None else GuardSettings(guardrails_timeout=args.timeout)
     guard = guard_from_env(args.guard, settings=settings)
     try:
@@ -190,6 +230,11 @@ def _print_verdict(verdict: Verdict, *, as_json: bool) -> None:
 def _emulator(host: str, port: int) -> int:
     # Imported here: the emulator pulls in uvicorn, which `check` does not need.
     emulator = importlib.import_module("guardrails.testing.emulator")
+    print(
+        f"{_PROG} emulator on http://{host}:{port} (Trend AI Guard v3 and beta, Palo Alto Prisma AIRS)",
+        file=sys.stderr,
+    )
+    print(_emulator_help(host, port), file=sys.stderr, flush=True)
     emulator.serve(host=host, port=port)
     return EXIT_ALLOW
 
@@ -207,5 +252,8 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, *, kind: str, as_json: bool, **details: object) -> None:
+    """One line on stderr; with --json, also ``{"error": {...}}`` on stdout, where scripts read."""
     print(f"{_PROG}: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"type": kind, "message": message, **details}}, indent=2, sort_keys=True))
