@@ -106,6 +106,9 @@ _lock = threading.Lock()
 # Replaced, never mutated: `record` reads it without the lock.
 _hooks: tuple[DecisionHook, ...] = ()
 _counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+#: Counted beside the outcomes: decisions a fallback guard made because the primary one failed.
+DEGRADED = "degraded"
+_counts[DEGRADED] = 0
 
 
 def hooks_of(on_decision: DecisionHook | Iterable[DecisionHook] | None) -> tuple[DecisionHook, ...]:
@@ -139,7 +142,8 @@ def remove_hook(hook: DecisionHook) -> None:
 
 
 def stats() -> Mapping[str, int]:
-    """A snapshot of the decision counters, one per outcome."""
+    """A snapshot of the decision counters: one per outcome, and ``degraded`` (decisions made by
+    a `Fallback`'s secondary guard, also counted under their outcome)."""
     with _lock:
         return dict(_counts)
 
@@ -236,6 +240,8 @@ def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
     """
     with _lock:
         _counts[decision.outcome] += 1
+        if decision.degraded:
+            _counts[DEGRADED] += 1
     _otel.emit(decision)
     for group in (_hooks, hooks):
         for hook in group:
