@@ -2,7 +2,8 @@
 
 API (shared by the ASGI and WSGI middlewares):
 
-- ``Route(path, methods=("POST",), extract=None, fail_open=None, scan_response=False, guard=None)``:
+- ``Route(path, methods=("POST",), extract=None, fail_open=None, scan_response=False, guard=None,
+  block=None, mask=False)``:
   the settings of one guarded route. ``path`` is a template in Starlette syntax (``/chat/{id}``,
   ``/files/{rest:path}``, converters ``str``, ``path``, ``int``, ``float``, ``uuid``, ``slug``), each
   matching a superset of what the same converter matches in Starlette, werkzeug and Django.
@@ -26,10 +27,11 @@ endpoint).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ._judge import block_categories
 from ._policy import FailOpen, validate_fail_open
 
 if TYPE_CHECKING:
@@ -152,9 +154,28 @@ class Route:
             configuration errors included). None: the middleware's ``fail_open``.
         scan_response: also check the route's JSON and server-sent-event responses.
         guard: a guard for this route instead of the middleware's.
+        block: the categories (`guardrails._models.CATEGORIES`) that block on this route; a
+            Block whose categories are all outside it is recorded as ``monitored`` and the
+            request goes on. None (default): every Block blocks. A Block with no category
+            always blocks.
+        mask: when a Block's only category is ``sensitive_data`` and the guard masked it
+            (`Verdict.masked`), the request goes on with the masked strings in place (a JSON
+            body re-encoded, ``content-length`` updated), and so does a JSON response of a
+            ``scan_response`` route. A body that cannot be rewritten so that it reads exactly as
+            the masked content (not JSON, compressed, sensitive data in the query) is blocked.
     """
 
-    __slots__ = ("_pattern", "extract", "fail_open", "guard", "methods", "path", "scan_response")
+    __slots__ = (
+        "_pattern",
+        "block",
+        "extract",
+        "fail_open",
+        "guard",
+        "mask",
+        "methods",
+        "path",
+        "scan_response",
+    )
 
     def __init__(
         self,
@@ -165,6 +186,8 @@ class Route:
         fail_open: FailOpen | None = None,
         scan_response: bool = False,
         guard: Guard | None = None,
+        block: Collection[str] | None = None,
+        mask: bool = False,
     ) -> None:
         if isinstance(methods, str):
             raise TypeError("methods must be a sequence of method names, e.g. ('POST',), not a string")
@@ -181,6 +204,8 @@ class Route:
         self.fail_open: FailOpen | None = None if fail_open is None else validate_fail_open(fail_open)
         self.scan_response = bool(scan_response)
         self.guard = guard
+        self.block = block_categories(block)
+        self.mask = bool(mask)
         self._pattern = _compile(path)
 
     def matches(self, method: str, normalized_path: str) -> bool:
@@ -207,6 +232,10 @@ class Route:
             options.append("scan_response=True")
         if self.guard is not None:
             options.append(f"guard={self.guard!r}")
+        if self.block is not None:
+            options.append(f"block={sorted(self.block)!r}")
+        if self.mask:
+            options.append("mask=True")
         return f"Route({', '.join(options)})"
 
     def __eq__(self, other: object) -> bool:
@@ -218,7 +247,16 @@ class Route:
         return hash((self.path, self.methods, self.scan_response))
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.path, self.methods, self.extract, self.fail_open, self.scan_response, self.guard)
+        return (
+            self.path,
+            self.methods,
+            self.extract,
+            self.fail_open,
+            self.scan_response,
+            self.guard,
+            self.block,
+            self.mask,
+        )
 
 
 #: What a middleware with no ``routes`` guards: every POST, PUT, PATCH and DELETE (the methods that
