@@ -22,8 +22,9 @@ The verdict of a composition:
 - names the guard that decided (``Verdict.guard``): the blocking guard on Block, the
   composition's own name (``local,trend``) on Allow, since every guard allowed;
 - carries the reasons and categories of every guard asked, merged (first seen first);
-- is ``cached`` only when every verdict it is made of came from a cache (each guard keeps its own
-  verdict cache: a composition adds none).
+- is ``cached`` when no guard had to be asked remotely: at least one verdict came from a cache and
+  the others from caches or in-process guards (each guard keeps its own verdict cache: a
+  composition adds none).
 
 Failures. Input a guard refuses (`ExtractionError`, `ContentTooLarge`: caused by the client) is
 never worked around: it propagates at once, from any guard. A guard that fails otherwise does not
@@ -61,6 +62,7 @@ import anyio
 
 from ._events import safe_text
 from ._exceptions import ExtractionError, GuardError
+from ._guard import InProcessGuard
 from ._judge import as_guard_error, guard_name, maskable
 from ._models import Action, Content, Verdict, as_content
 
@@ -107,7 +109,12 @@ class _Composite:
         return min(known) if known else None
 
     def _merged(
-        self, asked: Sequence[Verdict], decider: Verdict | None, masked: Content | None = None
+        self,
+        asked: Sequence[Verdict],
+        decider: Verdict | None,
+        masked: Content | None = None,
+        *,
+        cached: bool = False,
     ) -> Verdict:
         """The composition's verdict: `decider`'s action (Allow when None), every guard's reasons."""
         lead = decider if decider is not None else asked[-1]
@@ -118,7 +125,7 @@ class _Composite:
             guard=lead.guard if decider is not None else self.name,
             raw={"verdicts": [{"guard": v.guard, "action": v.action.value, "raw": v.raw} for v in asked]},
             masked_data=decider.masked_data if decider is not None else None,
-            cached=all(verdict.cached for verdict in asked),
+            cached=cached,
             categories=frozenset(category for verdict in asked for category in verdict.categories),
             masked=masked,
             degraded=any(verdict.degraded for verdict in asked),
@@ -179,14 +186,20 @@ def _operand(guard: object) -> str:
 class _Outcomes:
     """The answers of a composition's guards, in the order they came, and how they settle."""
 
-    __slots__ = ("asked", "blocks", "failure", "masks", "refused")
+    __slots__ = ("asked", "blocks", "failure", "fresh", "masks", "refused")
 
     def __init__(self) -> None:
+        self.fresh = False  # a remote guard was asked, not its cache
         self.asked: list[Verdict] = []
         self.blocks: list[Verdict] = []
         self.masks: list[Verdict] = []
         self.failure: GuardError | None = None
         self.refused: ExtractionError | None = None
+
+    @property
+    def cached(self) -> bool:
+        """No remote guard was asked: a cache answered, and in-process guards for the rest."""
+        return not self.fresh and any(verdict.cached for verdict in self.asked)
 
     def add(self, guard: object, answer: Verdict | Exception) -> bool:
         """Note one guard's answer; True when it ends the composition (a Block, a refusal)."""
@@ -197,6 +210,7 @@ class _Outcomes:
             self.failure = self.failure or as_guard_error(answer, guard_name(guard))
             return False
         self.asked.append(answer)
+        self.fresh = self.fresh or not (answer.cached or isinstance(guard, InProcessGuard))
         if not answer.blocked:
             return False
         if maskable(answer):
@@ -258,7 +272,7 @@ class Sequential(_Composite):
 def _settle(composite: _Composite, outcomes: _Outcomes, masked: Content | None = None) -> Verdict:
     """The verdict of a composition once its guards have answered (or raise what decides)."""
     if outcomes.blocks:
-        return composite._merged(outcomes.asked, outcomes.blocks[0])
+        return composite._merged(outcomes.asked, cached=outcomes.cached, decider=outcomes.blocks[0])
     if outcomes.refused is not None:
         # Unchained: a guard's refusal is ours, and what it wrapped may quote the content.
         raise outcomes.refused from None
@@ -266,23 +280,29 @@ def _settle(composite: _Composite, outcomes: _Outcomes, masked: Content | None =
         if outcomes.masks:
             # A guard found sensitive data, another could not check: block rather than let the
             # masked content go on unchecked by it (or, failing open, the unmasked one).
-            return composite._merged(outcomes.asked, outcomes.masks[0])
+            return composite._merged(outcomes.asked, cached=outcomes.cached, decider=outcomes.masks[0])
         raise outcomes.failure from None
     if outcomes.masks:
         lead = outcomes.masks[0]
         if len(outcomes.masks) > 1 and masked is None:
             # Two guards masked the same content differently: no one masked copy holds both.
-            return composite._merged(outcomes.asked, lead)
-        return composite._merged(outcomes.asked, lead, masked if masked is not None else lead.masked)
-    return composite._merged(outcomes.asked, None)
+            return composite._merged(outcomes.asked, cached=outcomes.cached, decider=lead)
+        return composite._merged(
+            outcomes.asked,
+            cached=outcomes.cached,
+            decider=lead,
+            masked=masked if masked is not None else lead.masked,
+        )
+    return composite._merged(outcomes.asked, cached=outcomes.cached, decider=None)
 
 
 class Parallel(_Composite):
     """Asks every guard at once; any Block blocks (and cancels the rest), Allow needs them all.
 
     The latency of a check is the slowest guard's on Allow, the first blocking guard's on Block.
-    ``check`` runs the first guard in the calling thread and the others in a thread pool (threads
-    already running a check end within their guard's deadline; those not started are cancelled);
+    ``check`` runs in-process guards (`LocalGuard`) in the calling thread and the others in a
+    thread pool (threads already running a check end within their guard's deadline; those not
+    started are cancelled);
     ``acheck`` runs them in a task group, cancelled at the first Block. Its name is its guards'
     names joined by ``+`` (``trend+palo-alto``).
 
@@ -313,16 +333,23 @@ class Parallel(_Composite):
         """Ask every guard's ``check`` at once."""
         content = as_content(content)
         outcomes = _Outcomes()
+        # In-process guards take microseconds: they run in this thread, the others in the pool.
+        inline = [guard for guard in self.guards if isinstance(guard, InProcessGuard)]
+        pooled = [guard for guard in self.guards if not isinstance(guard, InProcessGuard)]
         futures: dict[concurrent.futures.Future[Verdict], Guard] = {}
-        if len(self.guards) > 1:
+        if pooled:
             executor = self._executor()
-            futures = {executor.submit(guard.check, content): guard for guard in self.guards[1:]}
+            futures = {executor.submit(guard.check, content): guard for guard in pooled}
         try:
-            try:
-                first: Verdict | Exception = self.guards[0].check(content)
-            except Exception as exc:
-                first = exc
-            done = outcomes.add(self.guards[0], first)
+            done = False
+            for guard in inline:
+                try:
+                    answer: Verdict | Exception = guard.check(content)
+                except Exception as exc:
+                    answer = exc
+                if outcomes.add(guard, answer):
+                    done = True
+                    break
             pending = set(futures)
             while pending and not done:
                 finished, pending = concurrent.futures.wait(
@@ -330,9 +357,10 @@ class Parallel(_Composite):
                 )
                 for future in finished:
                     error = future.exception()
-                    answer: Verdict | Exception = future.result() if error is None else _exception(error)
+                    answer = future.result() if error is None else _exception(error)
                     done = outcomes.add(futures[future], answer) or done
         finally:
+            # Not started: cancelled. Running: each ends within its guard's own deadline.
             for future in futures:
                 future.cancel()
         return _settle(self, outcomes)
@@ -357,11 +385,15 @@ class Parallel(_Composite):
         return _settle(self, outcomes)
 
     def close(self) -> None:
-        """Close every guard and the thread pool."""
+        """Close the thread pool, then every guard.
+
+        Checks still running in the pool (the guards a Block did not wait for) are waited for,
+        each within its guard's deadline: closing a guard under them would break their requests.
+        """
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
         super().close()
 
     async def aclose(self) -> None:
@@ -369,7 +401,7 @@ class Parallel(_Composite):
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            await anyio.to_thread.run_sync(lambda: pool.shutdown(wait=True, cancel_futures=True))
         await super().aclose()
 
 

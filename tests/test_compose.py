@@ -155,14 +155,55 @@ def test_parallel_asks_every_guard_and_needs_every_allow() -> None:
 
 
 def test_parallel_sync_runs_the_guards_at_once() -> None:
-    """Two guards that each wait for the other can only finish when run concurrently."""
+    """Two remote-like guards that each wait for the other can only finish when run concurrently."""
     barrier = threading.Barrier(2, timeout=5)
 
-    def meet(content: Content) -> bool:
-        barrier.wait()
-        return False
+    class Meeting:
+        def __init__(self, name: str) -> None:
+            self.name = name
 
-    assert Parallel(FakeGuard(meet, name="a"), FakeGuard(meet, name="b")).check("x").allowed
+        def check(self, content: Content | str) -> Verdict:
+            barrier.wait()
+            return Verdict(action=Action.ALLOW, guard=self.name)
+
+        async def acheck(self, content: Content | str) -> Verdict:
+            return self.check(content)
+
+        def close(self) -> None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    with Parallel(Meeting("a"), Meeting("b")) as guard:
+        assert guard.check("x").allowed
+
+
+def test_parallel_sync_local_block_does_not_wait_for_the_vendor() -> None:
+    """An in-process Block answers at once, while a slow remote guard is still running."""
+    release = threading.Event()
+
+    class Slow:
+        name = "slow"
+
+        def check(self, content: Content | str) -> Verdict:
+            release.wait(5)
+            return Verdict(action=Action.ALLOW, guard=self.name)
+
+        async def acheck(self, content: Content | str) -> Verdict:
+            return self.check(content)
+
+        def close(self) -> None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    with Parallel(Slow(), block("local", "prompt_attack")) as guard:
+        verdict = guard.check("x")
+        assert not release.is_set()
+        release.set()
+    assert verdict.guard == "local"
 
 
 async def test_parallel_async_block_cancels_the_slow_guard() -> None:
