@@ -125,7 +125,7 @@ def test_counts_are_exact_with_threads_and_tasks_recording_at_once() -> None:
         worker.start()
     for worker in workers:
         worker.join()
-    expected = dict.fromkeys(OUTCOMES, 0)
+    expected: dict[str, int] = dict.fromkeys([*OUTCOMES, "degraded"], 0)
     for index in range(tasks):
         for step in range(per_task):
             expected[OUTCOMES[(index + step) % len(OUTCOMES)]] += threads
