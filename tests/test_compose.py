@@ -325,3 +325,48 @@ def test_closing_a_composition_closes_its_guards() -> None:
     with Sequential(Closing(name="a"), Parallel(Closing(name="b"), Closing(name="c"))):
         pass
     assert closed == ["a", "b", "c"]
+
+
+def test_a_degraded_decision_is_marked_in_opentelemetry() -> None:
+    """The span and the decisions counter of a fallback decision carry guardrails.degraded."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from guardrails import instrument
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        primary = StaticGuard(error=GuardUnavailable("down", guard="trend"), name="trend")
+        Judge("f").ask(Fallback(primary, StaticGuard(name="local")), Content("x"))
+        (span,) = spans.get_finished_spans()
+        assert (span.attributes or {})["guardrails.degraded"] is True
+        data = reader.get_metrics_data()
+        assert data is not None
+        points = [
+            dict(point.attributes or {})
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "guardrails.decisions"
+            for point in metric.data.data_points
+        ]
+        assert points == [
+            {
+                "guardrails.outcome": "allowed",
+                "guardrails.guard": "local",
+                "guardrails.kind": "prompt",
+                "guardrails.degraded": True,
+            }
+        ]
+    finally:
+        instrument()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
