@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from . import extractors, testing
     from ._budget import RateBudget, RateLimit
     from ._cache import LRUCache, VerdictCache
+    from ._compose import Fallback, Parallel, Sequential
     from ._events import Decision, DecisionHook, add_hook, remove_hook, reset_stats, stats, usage
     from ._guard import Guard
     from ._models import Action, Content, Verdict
@@ -45,6 +46,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "extractors": (".extractors", None),
     "testing": (".testing", None),
     "RateBudget": ("._budget", "RateBudget"),
+    "Fallback": ("._compose", "Fallback"),
+    "Parallel": ("._compose", "Parallel"),
+    "Sequential": ("._compose", "Sequential"),
     "RateLimit": ("._budget", "RateLimit"),
     "LRUCache": ("._cache", "LRUCache"),
     "VerdictCache": ("._cache", "VerdictCache"),
@@ -106,6 +110,7 @@ __all__ = [
     "DecisionHook",
     "ExtractionError",
     "FailOpen",
+    "Fallback",
     "Guard",
     "GuardAuthError",
     "GuardConfigurationError",
@@ -119,9 +124,11 @@ __all__ = [
     "LRUCache",
     "LocalGuard",
     "PaloAltoAIRS",
+    "Parallel",
     "RateBudget",
     "RateLimit",
     "Route",
+    "Sequential",
     "ToolEvent",
     "TrendAIGuard",
     "Verdict",

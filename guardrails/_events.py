@@ -169,6 +169,11 @@ _lock = threading.Lock()
 # Replaced, never mutated: `record` reads it without the lock.
 _hooks: tuple[DecisionHook, ...] = ()
 _counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+#: Counted beside the outcomes: decisions a fallback guard made because the primary one failed.
+DEGRADED = "degraded"
+_counts[DEGRADED] = 0
+
+
 # Per guard: [characters sent for scanning, vendor calls, billing units].
 _usage: dict[str, list[int]] = {}
 
@@ -228,7 +233,8 @@ def remove_hook(hook: DecisionHook) -> None:
 
 
 def stats() -> Mapping[str, int]:
-    """A snapshot of the decision counters, one per outcome, and of the vendor usage per guard.
+    """A snapshot of the decision counters, one per outcome, ``degraded`` (decisions made by a
+    `Fallback`'s secondary guard, also counted under their outcome), and the vendor usage per guard.
 
     Usage entries appear once a guard has sent a request: ``"scanned_characters:trend"`` and
     ``"vendor_calls:trend"`` (the counters ``guardrails.scanned_characters`` and
@@ -335,6 +341,8 @@ def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
     """
     with _lock:
         _counts[decision.outcome] += 1
+        if decision.degraded:
+            _counts[DEGRADED] += 1
     _otel.emit(decision)
     for group in (_hooks, hooks):
         for hook in group:

@@ -9,6 +9,8 @@
   the decision and its log line are the `Judge`'s: the same pipeline as the decorator's. For
   ``scan_response`` routes: ``response_content(body, headers)`` and the same ``check`` / ``acheck``
   with a response `Content`; ``refuse_response(error)`` for a response that cannot be read.
+  On ``mask`` routes a Block of sensitive data only may go on masked: ``masked_body`` (the request)
+  or ``masked_response`` (the response) then holds the rewritten JSON body to use instead.
 - `GuardedRoutes`: the configuration both middlewares share (routes, caps, policy, guard).
 
 Error answers are built in `guardrails._replies`; event streams are cut in `guardrails._sse`.
@@ -32,7 +34,8 @@ from ._body import (
 from ._events import DecisionHook, hooks_of, log_extra
 from ._exceptions import ExtractionError, GuardrailsError
 from ._guard import Guard, GuardSource
-from ._judge import Judge, guard_name
+from ._judge import Judge, MaskCallback, guard_name
+from ._masking import mask_json, same_texts
 from ._models import Content, Verdict
 from ._policy import FailOpen, validate_fail_open
 from ._replies import Reply, error_reply, reply_for
@@ -60,6 +63,11 @@ def _check_text(content: Content) -> None:
             raise InvalidBody("the request body contains a lone surrogate", code="invalid_unicode")
 
 
+def _encoded(headers: Mapping[str, str]) -> bool:
+    """A body with a content encoding: rewriting it would mean re-encoding it; not done."""
+    return headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+
+
 class Inspection:
     """One guarded request's decision, driven step by step by a middleware shell.
 
@@ -77,10 +85,14 @@ class Inspection:
     """
 
     __slots__ = (
+        "_response",
+        "body",
         "content",
         "guard_name",
         "headers",
         "judge",
+        "masked_body",
+        "masked_response",
         "max_body_size",
         "method",
         "path",
@@ -122,7 +134,12 @@ class Inspection:
             hooks=hooks,
             fail_open=route.fail_open if route.fail_open is not None else fail_open,
             incremental=route.incremental,
+            block=route.block,
         )
+        self.body = b""
+        self.masked_body: bytes | None = None
+        self.masked_response: bytes | None = None
+        self._response: tuple[bytes, Mapping[str, str], Content] | None = None
         self.unscanned = False
         self.verdict: Verdict | None = None
         self.content: Content | None = None
@@ -160,6 +177,7 @@ class Inspection:
             The `Content` to check; a `Reply` (413, 415, 400, 500) to send instead of calling the
             app; or None when there is nothing to scan (recorded as ``skipped``: run the app).
         """
+        self.body = body
         try:
             decoded = decode_content_encoding(
                 body, self.headers.get("content-encoding"), max_size=self.max_body_size
@@ -210,7 +228,7 @@ class Inspection:
     def check(self, guard: Guard, content: Content) -> Reply | None:
         """Ask the guard (``check``); the answer to send instead of the app's, or None to go on."""
         try:
-            verdict = self.judge.ask(guard, content)
+            verdict = self.judge.ask(guard, content, mask=self._masker(content))
         except GuardrailsError as exc:
             return reply_for(exc, content.kind)
         self._went_on(verdict, content)
@@ -219,7 +237,7 @@ class Inspection:
     async def acheck(self, guard: Guard, content: Content) -> Reply | None:
         """Ask the guard (``acheck``); the answer to send instead of the app's, or None to go on."""
         try:
-            verdict = await self.judge.aask(guard, content)
+            verdict = await self.judge.aask(guard, content, mask=self._masker(content))
         except GuardrailsError as exc:
             return reply_for(exc, content.kind)
         self._went_on(verdict, content)
@@ -231,6 +249,60 @@ class Inspection:
         elif content.kind == "prompt":
             self.verdict = verdict
         return
+
+    # -- masking --------------------------------------------------------------------------------------
+
+    def _masker(self, content: Content) -> MaskCallback | None:
+        """How this request goes on masked, on a ``mask`` route (see `guardrails._masking`)."""
+        if not self.route.mask:
+            return None
+        if content is self.content:
+            return self._mask_request
+        if self._response is not None and content is self._response[2]:
+            return self._mask_response
+        return None  # a stream window: what was sent cannot be rewritten
+
+    def _mask_request(self, masked: Content) -> bool:
+        assert self.content is not None
+        if _encoded(self.headers):
+            return False
+        body = mask_json(self.body, self.content, masked)
+        if body is None:
+            return False
+        request = HTTPBody(
+            self.method,
+            self.path,
+            self.headers,
+            body,
+            metadata={"route": self.route_name},
+            query_string=self.query_string,
+            path_params=self.path_params,
+        )
+        try:
+            extracted = (self.route.extract or default_body)(request)
+        except Exception:
+            return False
+        if not same_texts(Content(extracted) if isinstance(extracted, str) else extracted, masked):
+            return False
+        self.masked_body = body
+        return True
+
+    def _mask_response(self, masked: Content) -> bool:
+        assert self._response is not None
+        body, headers, content = self._response
+        if _encoded(headers):
+            return False
+        rewritten = mask_json(body, content, masked)
+        if rewritten is None:
+            return False
+        try:
+            reread = answer_content(rewritten, metadata={"route": self.route_name})
+        except Exception:
+            return False
+        if not same_texts(reread, masked):
+            return False
+        self.masked_response = rewritten
+        return True
 
     def setup_failed(self, error: BaseException) -> Reply:
         """The answer when the guard could not be made (bad settings): logged with the reason."""
@@ -254,7 +326,10 @@ class Inspection:
         decoded = decode_content_encoding(
             body, headers.get("content-encoding"), max_size=self.max_body_size * 10
         )
-        return answer_content(decoded, metadata={"route": self.route_name})
+        content = answer_content(decoded, metadata={"route": self.route_name})
+        if content is not None and self.route.mask:
+            self._response = (body, headers, content)
+        return content
 
     def refuse_response(self, error: ExtractionError) -> Reply:
         """The answer replacing a response that cannot be checked (undecodable, over the cap).

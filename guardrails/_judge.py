@@ -12,6 +12,11 @@ what happened                         ``ask`` / ``aask``           outcome, log 
 Allow                                 returns the `Verdict`        ``allowed``, none
 Block                                 raises `Blocked`             ``blocked``, INFO
 Block, monitor mode                   returns the `Verdict`        ``monitored``, INFO
+Block of categories outside           returns the `Verdict`        ``monitored``, INFO
+``block=`` (per-category blocking)
+Block of sensitive data only, with    returns the `Verdict`, after ``masked``, INFO
+masked content, and a ``mask``        ``mask(verdict.masked)``
+callback that rewrote the call        returned True
 guard failure, failing closed         raises the `GuardError`      ``error``, WARNING (ERROR if config)
 guard failure, failing open           returns None (unscanned)     ``failed_open``, WARNING / ERROR
 input the guard refuses (too long,    raises the                   ``too_large`` / ``invalid``, INFO
@@ -27,6 +32,13 @@ With ``incremental=True`` the judge first leaves out the chat messages this guar
 (`guardrails._incremental`): when none is new, the call goes on with a cached Allow and no guard
 call. What each check sent to the vendor (characters, calls, billing units) is on its `Decision`.
 
+Per-category blocking (``block=``): a Block whose categories are all outside ``block`` is recorded as
+``monitored`` and the call goes on; a Block with no category at all blocks (a guard that does not
+say why cannot be trusted to be harmless). Masking: a shell that can rewrite its call passes
+``mask=``, a callback given the masked `Content` that returns True when the call will go on with
+it, False when the call's structure cannot be rewritten faithfully (the Block then stands: nothing
+unmasked is let through for it).
+
 Log lines carry the structured fields of `log_extra` and never the scanned text, nor a guard's
 own error message (a vendor's message may quote the request): only the error's class and status.
 """
@@ -35,7 +47,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from . import _incremental
@@ -53,13 +65,16 @@ from ._events import (
 )
 from ._exceptions import Blocked, ContentTooLarge, ExtractionError, GuardError
 from ._guard import InProcessGuard
-from ._models import Action, Content, Verdict
+from ._models import CATEGORIES, Action, Category, Content, Verdict
 from ._policy import FailOpen, should_fail_open
 
 if TYPE_CHECKING:
     from ._guard import Guard
 
-__all__ = ["Judge", "as_guard_error", "guard_name"]
+__all__ = ["Judge", "MaskCallback", "as_guard_error", "block_categories", "guard_name", "maskable"]
+
+#: A shell's way of going on with masked content: True when the call will go on with it.
+MaskCallback = Callable[[Content], bool]
 
 logger = logging.getLogger("guardrails")
 
@@ -82,6 +97,31 @@ def as_guard_error(error: BaseException, guard: str) -> GuardError:
     return GuardError(f"{guard} guard raised {type(error).__name__}", guard=guard, transient=False)
 
 
+def maskable(verdict: Verdict) -> bool:
+    """Whether a verdict may let the call go on masked: a Block whose only category is
+    ``sensitive_data``, with the masked content attached."""
+    return verdict.blocked and verdict.masked is not None and verdict.categories == {"sensitive_data"}
+
+
+def block_categories(block: Collection[str] | None) -> frozenset[Category] | None:
+    """Validate a ``block=`` option: None (every category blocks) or a set of `CATEGORIES`.
+
+    Raises:
+        TypeError: a string was given (``block="prompt_attack"`` would read as its letters).
+        ValueError: a name is not one of `CATEGORIES`.
+    """
+    if block is None:
+        return None
+    if isinstance(block, str):
+        raise TypeError(f"block must be a collection of categories, e.g. {{{block!r}}}, not a string")
+    unknown = sorted(set(block) - set(CATEGORIES))
+    if unknown:
+        raise ValueError(
+            f"unknown categories in block: {', '.join(unknown)}; choose from {', '.join(CATEGORIES)}"
+        )
+    return frozenset(block)  # type: ignore[arg-type]
+
+
 class Judge:
     """Asks the guard and settles the answers about one call, request or stream.
 
@@ -95,9 +135,11 @@ class Judge:
             also an ``openai.OpenAIError``).
         incremental: chat messages this guard already allowed are not checked again (see
             `guardrails._incremental`).
+        block: the categories that block (None: all); a Block of other categories only is
+            recorded as ``monitored`` and the call goes on.
     """
 
-    __slots__ = ("blocked", "fail_open", "hooks", "incremental", "monitor", "target")
+    __slots__ = ("block", "blocked", "fail_open", "hooks", "incremental", "monitor", "target")
 
     def __init__(
         self,
@@ -108,8 +150,10 @@ class Judge:
         monitor: bool = False,
         blocked: type[Blocked] = Blocked,
         incremental: bool = False,
+        block: Collection[str] | None = None,
     ) -> None:
         self.incremental = incremental
+        self.block = block_categories(block)
         self.target = safe_text(target)
         self.hooks = hooks
         self.fail_open: FailOpen = fail_open
@@ -118,7 +162,7 @@ class Judge:
 
     # -- the pipeline ---------------------------------------------------------------------------
 
-    def ask(self, guard: Guard, content: Content) -> Verdict | None:
+    def ask(self, guard: Guard, content: Content, *, mask: MaskCallback | None = None) -> Verdict | None:
         """Check `content` with ``guard.check`` and settle the answer.
 
         Returns:
@@ -147,12 +191,21 @@ class Judge:
         finally:
             if token is not None:
                 meter_var.reset(token)
-        settled = self.settle(verdict, kind=content.kind, latency=_perf() - started, meter=meter)
+        # A narrowed content (incremental) cannot be written back over the whole call: no masking.
+        settled = self.settle(
+            verdict,
+            kind=content.kind,
+            latency=_perf() - started,
+            meter=meter,
+            mask=mask if plan is None else None,
+        )
         if plan is not None:
             plan.remember(settled)
         return settled
 
-    async def aask(self, guard: Guard, content: Content) -> Verdict | None:
+    async def aask(
+        self, guard: Guard, content: Content, *, mask: MaskCallback | None = None
+    ) -> Verdict | None:
         """`ask` with ``await guard.acheck``: the same answers, raised or returned the same way."""
         plan = _incremental.plan(guard, content) if self.incremental else None
         if plan is not None:
@@ -170,7 +223,14 @@ class Judge:
         finally:
             if token is not None:
                 meter_var.reset(token)
-        settled = self.settle(verdict, kind=content.kind, latency=_perf() - started, meter=meter)
+        # A narrowed content (incremental) cannot be written back over the whole call: no masking.
+        settled = self.settle(
+            verdict,
+            kind=content.kind,
+            latency=_perf() - started,
+            meter=meter,
+            mask=mask if plan is None else None,
+        )
         if plan is not None:
             plan.remember(settled)
         return settled
@@ -181,33 +241,63 @@ class Judge:
         return self.settle(verdict, kind=kind)
 
     def settle(
-        self, verdict: Verdict, *, kind: str = "prompt", latency: float = 0.0, meter: Meter | None = None
+        self,
+        verdict: Verdict,
+        *,
+        kind: str = "prompt",
+        latency: float = 0.0,
+        meter: Meter | None = None,
+        mask: MaskCallback | None = None,
     ) -> Verdict:
-        """Record a verdict; raise `Blocked` on Block outside monitor mode, else return it."""
+        """Record a verdict; raise `Blocked` on Block outside monitor mode, else return it.
+
+        A Block goes on as ``masked`` when `mask` rewrote the call with ``verdict.masked``, and as
+        ``monitored`` when its categories are all outside the judge's ``block``.
+        """
         if not verdict.blocked:
-            if wanted(self.hooks):
+            if verdict.degraded or wanted(self.hooks):
                 self.record("allowed", kind=kind, verdict=verdict, latency=latency, meter=meter)
             else:
                 count("allowed")  # the hot path: nobody would read the event
             return verdict
-        decision = self.record(
-            "monitored" if self.monitor else "blocked",
-            kind=kind,
-            verdict=verdict,
-            latency=latency,
-            meter=meter,
+        if mask is not None and not self.monitor and maskable(verdict):
+            assert verdict.masked is not None
+            if mask(verdict.masked):
+                decision = self.record("masked", kind=kind, verdict=verdict, latency=latency, meter=meter)
+                logger.info(
+                    "%s guard found sensitive data in the %s of %s: it goes on masked (verdict id %s)",
+                    safe_text(verdict.guard),
+                    kind,
+                    self.target,
+                    safe_text(str(verdict.id)),
+                    extra=log_extra(decision),
+                )
+                return verdict
+        # A Block that names no category blocks: nothing says it is one the app lets through.
+        let_through = (
+            self.block is not None and bool(verdict.categories) and verdict.categories.isdisjoint(self.block)
         )
+        monitored = self.monitor or let_through
+        decision = self.record(
+            "monitored" if monitored else "blocked", kind=kind, verdict=verdict, latency=latency, meter=meter
+        )
+        if self.monitor:
+            done = "would have blocked (monitor mode)"
+        elif let_through:
+            done = "found categories this call does not block in"
+        else:
+            done = "blocked"
         logger.info(
             "%s guard %s the %s of %s: %s (verdict id %s)",
             safe_text(verdict.guard),
-            "would have blocked (monitor mode)" if self.monitor else "blocked",
+            done,
             kind,
             self.target,
             safe_text("; ".join(verdict.reasons) or "no reason given"),
             safe_text(str(verdict.id)),
             extra=log_extra(decision),
         )
-        if self.monitor:
+        if monitored:
             return verdict
         raise self.blocked(verdict)
 
@@ -357,6 +447,7 @@ class Judge:
                 None,
                 latency,
                 verdict.cached,
+                verdict.degraded,
                 **usage,  # type: ignore[arg-type]
             )
         else:

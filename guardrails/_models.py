@@ -335,6 +335,8 @@ class Verdict(BaseModel):
         categories: the findings in one vocabulary (`CATEGORIES`), whatever the vendor; empty
             when nothing was found.
         masked: the checked content with its sensitive spans masked, when the guard masked it.
+        degraded: True when a fallback guard decided because the primary one failed (set by
+            `Fallback`; the judge copies it into `Decision.degraded`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -348,6 +350,7 @@ class Verdict(BaseModel):
     cached: bool = False
     categories: frozenset[Category] = frozenset()
     masked: Content | None = None
+    degraded: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -393,6 +396,7 @@ def combine_verdicts(verdicts: Sequence[Verdict], *, guard: str) -> Verdict:
         guard=guard,
         raw={"windows": [v.raw for v in verdicts]},
         masked_data=masked,
+        categories=frozenset(category for v in explaining for category in v.categories),
     )
 
 

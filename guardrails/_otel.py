@@ -99,11 +99,13 @@ class _Telemetry:
         if not self._tracing_unset():
             self._span(decision)
         if not self._metrics_unset():
-            labels = {
+            labels: dict[str, str | bool] = {
                 "guardrails.outcome": decision.outcome,
                 "guardrails.guard": decision.guard,
                 "guardrails.kind": decision.kind,
             }
+            if decision.degraded:
+                labels["guardrails.degraded"] = True
             self.decisions.add(1, labels)
             if decision.latency > 0:
                 self.duration.record(decision.latency, labels)
@@ -122,6 +124,8 @@ class _Telemetry:
             "guardrails.latency_ms": decision.latency * 1000.0,
             "guardrails.cached": decision.cached,
         }
+        if decision.degraded:
+            attributes["guardrails.degraded"] = True
         # OpenTelemetry attribute values cannot be None: leave the unknown ones out.
         if decision.verdict_id is not None:
             attributes["guardrails.verdict_id"] = decision.verdict_id

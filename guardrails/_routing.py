@@ -2,7 +2,8 @@
 
 API (shared by the ASGI and WSGI middlewares):
 
-- ``Route(path, methods=("POST",), extract=None, fail_open=None, scan_response=False, guard=None)``:
+- ``Route(path, methods=("POST",), extract=None, fail_open=None, scan_response=False, guard=None,
+  block=None, mask=False)``:
   the settings of one guarded route. ``path`` is a template in Starlette syntax (``/chat/{id}``,
   ``/files/{rest:path}``, converters ``str``, ``path``, ``int``, ``float``, ``uuid``, ``slug``), each
   matching a superset of what the same converter matches in Starlette, werkzeug and Django.
@@ -26,10 +27,11 @@ endpoint).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ._judge import block_categories
 from ._policy import FailOpen, validate_fail_open
 from ._shapes import MessageScope
 
@@ -159,14 +161,25 @@ class Route:
         last_turn: the default extractor scans only the messages after the last assistant one.
         incremental: a chat message this guard already allowed, exactly, is not scanned again
             (see `guardrails._incremental`); every other message is.
+        block: the categories (`guardrails._models.CATEGORIES`) that block on this route; a
+            Block whose categories are all outside it is recorded as ``monitored`` and the
+            request goes on. None (default): every Block blocks. A Block with no category
+            always blocks.
+        mask: when a Block's only category is ``sensitive_data`` and the guard masked it
+            (`Verdict.masked`), the request goes on with the masked strings in place (a JSON
+            body re-encoded, ``content-length`` updated), and so does a JSON response of a
+            ``scan_response`` route. A body that cannot be rewritten so that it reads exactly as
+            the masked content (not JSON, compressed, sensitive data in the query) is blocked.
     """
 
     __slots__ = (
         "_pattern",
+        "block",
         "extract",
         "fail_open",
         "guard",
         "incremental",
+        "mask",
         "methods",
         "path",
         "scan_response",
@@ -185,6 +198,8 @@ class Route:
         roles: Iterable[str] | None = None,
         last_turn: bool = False,
         incremental: bool = False,
+        block: Collection[str] | None = None,
+        mask: bool = False,
     ) -> None:
         if isinstance(methods, str):
             raise TypeError("methods must be a sequence of method names, e.g. ('POST',), not a string")
@@ -208,6 +223,8 @@ class Route:
                 "the extractor (extractors.body(roles=..., last_turn=...))"
             )
         self.incremental = bool(incremental)
+        self.block = block_categories(block)
+        self.mask = bool(mask)
         self._pattern = _compile(path)
 
     def matches(self, method: str, normalized_path: str) -> bool:
@@ -238,6 +255,10 @@ class Route:
             options.append(f"scope={self.scope!r}")
         if self.incremental:
             options.append("incremental=True")
+        if self.block is not None:
+            options.append(f"block={sorted(self.block)!r}")
+        if self.mask:
+            options.append("mask=True")
         return f"Route({', '.join(options)})"
 
     def __eq__(self, other: object) -> bool:
@@ -258,6 +279,8 @@ class Route:
             self.guard,
             self.scope,
             self.incremental,
+            self.block,
+            self.mask,
         )
 
 

@@ -283,6 +283,10 @@ class GuardMiddleware(GuardedRoutes):
                 await _send_reply(send, reply, body=not head)
                 return
 
+        if inspection.masked_body is not None:
+            # Masked: the app reads the rewritten body, with a length that says so.
+            body = inspection.masked_body
+            scope["headers"] = _with_length(scope["headers"], len(body))
         scope.setdefault("state", {})[STATE_KEY] = inspection.verdict
         app_send = send
         responder: _Responder | None = None
@@ -309,6 +313,16 @@ class GuardMiddleware(GuardedRoutes):
             return await receive()  # type: ignore[no-any-return]
 
         await self.app(scope, replay, app_send)
+
+
+def _with_length(headers: Iterable[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    """`headers` with ``content-length: length`` (and no transfer-encoding) for a rewritten body."""
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in (b"content-length", b"transfer-encoding")
+    ]
+    return [*kept, (b"content-length", str(length).encode("ascii"))]
 
 
 class _Gone:
@@ -481,6 +495,9 @@ class _Responder:
                 self.closed = True
                 await _send_reply(self._send, reply)
                 return
+        if self.inspection.masked_response is not None:
+            body = self.inspection.masked_response
+            start = {**start, "headers": _with_length(start.get("headers", []), len(body))}
         await self._send_start(start)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from ._exceptions import GuardConfigurationError, GuardError, GuardrailsError
 from ._models import Content, Verdict
-from ._settings import GuardSettings, guard_from_env
+from ._settings import GuardSettings, check_spec, guard_from_env
 
 __all__ = ["EXIT_ALLOW", "EXIT_BLOCK", "EXIT_ERROR", "main"]
 
@@ -85,8 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--guard",
         "-g",
-        choices=("local", "trend", "palo-alto"),
-        help="the guard to use (default: from the environment, see guard_from_env)",
+        type=_guard_spec,
+        metavar="SPEC",
+        help="the guard to use: local, trend, palo-alto, or a composition such as local,trend "
+        "(see guard_from_spec; default: from the environment, see guard_from_env)",
     )
     check.add_argument(
         "--kind",
@@ -117,6 +119,14 @@ def _positive_float(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0: {value!r}")
     return number
+
+
+def _guard_spec(value: str) -> str:
+    try:
+        check_spec(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def _port(value: str) -> int:

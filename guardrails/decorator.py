@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import anyio
@@ -23,7 +23,8 @@ from . import extractors
 from ._events import DecisionHook, hooks_of
 from ._exceptions import Blocked, ExtractionError
 from ._guard import GuardSource
-from ._judge import Judge
+from ._judge import Judge, MaskCallback, block_categories
+from ._masking import replace_strings, replacements, same_texts
 from ._models import Content, ToolEvent, _plain
 from ._policy import FailOpen, validate_fail_open
 from ._windows import TextWindows
@@ -222,6 +223,8 @@ class _Guarded:
         stream_overlap: int,
         tool: _Tool | None = None,
         incremental: bool = False,
+        block: frozenset[str] | None = None,
+        mask: bool = False,
     ) -> None:
         self.tool = tool
         self.target = target
@@ -234,7 +237,10 @@ class _Guarded:
         self.scan_response = scan_response
         self.on_block = on_block
         self.monitor = monitor
-        self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor, incremental=incremental)
+        self.judge = Judge(
+            target, hooks=hooks, fail_open=fail_open, monitor=monitor, incremental=incremental, block=block
+        )
+        self.mask = mask
         self.stream_window = stream_window
         self.stream_overlap = stream_overlap
 
@@ -298,7 +304,7 @@ class _Guarded:
     def skipped(self, kind: str) -> None:
         self.judge.record("skipped", kind=kind)
 
-    def check(self, content: Content) -> Blocked | None:
+    def check(self, content: Content, mask: MaskCallback | None = None) -> Blocked | None:
         """Ask the guard synchronously; the `Blocked` to act on, or None if the call goes on.
 
         Raises:
@@ -306,18 +312,72 @@ class _Guarded:
             ExtractionError: the guard refused the content (too long...), under every policy.
         """
         try:
-            self.judge.ask(self.guard if self.guard is not None else _default_guard.get(), content)
+            self.judge.ask(self.guard if self.guard is not None else _default_guard.get(), content, mask=mask)
         except Blocked as blocked:
             return blocked
         return None
 
-    async def acheck(self, content: Content) -> Blocked | None:
+    async def acheck(self, content: Content, mask: MaskCallback | None = None) -> Blocked | None:
         """Ask the guard asynchronously; the `Blocked` to act on, or None if the call goes on."""
         try:
-            await self.judge.aask(self.guard if self.guard is not None else _default_guard.get(), content)
+            await self.judge.aask(
+                self.guard if self.guard is not None else _default_guard.get(), content, mask=mask
+            )
         except Blocked as blocked:
             return blocked
         return None
+
+    # Masking (mask=True): the call goes on with the masked strings in place -----------------------
+
+    def args_masker(
+        self, prompt: Content, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: list[Any]
+    ) -> MaskCallback | None:
+        """Rewrites the arguments with the masked strings into `out` (``[args, kwargs]``)."""
+        if not self.mask:
+            return None
+
+        def rewrite(masked: Content) -> bool:
+            pairs = replacements(prompt, masked)
+            if pairs is None:
+                return False
+            new_args, new_kwargs = replace_strings(args, pairs), replace_strings(kwargs, pairs)
+            bound_args = (instance, *new_args) if instance is not None and self.binds_instance else new_args
+            try:
+                reread = self.extract(self.binder.bind(bound_args, new_kwargs))
+            except Exception:
+                return False
+            if not same_texts(reread, masked):
+                return False  # an argument the rewrite cannot reach: the Block stands
+            out[:] = [new_args, new_kwargs]
+            return True
+
+        return rewrite
+
+    def result_masker(
+        self, response: Content, result: Any, prompt: Content | None, out: list[Any]
+    ) -> MaskCallback | None:
+        """Rewrites the return value with the masked strings into `out` (``[result]``)."""
+        if not self.mask:
+            return None
+
+        def rewrite(masked: Content) -> bool:
+            pairs = replacements(response, masked)
+            if pairs is None:
+                return False
+            new = replace_strings(result, pairs)
+            try:
+                if self.extract_response is None:
+                    reread = extractors.response_content(new, prompt=prompt.as_text() if prompt else None)
+                else:
+                    reread = self.extract_response(new)
+            except Exception:
+                return False
+            if not same_texts(reread, masked):
+                return False
+            out[:] = [new]
+            return True
+
+        return rewrite
 
     def blocked(self, blocked: Blocked) -> Any:
         if self.on_block is None:
@@ -338,28 +398,42 @@ class _Guarded:
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         prompt = self.prompt(instance, args, kwargs)
+        masked: list[Any] = []
         if prompt is None:
             self.skipped("prompt")
-        elif (blocked := self.check(prompt)) is not None:
+        elif (
+            blocked := self.check(prompt, self.args_masker(prompt, instance, args, kwargs, masked))
+        ) is not None:
             return self.blocked(blocked)
+        if masked:
+            args, kwargs = masked
         result = wrapped(*args, **kwargs)
         if not self.scan_response:
             return result
         response = self.response(result, prompt)
         if response is None:
             self.skipped("response")
-        elif (blocked := self.check(response)) is not None:
+        elif (
+            blocked := self.check(response, self.result_masker(response, result, prompt, masked))
+        ) is not None:
             return self.blocked(blocked)
+        elif len(masked) == 1:
+            return masked[0]
         return result
 
     async def acall(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         prompt = self.prompt(instance, args, kwargs)
+        masked: list[Any] = []
         if prompt is None:
             self.skipped("prompt")
-        elif (blocked := await self.acheck(prompt)) is not None:
+        elif (
+            blocked := await self.acheck(prompt, self.args_masker(prompt, instance, args, kwargs, masked))
+        ) is not None:
             return await self.ablocked(blocked)
+        if masked:
+            args, kwargs = masked
         result = await wrapped(*args, **kwargs)
         return await self._aresponse(result, prompt) if self.scan_response else result
 
@@ -393,10 +467,15 @@ class _Guarded:
 
     async def _aresponse(self, result: Any, prompt: Content | None) -> Any:
         response = self.response(result, prompt)
+        masked: list[Any] = []
         if response is None:
             self.skipped("response")
-        elif (blocked := await self.acheck(response)) is not None:
+        elif (
+            blocked := await self.acheck(response, self.result_masker(response, result, prompt, masked))
+        ) is not None:
             return await self.ablocked(blocked)
+        elif masked:
+            return masked[0]
         return result
 
     def gen(
@@ -531,6 +610,8 @@ def guarded(
     stream_overlap: int = 64,
     kind: Literal["prompt", "tool"] = "prompt",
     incremental: bool = False,
+    block: Collection[str] | None = None,
+    mask: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -551,6 +632,8 @@ def guarded(
     stream_overlap: int = 64,
     kind: Literal["prompt", "tool"] = "prompt",
     incremental: bool = False,
+    block: Collection[str] | None = None,
+    mask: bool = False,
 ) -> Any:
     """Check a function's prompt with a guard before it runs, and raise `Blocked` on Block.
 
@@ -599,6 +682,16 @@ def guarded(
         incremental: chat messages this guard already allowed, exactly, are not checked again;
             every other message is (see `guardrails._incremental`). Which messages are scanned at
             all is the extractor's choice: ``extractors.openai_chat(roles=..., last_turn=...)``.
+        block: the categories that block (`guardrails._models.CATEGORIES`); a Block whose
+            categories are all outside it is recorded as ``monitored`` and the call goes on.
+            None (default): every Block blocks; a Block with no category always blocks.
+        mask: when a Block's only category is ``sensitive_data`` and the guard masked it, the
+            function runs with the masked strings in its arguments (and a checked return value
+            is returned masked); outcome ``masked``. Only strings inside str, dict, list and
+            tuple arguments are rewritten, and the arguments are read again to make sure: when
+            that does not give exactly the masked content (an object the rewrite cannot enter),
+            or for a generator's stream, the Block stands. Not with ``parallel=True``: the
+            function would already be running with the unmasked arguments.
 
     Raises:
         TypeError: at decoration, for a target that is not a function, a guard that is not a
@@ -628,6 +721,11 @@ def guarded(
                 "kind='tool' checks the arguments before the tool runs: parallel=True cannot be used"
             )
         scan_response = True
+    blocking = block_categories(block)
+    if mask and parallel:
+        raise ValueError(
+            "mask=True cannot go with parallel=True: the function would start with the unmasked arguments"
+        )
     if not isinstance(stream_window, int) or stream_window < 1:
         raise ValueError(f"stream_window must be a positive int, not {stream_window!r}")
     if not isinstance(stream_overlap, int) or not 0 <= stream_overlap < stream_window:
@@ -669,6 +767,8 @@ def guarded(
             stream_overlap=stream_overlap,
             tool=tool,
             incremental=bool(incremental),
+            block=blocking,
+            mask=bool(mask),
         )
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(underlying):

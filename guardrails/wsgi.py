@@ -267,6 +267,8 @@ class GuardMiddleware(GuardedRoutes):
             if reply is not None:
                 return _send_reply(start_response, reply, body=not head)
 
+        if inspection.masked_body is not None:
+            body = inspection.masked_body  # masked: the app reads the rewritten body
         environ[ORIGINAL_INPUT_KEY] = environ.get("wsgi.input")
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -430,6 +432,10 @@ def _checked_json(
         if reply is not None:
             capture.send(_status_line(reply.status), list(reply.headers))
             return [reply.body]
+    if inspection.masked_response is not None:
+        body = inspection.masked_response
+        headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
     capture.send(status, _mark_unscanned(headers) if inspection.unscanned else headers)
     return [body]
 

@@ -47,7 +47,7 @@ def register() -> Iterator[Callable[[DecisionHook], None]]:
 
 def test_stats_has_a_zero_counter_per_outcome() -> None:
     """After a reset every outcome reads zero."""
-    assert stats() == dict.fromkeys(OUTCOMES, 0)
+    assert stats() == dict.fromkeys([*OUTCOMES, "degraded"], 0)
 
 
 def test_record_counts_each_outcome() -> None:
@@ -56,7 +56,8 @@ def test_record_counts_each_outcome() -> None:
     record(ALLOWED)
     record(BLOCKED)
     record(Decision(outcome="failed_open", guard="trend", target="f", error="GuardTimeout"))
-    assert stats() == {**dict.fromkeys(OUTCOMES, 0), "allowed": 2, "blocked": 1, "failed_open": 1}
+    zero: dict[str, int] = dict.fromkeys([*OUTCOMES, "degraded"], 0)
+    assert stats() == {**zero, "allowed": 2, "blocked": 1, "failed_open": 1}
 
 
 def test_stats_is_a_snapshot() -> None:

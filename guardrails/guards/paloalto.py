@@ -41,9 +41,20 @@ Verdict reasons, from the detection flags that are true (unknown flags keep thei
                                         "response_db_security", "response_ungrounded"
 
 A Block with no true flag gets the ``category`` (e.g. ``"malicious"``) as its reason.
+
+Categories (`Verdict.categories`), from the same flags of either side: ``injection`` and
+``agent`` -> ``prompt_attack``; ``dlp`` -> ``sensitive_data``; ``toxic_content`` ->
+``harmful_content``; ``url_cats`` -> ``malicious_url``; ``topic_violation`` ->
+``topic_violation``; any other flag (``malicious_code``, ``source_code``, ``db_security``,
+``ungrounded``, flags added later) -> ``other``, as is a Block with no true flag.
 ``scan_id`` is the verdict id; ``report_id`` and every other field stay in `Verdict.raw`;
 ``prompt_masked_data`` / ``response_masked_data`` are exposed as
-``Verdict.masked_data == {"prompt": {...}, "response": {...}}`` (the keys present).
+``Verdict.masked_data == {"prompt": {...}, "response": {...}}`` (the keys present). When the
+side checked (``prompt``, or ``response`` for a response) came back masked in one scan, its
+``data`` (same-length X fill, as the service masks) becomes `Verdict.masked`: the checked
+`Content` with each string masked, so that ``mask=True`` in the shells can let the call go on
+masked. Text checked in several windows, or masked data of another length, gives no
+`Verdict.masked` (the Block then stands).
 
 A ``category`` of ``"error"`` or ``"timeout"`` (or ``"error": true`` / ``"timeout": true``)
 without a Block means the scan did not complete: a transient `GuardResponseError`, never an Allow.
@@ -67,7 +78,8 @@ from typing_extensions import Unpack
 from .._cache import secret_digest
 from .._client import SCANNED_EXTENSION, ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import ExtractionError, GuardConfigurationError, GuardResponseError
-from .._models import Action, Content, ToolEvent, Verdict, message_texts
+from .._masking import masked_text_content
+from .._models import Action, Category, Content, ToolEvent, Verdict, as_content, message_texts
 from ._common import (
     FieldWindows,
     check_base_url,
@@ -105,6 +117,14 @@ MAX_ID_LENGTH = 100
 MAX_PROFILE_NAME_LENGTH = 100
 
 _FLAG_NAMES = {"injection": "prompt_injection"}
+_FLAG_CATEGORIES: dict[str, Category] = {
+    "injection": "prompt_attack",
+    "agent": "prompt_attack",
+    "dlp": "sensitive_data",
+    "toxic_content": "harmful_content",
+    "url_cats": "malicious_url",
+    "topic_violation": "topic_violation",
+}
 
 
 class PaloAltoAIRS(RemoteGuard):
@@ -325,6 +345,18 @@ class PaloAltoAIRS(RemoteGuard):
             event["output"] = result
         return event
 
+    # -- masking --------------------------------------------------------------------------------
+
+    def check(self, content: Content | str) -> Verdict:
+        """Check `content`, blocking; a masked Block carries `Verdict.masked` (see the module docs)."""
+        content = as_content(content)
+        return _with_masked(content, super().check(content))
+
+    async def acheck(self, content: Content | str) -> Verdict:
+        """Check `content` without blocking the event loop (see `check`)."""
+        content = as_content(content)
+        return _with_masked(content, await super().acheck(content))
+
     # -- responses ------------------------------------------------------------------------------
 
     def _parse_response(self, response: httpx.Response) -> Verdict:
@@ -359,6 +391,13 @@ class PaloAltoAIRS(RemoteGuard):
             if isinstance(payload.get(f"{side}_masked_data"), dict)
         }
         scan_id = payload.get("scan_id")
+        categories = {
+            _FLAG_CATEGORIES.get(flag, "other")
+            for side in ("prompt_detected", "response_detected")
+            for flag in _true_flags(payload.get(side))
+        }
+        if action is Action.BLOCK and not categories:
+            categories.add("other")
         return Verdict(
             action=action,
             reasons=reasons,
@@ -366,6 +405,7 @@ class PaloAltoAIRS(RemoteGuard):
             guard=self.name,
             raw=payload,
             masked_data=masked or None,
+            categories=frozenset(categories),
         )
 
     def __repr__(self) -> str:
@@ -373,6 +413,21 @@ class PaloAltoAIRS(RemoteGuard):
             f"profile_id={self.profile_id!r}" if self.profile_id else f"profile_name={self.profile_name!r}"
         )
         return f"PaloAltoAIRS({profile}, base_url={self.base_url!r}, timeout={self.timeout:g})"
+
+
+def _with_masked(content: Content, verdict: Verdict) -> Verdict:
+    """`verdict` with `Verdict.masked` when the service masked the side that was checked."""
+    if not verdict.blocked or not verdict.masked_data:
+        return verdict
+    is_response = content.kind == "response" or (
+        content.completion is not None and content.text is None and content.messages is None
+    )
+    side = verdict.masked_data.get("response" if is_response else "prompt")
+    data = side.get("data") if isinstance(side, dict) else None
+    if not isinstance(data, str):
+        return verdict
+    masked = masked_text_content(content, data)
+    return verdict if masked is None else verdict.model_copy(update={"masked": masked})
 
 
 def _check_id(field: str, value: str) -> None:
@@ -397,15 +452,16 @@ def _context(messages: list[dict[str, Any]] | None) -> str:
     return "\n".join(lines)[-MAX_CONTEXT_CHARS:]
 
 
-def _flags(detected: object, prefix: str) -> list[str]:
-    """Reason names of the flags set to true in a ``*_detected`` object."""
+def _true_flags(detected: object) -> list[str]:
+    """The flags set to true in a ``*_detected`` object."""
     if not isinstance(detected, dict):
         return []
-    return [
-        prefix + _FLAG_NAMES.get(flag, flag)
-        for flag, value in detected.items()
-        if isinstance(flag, str) and value is True
-    ]
+    return [flag for flag, value in detected.items() if isinstance(flag, str) and value is True]
+
+
+def _flags(detected: object, prefix: str) -> list[str]:
+    """Reason names of the flags set to true in a ``*_detected`` object."""
+    return [prefix + _FLAG_NAMES.get(flag, flag) for flag in _true_flags(detected)]
 
 
 def _settings() -> GuardSettings:

@@ -23,6 +23,25 @@ detailed fields (``harmfulContent``, ``sensitiveInformation``, ``promptAttacks``
 ``harmful_content``, ``sensitive_information``, ``prompt_attack`` in beta) stay in `Verdict.raw`.
 A missing or unknown action is a `GuardResponseError`, never an Allow.
 
+Categories (`Verdict.categories`), from the reasons and, when detailed, the detail fields; the raw
+reasons stay in `Verdict.reasons`:
+
+==============================================  ==========================  ====================
+reason words (any case) / detail field          v3 and beta                 category
+==============================================  ==========================  ====================
+"prompt attack", "injection", "jailbreak"       ``promptAttacks[]`` /       ``prompt_attack``
+                                                ``prompt_attack[]``
+"sensitive", "pii", "dlp", "personal"           ``sensitiveInformation`` /  ``sensitive_data``
+                                                ``sensitive_information``
+"harmful", "toxic", "violence", "hate"...       ``harmfulContent[]`` /      ``harmful_content``
+                                                ``harmful_content[]``
+"url"                                                                       ``malicious_url``
+"topic"                                                                     ``topic_violation``
+==============================================  ==========================  ====================
+
+A detail entry counts when it says ``hasPolicyViolation: true`` (v3) or ``content_violation:
+true`` (beta). A Block that maps to nothing is ``other``.
+
 Caching (``cache=``): the key covers the content (``metadata["model"]`` is the only metadata sent),
 the API variant, application name, detailed flag, window settings, base URL and a digest of the
 API key.
@@ -41,7 +60,7 @@ from typing_extensions import Unpack
 from .._cache import secret_digest
 from .._client import SCANNED_EXTENSION, ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import GuardConfigurationError, GuardResponseError
-from .._models import Action, Content, ToolEvent, Verdict, message_texts
+from .._models import Action, Category, Content, ToolEvent, Verdict, message_texts
 from ._common import (
     FieldWindows,
     check_base_url,
@@ -265,12 +284,14 @@ class TrendAIGuard(RemoteGuard):
                 status_code=response.status_code,
             )
         verdict_id = payload.get("id")
+        reasons = _reasons(payload)
         return Verdict(
             action=action,
-            reasons=_reasons(payload),
+            reasons=reasons,
             id=str(verdict_id) if isinstance(verdict_id, (str, int)) and verdict_id != "" else None,
             guard=self.name,
             raw=payload,
+            categories=_categories(action, reasons, payload),
         )
 
     def __repr__(self) -> str:
@@ -311,6 +332,56 @@ def _reasons(payload: dict[str, Any]) -> list[str]:
     if not isinstance(value, list):
         return []
     return [str(item) for item in value if isinstance(item, (str, int, float)) and str(item).strip()]
+
+
+# Words of a reason, and the category they mean; checked in this order, so "sensitive" wins
+# over "harmful" only when both appear (each reason may name several scanners: all count).
+_REASON_WORDS: tuple[tuple[re.Pattern[str], Category], ...] = (
+    (re.compile(r"prompt[ _-]?attack|injection|jailbreak", re.IGNORECASE), "prompt_attack"),
+    (re.compile(r"sensitive|\bpii\b|\bdlp\b|personal", re.IGNORECASE), "sensitive_data"),
+    (
+        re.compile(r"harm|toxic|violen|hate|sexual|harass|self[ _-]?harm", re.IGNORECASE),
+        "harmful_content",
+    ),
+    (re.compile(r"\burls?\b|malicious[ _-]?url", re.IGNORECASE), "malicious_url"),
+    (re.compile(r"topic", re.IGNORECASE), "topic_violation"),
+)
+# "No policy violations detected" and the like name a scanner without finding anything.
+_NO_FINDING = re.compile(r"\bno\b.*\bviolation|\bnot\b.*\bdetected", re.IGNORECASE)
+# The detail fields of each API, and the category each one reports.
+_DETAIL_FIELDS: tuple[tuple[str, Category], ...] = (
+    ("promptAttacks", "prompt_attack"),
+    ("prompt_attack", "prompt_attack"),
+    ("sensitiveInformation", "sensitive_data"),
+    ("sensitive_information", "sensitive_data"),
+    ("harmfulContent", "harmful_content"),
+    ("harmful_content", "harmful_content"),
+)
+
+
+def _violates(entry: object) -> bool:
+    if isinstance(entry, list):
+        return any(_violates(item) for item in entry)
+    if isinstance(entry, dict):
+        return entry.get("hasPolicyViolation") is True or entry.get("content_violation") is True
+    return False
+
+
+def _categories(action: Action, reasons: list[str], payload: dict[str, Any]) -> frozenset[Category]:
+    """The findings of a Trend answer in the common vocabulary (see the module docstring)."""
+    found: set[Category] = set()
+    for reason in reasons:
+        if _NO_FINDING.search(reason):
+            continue
+        # "<scanner>: <details>": the scanner's name says the category; the details (rule names,
+        # codes) only when the name does not ("[Violation] Policy Name: harmful_content").
+        head, _, _ = reason.partition(":")
+        named = {category for pattern, category in _REASON_WORDS if pattern.search(head)}
+        found.update(named or (category for pattern, category in _REASON_WORDS if pattern.search(reason)))
+    found.update(category for field, category in _DETAIL_FIELDS if _violates(payload.get(field)))
+    if action is Action.BLOCK and not found:
+        found.add("other")
+    return frozenset(found)
 
 
 def _settings() -> GuardSettings:

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -79,7 +79,8 @@ from .._body import is_json_media_type
 from .._events import DecisionHook, hooks_of, log_extra
 from .._exceptions import Blocked, ExtractionError
 from .._guard import GuardSource
-from .._judge import Judge, guard_name
+from .._judge import Judge, MaskCallback, block_categories, guard_name
+from .._masking import mask_json, same_texts
 from .._models import Content
 from .._policy import FailOpen, validate_fail_open
 from .._shapes import (
@@ -144,9 +145,24 @@ def _endpoint(request: httpx.Request) -> Endpoint | None:
 
 
 class _Call:
-    """One guarded API call: where it goes, and the judge of each of its checks."""
+    """One guarded API call: where it goes, and the judge of each of its checks.
 
-    __slots__ = ("guard", "guard_name", "judge", "metadata", "prompt", "scope")
+    With ``mask``, a Block of sensitive data only that the guard masked lets the call go on
+    masked: ``masked`` then holds the rewritten JSON body (of the request, then of the answer).
+    """
+
+    __slots__ = (
+        "endpoint",
+        "guard",
+        "guard_name",
+        "judge",
+        "mask",
+        "masked",
+        "metadata",
+        "path",
+        "prompt",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -155,6 +171,9 @@ class _Call:
         *,
         fail_open: FailOpen,
         hooks: tuple[DecisionHook, ...],
+        endpoint: Endpoint,
+        block: frozenset[str] | None = None,
+        mask: bool = False,
         scope: MessageScope = ALL_MESSAGES,
         incremental: bool = False,
     ) -> None:
@@ -167,7 +186,12 @@ class _Call:
             fail_open=fail_open,
             blocked=OpenAIBlocked,
             incremental=incremental,
+            block=block,
         )
+        self.endpoint = endpoint
+        self.path = request.url.path
+        self.mask = mask
+        self.masked: bytes | None = None
         self.metadata: dict[str, str] = {"route": request.url.path}
         self.prompt: str | None = None
 
@@ -197,6 +221,43 @@ class _Call:
 
     def window_content(self, text: str) -> Content:
         return Content(text, kind="response", metadata=self.metadata)
+
+    def take_masked(self) -> bytes | None:
+        """The body rewritten by the last check that went on masked (then forgotten)."""
+        masked, self.masked = self.masked, None
+        return masked
+
+    def masker(self, body: bytes, content: Content) -> MaskCallback | None:
+        """Rewrites `body` (the request's, or a JSON answer's) with the masked strings."""
+        if not self.mask:
+            return None
+
+        def rewrite(masked: Content) -> bool:
+            self.masked = None
+            rewritten = mask_json(body, content, masked)
+            if rewritten is None:
+                return False
+            try:
+                if content.kind == "prompt":
+                    reread = request_content(self.endpoint, rewritten, self.path)
+                else:
+                    reread = answer_content(rewritten, metadata=self.metadata, prompt=self.prompt)
+            except ExtractionError:
+                return False
+            if not same_texts(reread, masked):
+                return False  # a string the rewrite cannot reach: the Block stands
+            self.masked = rewritten
+            return True
+
+        return rewrite
+
+
+def _masked_request(request: httpx.Request, body: bytes) -> httpx.Request:
+    """`request` with a rewritten (masked) body and the length that goes with it."""
+    headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _ENCODING_HEADERS]
+    return httpx.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
 
 
 def _media_type(response: httpx.Response) -> str:
@@ -304,6 +365,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         last_turn: check only the messages after the last assistant message.
         incremental: a chat message this guard already allowed, exactly, is not checked again;
             every other message is (see `guardrails._incremental`).
+        block: the categories that block; a Block whose categories are all outside it is
+            recorded as ``monitored`` and the call goes on (None, the default: every Block
+            blocks; a Block with no category always blocks).
+        mask: when a Block's only category is ``sensitive_data`` and the guard masked it, the
+            request is sent with the masked strings in its JSON body (and a JSON answer handed
+            back masked); outcome ``masked``. A body that does not read back as exactly the
+            masked content, and a stream window, stay blocked.
 
     Closing the httpx client closes what this transport made (its default inner transport, and
     the guard when it was made from the environment), never what it was given: a `transport=` or
@@ -323,6 +391,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         roles: Iterable[str] | None = None,
         last_turn: bool = False,
         incremental: bool = False,
+        block: Collection[str] | None = None,
+        mask: bool = False,
     ) -> None:
         if isinstance(stream_window, bool) or not isinstance(stream_window, int) or stream_window < 1:
             raise ValueError("stream_window must be a positive number of characters")
@@ -339,6 +409,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.hooks = hooks_of(on_decision)
         self.scope = MessageScope(roles, last_turn=last_turn)
         self.incremental = bool(incremental)
+        self.block = block_categories(block)
+        self.mask = bool(mask)
         self._guards = GuardSource(guard)
         self._transport = transport
         self._sync: httpx.BaseTransport | None = (
@@ -407,11 +479,17 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             hooks=self.hooks,
             scope=self.scope,
             incremental=self.incremental,
+            endpoint=endpoint,
+            block=self.block,
+            mask=self.mask,
         )
         body = request.read()
         content = call.prompt_content(endpoint, body, request.url.path)
         if content is not None:
-            call.judge.ask(call.guard, content)
+            call.judge.ask(call.guard, content, mask=call.masker(body, content))
+            masked = call.take_masked()
+            if masked is not None:
+                request = _masked_request(request, masked)
             for tool in openai_tool_results(endpoint, body, call.metadata):
                 call.judge.ask(call.guard, tool)
         response = inner.handle_request(request)
@@ -428,9 +506,10 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             response.close()
         content = call.response_content(body)
         if content is not None:
-            call.judge.ask(call.guard, content)
+            call.judge.ask(call.guard, content, mask=call.masker(body, content))
             for tool in openai_tool_calls(body, call.metadata):
                 call.judge.ask(call.guard, tool)
+            body = call.take_masked() or body
         return _rebuilt(response, request, body=body)
 
     def close(self) -> None:
@@ -456,11 +535,17 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             hooks=self.hooks,
             scope=self.scope,
             incremental=self.incremental,
+            endpoint=endpoint,
+            block=self.block,
+            mask=self.mask,
         )
         body = await request.aread()
         content = call.prompt_content(endpoint, body, request.url.path)
         if content is not None:
-            await call.judge.aask(call.guard, content)
+            await call.judge.aask(call.guard, content, mask=call.masker(body, content))
+            masked = call.take_masked()
+            if masked is not None:
+                request = _masked_request(request, masked)
             for tool in openai_tool_results(endpoint, body, call.metadata):
                 await call.judge.aask(call.guard, tool)
         response = await inner.handle_async_request(request)
@@ -477,9 +562,10 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             await response.aclose()
         content = call.response_content(body)
         if content is not None:
-            await call.judge.aask(call.guard, content)
+            await call.judge.aask(call.guard, content, mask=call.masker(body, content))
             for tool in openai_tool_calls(body, call.metadata):
                 await call.judge.aask(call.guard, tool)
+            body = call.take_masked() or body
         return _rebuilt(response, request, body=body)
 
     async def aclose(self) -> None:

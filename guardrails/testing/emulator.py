@@ -28,6 +28,12 @@ Endpoints (paths exactly as documented):
   answer gains ``tool_detected`` (``verdict``, ``metadata``, ``input_detected``, ``output_detected``).
   Fields stay within the documented limits (``prompt`` 10,000 characters, ``response`` 20,000,
   ``context`` 100,000; 413 above). ``context`` is taken as context: it is not scanned.
+  A profile named in ``panw_mask_profiles`` (by
+  default ``dlp-mask``) masks what its DLP finds, as a DLP profile set to Block does: the answer
+  carries ``prompt_masked_data`` / ``response_masked_data`` with ``data`` (the text with each
+  sensitive span filled with ``X``, same length, line breaks kept) and ``pattern_detections``
+  (``[{"pattern": name, "locations": [[start, end], ...]}]``). The spans are found by the
+  emulator's own patterns (cards passing Luhn, US SSNs, IBANs, private keys, common API keys).
 
 Rejections: a missing or malformed credential answers 401, an unknown key 403 (Trend documents 403
 for "an authentication issue"; 401 for an absent credential is what both gateways answer in
@@ -248,6 +254,7 @@ class Emulator:
         latency: seconds every vendor request waits before it is answered.
         log_size: how many recent requests `requests` keeps.
         guard: the detector deciding Allow or Block (a default `LocalGuard`).
+        panw_mask_profiles: Palo Alto profile names (or ids) whose DLP masks what it finds.
     """
 
     def __init__(
@@ -259,9 +266,11 @@ class Emulator:
         latency: float = 0.0,
         log_size: int = 200,
         guard: LocalGuard | None = None,
+        panw_mask_profiles: Iterable[str] = ("dlp-mask",),
     ) -> None:
         if latency < 0:
             raise ValueError("latency must not be negative")
+        self.panw_mask_profiles = frozenset(panw_mask_profiles)
         self.trend_keys = tuple(trend_keys)
         self.panw_linked_keys = tuple(panw_linked_keys)
         self.panw_keys = (*tuple(panw_keys), *self.panw_linked_keys)
@@ -655,6 +664,16 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
         }
     if isinstance(payload.get("tr_id"), str):
         result["tr_id"] = payload["tr_id"]
+    masks = {profile.get("profile_name"), profile.get("profile_id")} & emulator.panw_mask_profiles
+    if blocked and masks:
+        for side, texts, findings in (
+            ("prompt", prompts, prompt_findings),
+            ("response", responses, response_findings),
+        ):
+            if texts and any(finding.category == "sensitive_information" for finding in findings):
+                masked = _panw_masked(texts[0])
+                if masked is not None:
+                    result[f"{side}_masked_data"] = masked
     return JSONResponse(result)
 
 
@@ -677,6 +696,54 @@ def _panw_tool_event(event: object) -> dict[str, Any]:
     if event.get("input") is None and event.get("output") is None:
         raise _Rejected(400, "contents.tool_event needs an input or an output")
     return {key: event[key] for key in ("metadata", "input", "output") if event.get(key) is not None}
+
+
+# The emulator's own patterns of sensitive data, for masking: independent of the client's.
+_PANW_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "private-key",
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
+    ),
+    ("credit-card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")),
+    ("ssn", re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")),
+    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")),
+    (
+        "api-key",
+        re.compile(
+            r"\b(?:sk-[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|xox[abprs]-[A-Za-z0-9-]{10,})"
+        ),
+    ),
+)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _panw_masked(text: str) -> dict[str, Any] | None:
+    """``*_masked_data`` for one text: every sensitive span filled with X; None if none found."""
+    chars = list(text)
+    detections: list[dict[str, Any]] = []
+    for name, pattern in _PANW_PATTERNS:
+        locations: list[list[int]] = []
+        for match in pattern.finditer(text):
+            if name == "credit-card" and not _luhn(re.sub(r"\D", "", match.group())):
+                continue
+            locations.append([match.start(), match.end()])
+            for index in range(match.start(), match.end()):
+                if chars[index] != "\n":
+                    chars[index] = "X"
+        if locations:
+            detections.append({"pattern": name, "locations": locations})
+    if not detections:
+        return None
+    return {"data": "".join(chars), "pattern_detections": detections}
 
 
 def _panw_flags(findings: Sequence[Finding], *, response: bool = False) -> dict[str, bool]:
@@ -880,6 +947,7 @@ def create_app(
     latency: float = 0.0,
     log_size: int = 200,
     guard: LocalGuard | None = None,
+    panw_mask_profiles: Iterable[str] = ("dlp-mask",),
 ) -> Starlette:
     """The emulator as a Starlette app; its state is ``app.state.emulator`` (an `Emulator`).
 
@@ -890,6 +958,7 @@ def create_app(
         latency: seconds every vendor request waits before it is answered.
         log_size: how many recent requests are kept for ``GET /_emulator/requests``.
         guard: the detector deciding Allow or Block (a default `LocalGuard`).
+        panw_mask_profiles: Palo Alto profiles whose DLP masks what it finds (``*_masked_data``).
     """
     emulator = Emulator(
         trend_keys=trend_keys,
@@ -898,6 +967,7 @@ def create_app(
         latency=latency,
         log_size=log_size,
         guard=guard,
+        panw_mask_profiles=panw_mask_profiles,
     )
     routes = [
         Route(
