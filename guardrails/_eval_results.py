@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -97,7 +96,8 @@ class ResultsFile:
     def _load(self, guards: set[str]) -> None:
         with self.path.open("rb+") as handle:
             good_end = 0
-            for number, raw in enumerate(_lines(handle), start=1):
+            # Binary: a line cut in the middle of a UTF-8 sequence is seen as cut, not undecodable.
+            for number, raw in enumerate(handle, start=1):
                 if not raw.endswith(b"\n"):
                     break  # a line cut short by a crash: dropped below, its pair checked again
                 good_end += len(raw)
@@ -143,8 +143,3 @@ class ResultsFile:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def _lines(handle: IO[bytes]) -> Iterator[bytes]:
-    # Binary, so that a line cut in the middle of a UTF-8 sequence is seen as cut, not undecodable.
-    yield from handle
