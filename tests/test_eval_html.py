@@ -18,7 +18,8 @@ from tests.eval_cases import generate
 CHROMIUM = shutil.which("chromium")
 
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed (CI installs it)"
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (CI installs it)",
 )
 
 # Appended to a copy of the report only: it writes what the browser laid out into the DOM, which
