@@ -102,3 +102,23 @@ def test_latency_percentiles_are_ordered(report: EvalReport) -> None:
         assert m.latency_p95 is not None
         assert m.latency_p99 is not None
         assert 0 < m.latency_p50 <= m.latency_p95 <= m.latency_p99
+
+
+def test_retries_count_as_vendor_calls_and_cached_verdicts_do_not() -> None:
+    """A 503 then an answer is two calls; a verdict from the cache is none."""
+    app = create_app(panw_keys=(PANW_KEY,))
+    emulator: Emulator = app.state.emulator
+    emulator.inject("status", status=503, times=1, api="panw")
+    transport = httpx.ASGITransport(app=app)
+    panw = PaloAltoAIRS(
+        PANW_KEY,
+        profile_name="eval",
+        base_url="http://127.0.0.1",
+        transport=transport,
+        cache=True,
+        backoff=0.001,
+    )
+    rows = [{"id": 1, "prompt": "hello"}, {"id": 2, "prompt": "hello"}]
+    report = evaluate(rows, {"panw": panw}, concurrency=1)
+    assert report.guards["panw"].vendor_calls == emulator.count("panw") == 2
+    assert report.guards["panw"].checked == 2
