@@ -72,13 +72,17 @@ class LatencyHistogram:
                 return min(self.maximum, max(self.minimum, middle))
         return self.maximum  # pragma: no cover - the counts add up to `count`
 
-    def buckets(self) -> list[tuple[float, float, int]]:
-        """The non-empty buckets: (low, high, count), low first."""
-        return [
-            (self.LOW * self.RATIO**index, self.LOW * self.RATIO ** (index + 1), count)
-            for index, count in enumerate(self.counts)
-            if count
-        ]
+    def coarse(self, bins: int) -> tuple[list[float], list[int]]:
+        """The counts regrouped into `bins` log-spaced bins from the lowest to the highest
+        non-empty bucket, empty bins included (for a chart): (bins + 1 edges, counts)."""
+        used = [index for index, count in enumerate(self.counts) if count]
+        if not used:
+            return [], []
+        first, last = used[0], used[-1] + 1
+        width = max(1, math.ceil((last - first) / bins))
+        counts = [sum(self.counts[start : start + width]) for start in range(first, last, width)]
+        edges = [self.LOW * self.RATIO ** (first + i * width) for i in range(len(counts) + 1)]
+        return edges, counts
 
 
 @dataclass(frozen=True)
@@ -512,12 +516,11 @@ def _latency(figure_type: type[Figure], guards: Mapping[str, GuardMetrics]) -> F
     axes = figure.subplots()
     drawn = False
     for name, m in guards.items():
-        buckets = m.latency.buckets()
-        if not buckets:
+        edges, counts = m.latency.coarse(40)
+        if not counts:
             continue
-        # A step outline per guard over the log-spaced buckets, in milliseconds.
-        edges = [low * 1000 for low, _, _ in buckets] + [buckets[-1][1] * 1000]
-        axes.stairs([count for _, _, count in buckets], edges, label=name, linewidth=1.5)
+        # A step outline per guard over log-spaced bins, in milliseconds.
+        axes.stairs(counts, [edge * 1000 for edge in edges], label=name, linewidth=1.5)
         drawn = True
     axes.set_xscale("log")
     axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))

@@ -302,3 +302,22 @@ def test_an_empty_guard_mapping_is_refused() -> None:
 def test_the_report_is_an_eval_report() -> None:
     """The public names import from guardrails.eval."""
     assert isinstance(evaluate([], {"m": MarkerGuard()}), EvalReport)
+
+
+def test_latency_percentiles_are_within_two_percent_of_the_exact_ones() -> None:
+    """The fixed histogram's p50/p95/p99 stay within 2% of the exact order statistics."""
+    import random
+
+    from guardrails._eval_report import LatencyHistogram
+
+    rng = random.Random(7)
+    values = [rng.lognormvariate(-6, 1.2) for _ in range(20_000)]
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.add(value)
+    ordered = sorted(values)
+    for q in (50, 95, 99):
+        exact = ordered[max(0, -(-len(ordered) * q // 100) - 1)]
+        found = histogram.percentile(q)
+        assert found is not None
+        assert abs(found - exact) / exact < 0.02, q

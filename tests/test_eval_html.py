@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from guardrails import LocalGuard
+from guardrails import Content, LocalGuard, Verdict
 from guardrails.eval import EvalReport, evaluate
 from tests.eval_cases import generate
 
@@ -59,20 +59,31 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(command, capture_output=True, timeout=120, check=False, cwd=tmp_path)
 
 
-class TwoGuards:
-    """A report of two guards that disagree, with categories, latencies and a confusion matrix."""
+_CATEGORY = {"prompt_attack": "prompt_attack", "sensitive_information": "sensitive_data"}
+_CATEGORY["harmful_content"] = "harmful_content"
 
-    @staticmethod
-    def report() -> EvalReport:
-        rows = [case.row for case in generate(200, seed=3)]
-        strict = LocalGuard()
-        lenient = LocalGuard(sensitive_information=False)
-        return evaluate(rows, {"strict": strict, "lenient": lenient})
+
+class CategoryGuard(LocalGuard):
+    """LocalGuard reporting its findings as `Verdict.categories` (as the vendor guards do)."""
+
+    name = "categories"
+
+    def _decide(self, content: Content) -> Verdict:
+        verdict = super()._decide(content)
+        found = frozenset(_CATEGORY[f.category] for text in content.iter_texts() for f in self.findings(text))
+        return verdict.model_copy(update={"categories": found})
+
+
+def _report() -> EvalReport:
+    """Two guards that disagree, with categories, latencies and confusion matrices."""
+    rows = [case.row for case in generate(200, seed=3)]
+    return evaluate(rows, {"strict": CategoryGuard(), "lenient": LocalGuard(sensitive_information=False)})
 
 
 def test_every_chart_renders_in_chromium(tmp_path: Path) -> None:
     """Each chart image decodes and has a size on the page; the screenshot is not blank."""
-    report = TwoGuards.report()
+    report = _report()
+    assert report.guards["strict"].categories  # the categories chart has bars
     page = report.to_html(tmp_path / "report.html")
     html = page.read_text()
     assert "<script" not in html
