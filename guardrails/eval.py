@@ -32,6 +32,7 @@ guards that were not asked count nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -216,8 +217,12 @@ class _Run:
             try:
                 outcome = await asyncio.shield(check)
             except asyncio.CancelledError:
-                outcome = await check
-                self._finish(state, name, outcome, write=True)
+                # Let the check end (within its guard's deadline) and record it, however many
+                # times the run is cancelled meanwhile; a second Ctrl-C still stops the loop.
+                while not check.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(check)
+                self._finish(state, name, check.result(), write=True)
                 raise
             self._finish(state, name, outcome, write=True)
 

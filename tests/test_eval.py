@@ -13,7 +13,7 @@ from guardrails import Action, Content, GuardRateLimited, GuardTimeout, LocalGua
 from guardrails._budget import RateLimit
 from guardrails._eval_data import read_rows
 from guardrails._models import as_content
-from guardrails.eval import EvalDataError, EvalReport, evaluate
+from guardrails.eval import EvalDataError, EvalReport, aevaluate, evaluate
 
 SECRET_TEXT = "zebra-quartz-unique-prompt-text"
 
@@ -29,12 +29,24 @@ class MarkerGuard:
         self.calls = 0
         self.in_flight = 0
         self.peak = 0
+        self._waiters: list[tuple[int, asyncio.Event]] = []
+
+    async def reached(self, calls: int) -> None:
+        """Return once `calls` checks have started."""
+        event = asyncio.Event()
+        self._waiters.append((calls, event))
+        if self.calls >= calls:
+            event.set()
+        await event.wait()
 
     def check(self, content: Content | str) -> Verdict:
         raise NotImplementedError
 
     async def acheck(self, content: Content | str) -> Verdict:
         self.calls += 1
+        for calls, event in self._waiters:
+            if self.calls >= calls:
+                event.set()
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
@@ -321,3 +333,25 @@ def test_latency_percentiles_are_within_two_percent_of_the_exact_ones() -> None:
         found = histogram.percentile(q)
         assert found is not None
         assert abs(found - exact) / exact < 0.02, q
+
+
+@pytest.mark.parametrize(
+    "count", [pytest.param(4, id="all-rows-queued"), pytest.param(200, id="rows-pending")]
+)
+def test_a_cancelled_run_records_every_check_it_started(tmp_path: Path, count: int) -> None:
+    """Cancelling the run (Ctrl-C) lets the checks in flight finish, and records each of them."""
+    results = tmp_path / "results.jsonl"
+    guard = MarkerGuard(latency=0.05)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(
+            aevaluate([{"prompt": f"row {i}"} for i in range(count)], {"m": guard}, results=results)
+        )
+        await guard.reached(4)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert guard.in_flight == 0
+    assert len(results.read_text().splitlines()) == guard.calls >= 4
