@@ -15,7 +15,8 @@ the verdict cache and the guard's rate budget work as in production. At most `co
 run at once; ``rate=`` adds one budget (a `RateLimit`) shared by the whole run, and a check waits
 for it rather than fail. A guard's own `GuardRateLimited` carrying ``retry_after`` is waited out
 and the check tried again (a spent local budget indefinitely, a vendor 429 three more times);
-any other failure is an error in the report, never a guess.
+any other failure (a guard raising outside its contract included) is an error in the report,
+never a guess.
 
 Rows are streamed: memory does not grow with the number of rows (the counts are folded in as
 checks finish; latencies go into a fixed histogram). With ``results=PATH`` each finished (row,
@@ -177,23 +178,32 @@ class _Run:
     async def run(self, stream: Iterator[Item]) -> EvalReport:
         queue: asyncio.Queue[tuple[_RowState, str] | None] = asyncio.Queue(self.concurrency)
         workers = [asyncio.ensure_future(self._worker(queue)) for _ in range(self.concurrency)]
+        tasks = [asyncio.ensure_future(self._produce(stream, queue)), *workers]
         try:
-            for item in stream:
-                state = self._start(item)
-                for name in self.names:
-                    if name not in state.verdicts:
-                        await queue.put((state, name))
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
+            # Whichever fails first (bad data in the producer; a results file that cannot be
+            # written in a worker) ends the run: the producer never waits on workers gone.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
         finally:
-            for worker in workers:
-                worker.cancel()
+            for task in tasks:
+                task.cancel()
             # Cancelled workers record the checks they had in flight before they end.
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.results is not None:
                 self.results.close()
         return self._report()
+
+    async def _produce(
+        self, stream: Iterator[Item], queue: asyncio.Queue[tuple[_RowState, str] | None]
+    ) -> None:
+        for item in stream:
+            state = self._start(item)
+            for name in self.names:
+                if name not in state.verdicts:
+                    await queue.put((state, name))
+        for _ in range(self.concurrency):
+            await queue.put(None)
 
     def _start(self, item: Item) -> _RowState:
         """Count the row in, and fold in what the results file already holds for it."""
@@ -250,6 +260,10 @@ class _Run:
                 )
             except ExtractionError as exc:  # ContentTooLarge and kin: the row's doing, final
                 return _failure(exc, spent + time.perf_counter() - started, meter.calls, transient=False)
+            except Exception as exc:
+                # A guard outside the contract (a bug, a composition's own error): an error in
+                # the report under its type's name, retried by the next run; never a stalled run.
+                return _failure(exc, spent + time.perf_counter() - started, meter.calls, transient=True)
             return Outcome(
                 action=verdict.action.value,
                 categories=tuple(sorted(verdict.categories)),

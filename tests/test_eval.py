@@ -355,3 +355,30 @@ def test_a_cancelled_run_records_every_check_it_started(tmp_path: Path, count: i
     asyncio.run(run())
     assert guard.in_flight == 0
     assert len(results.read_text().splitlines()) == guard.calls >= 4
+
+
+def test_a_guard_raising_outside_its_contract_is_an_error_not_a_stalled_run() -> None:
+    """An unexpected exception from every check ends as errors in the report; the run completes."""
+
+    class Broken(MarkerGuard):
+        async def acheck(self, content: Content | str) -> Verdict:
+            raise RuntimeError("bug")
+
+    report = evaluate([{"prompt": f"row {i}"} for i in range(50)], {"broken": Broken()}, concurrency=2)
+    assert report.guards["broken"].errors == 50
+    assert report.guards["broken"].error_types == {"RuntimeError": 50}
+
+
+def test_a_failing_progress_callback_ends_the_run_with_its_error() -> None:
+    """An exception in the caller's progress callback stops the run instead of stalling it."""
+
+    def progress(done: int, errors: int, elapsed: float) -> None:
+        raise OSError("terminal gone")
+
+    with pytest.raises(OSError, match="terminal gone"):
+        evaluate(
+            [{"prompt": f"row {i}"} for i in range(100)],
+            {"m": MarkerGuard()},
+            concurrency=2,
+            progress=progress,
+        )
