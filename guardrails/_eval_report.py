@@ -9,10 +9,11 @@ their id or their digest; their text only when the run was asked to show it.
 from __future__ import annotations
 
 import base64
+import heapq
 import html
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +114,8 @@ class GuardMetrics:
             verdicts send none; `LocalGuard` sends none).
         latency_p50, latency_p95, latency_p99: seconds per check (None with no verdict).
         categories: verdicts reporting each category (`guardrails.CATEGORIES`).
-        false_positives, false_negatives: the first few such rows, by id and digest.
+        false_positives, false_negatives: the first few such rows in the data's order (the same
+            whatever order the checks finished in), by id and digest.
         latency: the latency histogram behind the percentiles (for charts).
     """
 
@@ -220,8 +222,9 @@ class Tally:
         self.error_types: dict[str, int] = {}
         self.categories: dict[str, int] = {}
         self.latency = LatencyHistogram()
-        self.false_positives: list[RowRef] = []
-        self.false_negatives: list[RowRef] = []
+        # Max-heaps on the row number (negated): the lowest-numbered examples are kept.
+        self.false_positives: list[tuple[int, RowRef]] = []
+        self.false_negatives: list[tuple[int, RowRef]] = []
 
     def add(
         self,
@@ -232,7 +235,8 @@ class Tally:
         latency: float,
         vendor_calls: int,
         error: str | None,
-        ref: RowRef,
+        number: int,
+        ref: Callable[[], RowRef],
     ) -> None:
         """Fold in one finished check (`blocked` None and `error` set when it failed)."""
         self.vendor_calls += vendor_calls
@@ -253,12 +257,10 @@ class Tally:
             self.tp += 1
         elif label:
             self.fn += 1
-            if len(self.false_negatives) < EXAMPLES_PER_KIND:
-                self.false_negatives.append(ref)
+            _keep(self.false_negatives, number, ref)
         elif blocked:
             self.fp += 1
-            if len(self.false_positives) < EXAMPLES_PER_KIND:
-                self.false_positives.append(ref)
+            _keep(self.false_positives, number, ref)
         else:
             self.tn += 1
 
@@ -279,10 +281,18 @@ class Tally:
             latency_p95=self.latency.percentile(95),
             latency_p99=self.latency.percentile(99),
             categories={c: self.categories[c] for c in CATEGORIES if self.categories.get(c)},
-            false_positives=tuple(self.false_positives),
-            false_negatives=tuple(self.false_negatives),
+            false_positives=tuple(ref for _, ref in sorted(self.false_positives, reverse=True)),
+            false_negatives=tuple(ref for _, ref in sorted(self.false_negatives, reverse=True)),
             latency=self.latency,
         )
+
+
+def _keep(examples: list[tuple[int, RowRef]], number: int, ref: Callable[[], RowRef]) -> None:
+    # Row numbers are unique within a run, so the tuples never compare their RowRef.
+    if len(examples) < EXAMPLES_PER_KIND:
+        heapq.heappush(examples, (-number, ref()))
+    elif -examples[0][0] > number:
+        heapq.heapreplace(examples, (-number, ref()))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,22 +177,44 @@ class _Run:
 
     async def run(self, stream: Iterator[Item]) -> EvalReport:
         queue: asyncio.Queue[tuple[_RowState, str] | None] = asyncio.Queue(self.concurrency)
+        producer = asyncio.ensure_future(self._produce(stream, queue))
         workers = [asyncio.ensure_future(self._worker(queue)) for _ in range(self.concurrency)]
-        tasks = [asyncio.ensure_future(self._produce(stream, queue)), *workers]
         try:
             # Whichever fails first (bad data in the producer; a results file that cannot be
             # written in a worker) ends the run: the producer never waits on workers gone.
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait([producer, *workers], return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
         finally:
-            for task in tasks:
-                task.cancel()
-            # Cancelled workers record the checks they had in flight before they end.
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self.results is not None:
-                self.results.close()
+            await self._stop(producer, workers, queue)
         return self._report()
+
+    async def _stop(
+        self,
+        producer: asyncio.Future[None],
+        workers: Sequence[asyncio.Future[None]],
+        queue: asyncio.Queue[tuple[_RowState, str] | None],
+    ) -> None:
+        """Start no new check, and let each check in flight finish and be recorded.
+
+        Workers are never cancelled: a cancelled check may have been paid for, and its result
+        would be lost to the next run. However often the run is cancelled meanwhile (Ctrl-C),
+        this waits for them (each within its guard's deadline); a second Ctrl-C stops the loop.
+        """
+        producer.cancel()
+        while not queue.empty():
+            queue.get_nowait()
+        for _ in workers:
+            queue.put_nowait(None)
+        tasks = [producer, *workers]
+        while not all(task.done() for task in tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task for task in tasks if not task.done()])
+        for task in tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: the first failure was raised by `run`
+        if self.results is not None:
+            self.results.close()
 
     async def _produce(
         self, stream: Iterator[Item], queue: asyncio.Queue[tuple[_RowState, str] | None]
@@ -221,24 +243,13 @@ class _Run:
     async def _worker(self, queue: asyncio.Queue[tuple[_RowState, str] | None]) -> None:
         while (job := await queue.get()) is not None:
             state, name = job
-            # A task of its own: it keeps its own call meter, and survives the worker's
-            # cancellation long enough to be recorded (its vendor call is paid for).
-            check = asyncio.ensure_future(self._check(self.guards[name], state.item))
-            try:
-                outcome = await asyncio.shield(check)
-            except asyncio.CancelledError:
-                # Let the check end (within its guard's deadline) and record it, however many
-                # times the run is cancelled meanwhile; a second Ctrl-C still stops the loop.
-                while not check.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(check)
-                self._finish(state, name, check.result(), write=True)
-                raise
+            outcome = await self._check(self.guards[name], state.item)
             self._finish(state, name, outcome, write=True)
 
     async def _check(self, guard: Guard, item: Item) -> Outcome:
         meter = CallMeter()
-        metering.set(meter)  # this task's own context: the calls of this check only
+        # The worker's own context: the calls of this check only (tasks it starts share it).
+        metering.set(meter)
         await self._wait_for_budget()
         spent = 0.0
         vendor_retries = 0
@@ -303,7 +314,8 @@ class _Run:
             latency=outcome.latency,
             vendor_calls=outcome.vendor_calls,
             error=outcome.error,
-            ref=RowRef(item.key, item.digest, item.text),
+            number=item.number,
+            ref=lambda: RowRef(item.key, item.digest, item.text),
         )
         self.errors += blocked is None
         state.verdicts[name] = blocked

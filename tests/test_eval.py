@@ -382,3 +382,16 @@ def test_a_failing_progress_callback_ends_the_run_with_its_error() -> None:
             concurrency=2,
             progress=progress,
         )
+
+
+def test_the_examples_named_are_the_first_rows_whatever_finished_first() -> None:
+    """The false positives a report names are the lowest-numbered, not the quickest to finish."""
+
+    class LaterRowsFaster(MarkerGuard):
+        async def acheck(self, content: Content | str) -> Verdict:
+            await asyncio.sleep((20 - int(as_content(content).as_text().split()[1])) * 0.002)
+            return await super().acheck(content)
+
+    rows = [{"id": f"r{i}", "prompt": f"attack {i}", "label": False} for i in range(20)]
+    report = evaluate(rows, {"m": LaterRowsFaster()}, concurrency=20)
+    assert [ref.row for ref in report.guards["m"].false_positives] == ["r0", "r1", "r2", "r3", "r4"]
