@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import httpx
 
+from ._eval_meter import count_call
 from ._exceptions import (
     ContentTooLarge,
     GuardAuthError,
@@ -223,6 +224,7 @@ def exchange(
             }
             attempt += 1
             error: GuardError
+            count_call()  # for `guardrails eval`'s vendor call counts (see _eval_meter)
             try:
                 response = yield request
             except httpx.TimeoutException as exc:

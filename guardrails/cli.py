@@ -7,6 +7,7 @@ Usage::
     echo "some text" | guardrails check -                      # read the text from stdin
     guardrails check --file prompt.txt --guard trend --json   # a vendor guard, JSON output
     guardrails emulator --port 8080                            # the Trend / Palo Alto emulator
+    guardrails eval prompts.jsonl --guard local --guard panw   # compare guards (see _eval_cli)
 
 Exit codes: 0 allow, 1 block, 2 guard error or bad usage (empty input included: "nothing to
 check"). Error messages are one line on stderr and never contain the checked text or a key; with
@@ -25,6 +26,7 @@ from typing import NoReturn, TextIO
 
 from pydantic import ValidationError
 
+from . import _eval_cli
 from ._exceptions import GuardConfigurationError, GuardError, GuardrailsError
 from ._models import Content, Verdict
 from ._settings import GuardSettings, check_spec, guard_from_env
@@ -108,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     emulator.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
+    _eval_cli.add_parser(commands)
     return parser
 
 
@@ -166,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "emulator":
             return _emulator(args.host, args.port)
+        if args.command == "eval":
+            return _eval_cli.run(args)
         return _check(args)
     except _UsageError as exc:
         _fail(f"{args.command}: {exc}", kind="usage_error", as_json=as_json)
