@@ -14,6 +14,7 @@ import codecs
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from contextlib import aclosing, closing
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import anyio
@@ -26,7 +27,7 @@ from ._guard import GuardSource
 from ._judge import Judge
 from ._models import Content
 from ._policy import FailOpen, validate_fail_open
-from ._windows import TextWindows
+from ._stream import ItemScanner, ItemWindow, StreamOptions, ascan, scan
 
 if TYPE_CHECKING:
     from ._guard import Guard
@@ -120,38 +121,39 @@ def _describe(obj: object) -> str:
     return name if isinstance(name, str) else repr(obj)
 
 
-class _Windows:
-    """A generator's streamed output, decoded and cut into windows (`TextWindows`) to check."""
+class _Held:
+    """A generator's streamed items, held by an `ItemScanner` until the text they add is checked."""
 
-    __slots__ = ("_decoder", "prompt", "text")
+    __slots__ = ("_decoder", "blocked", "core", "prompt", "scanner")
 
-    def __init__(self, size: int, overlap: int, prompt: str | None) -> None:
-        self.text = TextWindows(size, overlap)
+    def __init__(self, core: _Guarded, prompt: str | None) -> None:
+        self.core = core
         self.prompt = prompt
+        self.blocked: Blocked | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
+        self.scanner: ItemScanner[Any] = ItemScanner(core.stream, self.text_of)
 
-    @property
-    def checked(self) -> int:
-        return self.text.checked
+    def text_of(self, chunk: Any) -> str:
+        try:
+            if isinstance(chunk, (bytes, bytearray)):
+                if self._decoder is None:
+                    self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                return self._decoder.decode(chunk)
+            return extractors.chunk_text(chunk)
+        except ExtractionError as exc:
+            self.core._invalid("response", exc)  # raises, unless in monitor mode
+            return ""
 
-    def feed(self, chunk: Any) -> Content | None:
-        """Add one chunk; a window to check once enough text has come."""
-        if isinstance(chunk, (bytes, bytearray)):
-            if self._decoder is None:
-                self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            text = self._decoder.decode(chunk)
-        else:
-            text = extractors.chunk_text(chunk)
-        return self._window() if self.text.add(text) else None
+    def _content(self, window: ItemWindow[Any]) -> Content:
+        return Content(window.text, kind="response", prompt=self.prompt)
 
-    def flush(self) -> Content | None:
-        """The last window, with whatever text is left."""
-        if self._decoder is not None:
-            self.text.add(self._decoder.decode(b"", final=True))
-        return self._window() if self.text.pending else None
+    def check(self, window: ItemWindow[Any]) -> bool:
+        self.blocked = self.core.check(self._content(window))
+        return self.blocked is None
 
-    def _window(self) -> Content:
-        return Content(self.text.cut(), kind="response", prompt=self.prompt)
+    async def acheck(self, window: ItemWindow[Any]) -> bool:
+        self.blocked = await self.core.acheck(self._content(window))
+        return self.blocked is None
 
 
 class _Task:
@@ -193,8 +195,7 @@ class _Guarded:
         on_block: OnBlock | None,
         monitor: bool,
         hooks: tuple[DecisionHook, ...],
-        stream_window: int,
-        stream_overlap: int,
+        stream: StreamOptions,
     ) -> None:
         self.target = target
         self.binds_instance = binds_instance
@@ -207,8 +208,7 @@ class _Guarded:
         self.on_block = on_block
         self.monitor = monitor
         self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor)
-        self.stream_window = stream_window
-        self.stream_overlap = stream_overlap
+        self.stream = stream
 
     # Extraction ---------------------------------------------------------------------------------
 
@@ -238,15 +238,8 @@ class _Guarded:
             content = content.model_copy(update={"prompt": prompt_text})
         return content
 
-    def windows(self, prompt: Content | None) -> _Windows:
-        return _Windows(self.stream_window, self.stream_overlap, prompt.as_text() if prompt else None)
-
-    def feed(self, windows: _Windows, chunk: Any) -> Content | None:
-        try:
-            return windows.feed(chunk)
-        except ExtractionError as exc:
-            self._invalid("response", exc)
-            return None
+    def held(self, prompt: Content | None) -> _Held:
+        return _Held(self, prompt.as_text() if prompt else None)
 
     def _invalid(self, kind: str, exc: Exception) -> None:
         """An extractor failed: raise an `ExtractionError` naming the function (log it, in monitor mode)."""
@@ -391,18 +384,15 @@ class _Guarded:
         stream = wrapped(*args, **kwargs)
         if not self.scan_response:
             return (yield from stream)
-        windows = self.windows(prompt)
+        # Items are held until the text they add is checked: none is yielded unchecked.
+        held = self.held(prompt)
         try:
-            for chunk in stream:
-                window = self.feed(windows, chunk)
-                if window is not None and (blocked := self.check(window)) is not None:
-                    yield from self._fallback(self.blocked(blocked))
-                    return None
-                yield chunk
-            window = windows.flush()
-            if window is not None and (blocked := self.check(window)) is not None:
-                yield from self._fallback(self.blocked(blocked))
-            elif not windows.checked:
+            with closing(scan(stream, held.scanner, held.check)) as windows:
+                for window in windows:
+                    yield from window.data
+            if held.blocked is not None:
+                yield from self._fallback(self.blocked(held.blocked))
+            elif not held.scanner.checked:
                 self.skipped("response")
         finally:
             close = getattr(stream, "close", None)
@@ -429,23 +419,24 @@ class _Guarded:
                 yield item
             return
         stream = wrapped(*args, **kwargs)
-        windows = self.windows(prompt) if self.scan_response else None
         try:
-            async for chunk in stream:
-                if windows is not None:
-                    window = self.feed(windows, chunk)
-                    if window is not None and (blocked := await self.acheck(window)) is not None:
-                        for item in self._fallback(await self.ablocked(blocked)):
-                            yield item
-                        return
-                yield chunk
-            if windows is not None:
-                window = windows.flush()
-                if window is not None and (blocked := await self.acheck(window)) is not None:
-                    for item in self._fallback(await self.ablocked(blocked)):
+            if not self.scan_response:
+                async for chunk in stream:
+                    yield chunk
+                return
+            # Items are held until the text they add is checked (the held text is checked early
+            # when the generator goes quiet for stream_idle_flush seconds).
+            held = self.held(prompt)
+            windows = ascan(stream, held.scanner, held.acheck, idle_flush=self.stream.idle_flush)
+            async with aclosing(windows):
+                async for window in windows:
+                    for item in window.data:
                         yield item
-                elif not windows.checked:
-                    self.skipped("response")
+            if held.blocked is not None:
+                for item in self._fallback(await self.ablocked(held.blocked)):
+                    yield item
+            elif not held.scanner.checked:
+                self.skipped("response")
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -497,8 +488,10 @@ def guarded(
     parallel: bool = False,
     on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
     extract_response: ResponseExtractor | None = None,
-    stream_window: int = 512,
-    stream_overlap: int = 64,
+    stream_window: int = 1000,
+    stream_first_window: int = 48,
+    stream_overlap: int | None = None,
+    stream_idle_flush: float | None = 0.05,
 ) -> Callable[[F], F]: ...
 
 
@@ -515,8 +508,10 @@ def guarded(
     parallel: bool = False,
     on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
     extract_response: ResponseExtractor | None = None,
-    stream_window: int = 512,
-    stream_overlap: int = 64,
+    stream_window: int = 1000,
+    stream_first_window: int = 48,
+    stream_overlap: int | None = None,
+    stream_idle_flush: float | None = 0.05,
 ) -> Any:
     """Check a function's prompt with a guard before it runs, and raise `Blocked` on Block.
 
@@ -541,8 +536,10 @@ def guarded(
             configuration errors (bad credentials, a 400) still raise; ``"always"`` runs it on
             every guard error.
         scan_response: also check the return value (a str, an OpenAI chat completion, a pydantic
-            model); a generator's streamed text is checked in windows as it goes, and the generator
-            raises `Blocked` as soon as a window is blocked (what was already yielded stays yielded).
+            model). A generator's items are held back until the text they add is checked, in
+            windows (see ``stream_window``): nothing is yielded unchecked, and the generator
+            raises `Blocked` at the first blocked window (the items of that window, and all
+            after, are never yielded).
         on_block: called with the `Blocked` error instead of raising it; its return value (awaited
             if awaitable) becomes the call's result. A generator yields it as its last item.
         monitor: shadow mode: check and log, never block or fail (outcome ``monitored``).
@@ -553,8 +550,15 @@ def guarded(
         on_decision: a hook (or hooks) receiving every `Decision` of this function.
         extract_response: turns the return value into the `Content` to scan
             (`extractors.response_content` unless given).
-        stream_window: characters of streamed text per check.
-        stream_overlap: characters each stream window repeats from the one before.
+        stream_window: the most characters of streamed text per check.
+        stream_first_window: characters of the first check; each next window doubles, up to
+            ``stream_window`` (a short answer is released after one small check).
+        stream_overlap: characters each stream window repeats from the one before (default
+            100, at most half the window; one given must be smaller than ``stream_window``).
+        stream_idle_flush: async generators: seconds of quiet after which the held text is
+            checked and released without waiting for a window's worth (None: never). A sync
+            generator runs on the caller's thread and cannot be waited on with a timeout: it
+            has no idle flush.
 
     Raises:
         TypeError: at decoration, for a target that is not a function, a guard that is not a
@@ -576,10 +580,12 @@ def guarded(
         if option is not None and not callable(option):
             raise TypeError(f"{name} must be callable, not {type(option).__name__}")
     hooks = hooks_of(on_decision)
-    if not isinstance(stream_window, int) or stream_window < 1:
-        raise ValueError(f"stream_window must be a positive int, not {stream_window!r}")
-    if not isinstance(stream_overlap, int) or not 0 <= stream_overlap < stream_window:
-        raise ValueError(f"stream_overlap must be an int in [0, stream_window), not {stream_overlap!r}")
+    stream = StreamOptions.of(
+        stream_window=stream_window,
+        stream_first_window=stream_first_window,
+        stream_overlap=stream_overlap,
+        stream_idle_flush=stream_idle_flush,
+    )
 
     def decorate(function: F) -> F:
         if inspect.isclass(function):
@@ -604,8 +610,7 @@ def guarded(
             on_block=on_block,
             monitor=monitor,
             hooks=hooks,
-            stream_window=stream_window,
-            stream_overlap=stream_overlap,
+            stream=stream,
         )
         wrapper: Callable[..., Any]
         if inspect.isasyncgenfunction(underlying):

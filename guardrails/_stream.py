@@ -1,0 +1,413 @@
+"""Streams checked as they stream: one scanner and one set of options for every shell.
+
+The rule, the same everywhere: **no part of a stream is released before the text holding it has
+been checked.** What a stream adds is held back and cut into windows of text (`TextWindows`:
+a small first window, then windows doubling up to the maximum, each starting with the end of the
+one before so a phrase cut by a boundary is still seen whole); a window is checked, then what it
+holds is released, in order. When the stream goes quiet for ``idle_flush`` seconds with text held,
+that text is cut into a window at once (checked, then released), so a slow stream is not held
+until a window's worth of text has come.
+
+Public API for the shells (the decorator's generators, both middlewares' event streams, the OpenAI
+transport; reuse it for other integrations, such as Anthropic's or MCP's streams):
+
+- `StreamOptions` (``window``, ``first_window``, ``overlap``, ``idle_flush``): the options, with
+  one spelling in every shell's signature (``stream_window``, ``stream_first_window``,
+  ``stream_overlap``, ``stream_idle_flush``: `StreamOptions.of` validates those).
+- A scanner, sans I/O, with ``feed(chunk) -> list[window]`` (windows now due), ``flush() ->
+  window | None`` (the stream is idle: cut what is held now), ``finish() -> window | None`` (the
+  stream ended) and ``holding`` (whether anything is held). A window has ``text`` (to check;
+  may be empty, then it is released unchecked) and ``data`` (what it releases). `ItemScanner`
+  holds Python objects (a generator's items: ``data`` is a tuple of them);
+  `guardrails._sse.SSEScanner` holds server-sent events (``data`` is their bytes);
+  `guardrails._encoded_sse.EncodedSSEScanner` a gzip or deflate event stream.
+- Drivers that feed a scanner from a source, check each window with a ``check(window) -> bool``
+  (False: blocked, the stream stops there; or raise) and yield the windows allowed, in order:
+  `scan` (a sync iterable, on the caller's thread: no idle flush), `ascan` (an async iterable;
+  idle flush on asyncio), `ScanThread` (a sync iterable read by a helper thread into a bounded
+  queue, so the caller can wait with a timeout: idle flush for WSGI and sync HTTP clients).
+
+An integration reads the text of its stream's events in `guardrails._shapes` (OpenAI chat
+chunks and Responses events: `StreamText`; Anthropic Messages events: `AnthropicStreamText`) and
+hands that reader to the scanner as its ``event_text``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from ._windows import TextWindows
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "ItemScanner",
+    "ItemWindow",
+    "ScanThread",
+    "Scanner",
+    "StreamOptions",
+    "ascan",
+    "scan",
+]
+
+C = TypeVar("C")
+C_contra = TypeVar("C_contra", contravariant=True)
+T = TypeVar("T")
+W = TypeVar("W", bound="Window")
+W_co = TypeVar("W_co", covariant=True)
+
+
+class Window(Protocol):
+    """What a scanner hands out: ``text`` to check, then its data to release."""
+
+    @property
+    def text(self) -> str: ...
+
+
+class Scanner(Protocol[C_contra, W_co]):
+    """A sans-I/O stream scanner (see the module docstring)."""
+
+    @property
+    def holding(self) -> bool: ...
+
+    def feed(self, chunk: C_contra, /) -> Sequence[W_co]: ...
+
+    def flush(self) -> W_co | None: ...
+
+    def finish(self) -> W_co | None: ...
+
+
+_DEFAULT_OVERLAP = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """How a stream is cut into windows to check.
+
+    Attributes:
+        window: the most characters of new text per check.
+        first_window: characters of the first check (at most ``window``); each next window
+            doubles, up to ``window``. Small: the first bytes go out after one fast check.
+        overlap: characters of the previous window checked again at the start of the next.
+        idle_flush: seconds of quiet after which held text is checked and released without
+            waiting for a window's worth (None: never; only where the shell can wait with a
+            timeout, see the module docstring).
+    """
+
+    window: int = 1000
+    first_window: int = 48
+    overlap: int = _DEFAULT_OVERLAP
+    idle_flush: float | None = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("window", "first_window", "overlap"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (0 if name == "overlap" else 1)
+            ):
+                raise ValueError(
+                    f"stream_{name} must be {'an int, 0 or more' if name == 'overlap' else 'a positive int'}, not {value!r}"
+                )
+        idle = self.idle_flush
+        if idle is not None and (
+            isinstance(idle, bool) or not isinstance(idle, (int, float)) or not idle >= 0
+        ):
+            raise ValueError(f"stream_idle_flush must be seconds (0 or more) or None, not {idle!r}")
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        stream_window: int = 1000,
+        stream_first_window: int = 48,
+        stream_overlap: int | None = None,
+        stream_idle_flush: float | None = 0.05,
+    ) -> StreamOptions:
+        """The options from a shell's keyword arguments.
+
+        ``stream_overlap`` None is 100 characters, at most half the window; an overlap given must
+        be smaller than the window.
+
+        Raises:
+            ValueError: an option out of range.
+        """
+        if stream_overlap is None:
+            if isinstance(stream_window, int) and not isinstance(stream_window, bool):
+                stream_overlap = min(_DEFAULT_OVERLAP, max(stream_window, 1) // 2)
+            else:
+                stream_overlap = _DEFAULT_OVERLAP
+        elif (
+            isinstance(stream_overlap, int)
+            and isinstance(stream_window, int)
+            and stream_overlap >= stream_window
+        ):
+            raise ValueError(f"stream_overlap must be smaller than stream_window, not {stream_overlap!r}")
+        return cls(stream_window, stream_first_window, stream_overlap, stream_idle_flush)
+
+    def windows(self) -> TextWindows:
+        """A new `TextWindows` cutting text by these options."""
+        return TextWindows(self.window, self.overlap, first=self.first_window)
+
+
+#: The options every shell uses unless told otherwise.
+DEFAULT_OPTIONS = StreamOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWindow(Generic[T]):
+    """Items held back until ``text`` (the text they add, after the overlap) is checked."""
+
+    text: str
+    data: tuple[T, ...]
+
+
+class ItemScanner(Generic[T]):
+    """Holds a stream of Python objects (a generator's items) until their text is checked.
+
+    Args:
+        options: how windows are cut.
+        text_of: the text one item adds.
+    """
+
+    __slots__ = ("_held", "_text_of", "_windows")
+
+    def __init__(self, options: StreamOptions, text_of: Callable[[T], str]) -> None:
+        self._windows = options.windows()
+        self._text_of = text_of
+        self._held: list[T] = []
+
+    @property
+    def checked(self) -> int:
+        """How many windows of text were cut."""
+        return self._windows.checked
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def feed(self, item: T) -> list[ItemWindow[T]]:
+        self._held.append(item)
+        return [self._cut()] if self._windows.add(self._text_of(item)) else []
+
+    def flush(self) -> ItemWindow[T] | None:
+        return self._cut() if self._held else None
+
+    finish = flush
+
+    def _cut(self) -> ItemWindow[T]:
+        window = ItemWindow(self._windows.cut(), tuple(self._held))
+        self._held.clear()
+        return window
+
+
+# -- drivers --------------------------------------------------------------------------------------
+
+
+def scan(source: Iterable[C], scanner: Scanner[C, W], check: Callable[[W], bool]) -> Generator[W, None, None]:
+    """Feed ``source`` to ``scanner`` on this thread; yield each window once ``check`` allows it.
+
+    No idle flush: a sync iterable cannot be waited on with a timeout without another thread
+    (see `ScanThread`). Stops at the first window ``check`` refuses (False). Does not close
+    ``source``.
+    """
+    for chunk in source:
+        for window in scanner.feed(chunk):
+            if window.text and not check(window):
+                return
+            yield window
+    last = scanner.finish()
+    if last is not None and (not last.text or check(last)):
+        yield last
+
+
+_END: Any = object()
+
+
+async def _next(items: AsyncIterator[C]) -> C:
+    try:
+        return await items.__anext__()
+    except StopAsyncIteration:
+        # A task cannot end with StopAsyncIteration cleanly: a sentinel instead.
+        return _END  # type: ignore[no-any-return]
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # pragma: no cover - another event loop (trio)
+        return False
+    return True
+
+
+async def ascan(
+    source: AsyncIterable[C],
+    scanner: Scanner[C, W],
+    check: Callable[[W], Awaitable[bool]],
+    *,
+    idle_flush: float | None,
+) -> AsyncGenerator[W, None]:
+    """Feed ``source`` to ``scanner``; yield each window once ``check`` allows it, in order.
+
+    While text is held, the next chunk is awaited in a task, ``idle_flush`` seconds at most
+    before the held text is flushed (checked and released) and the same task awaited again:
+    the source's read is never cancelled by the timeout. On an event loop other than asyncio
+    there is no idle flush. Stops at the first window ``check`` refuses (False). Does not close
+    ``source``.
+    """
+    items = aiter(source)
+    pending: asyncio.Future[C] | None = None
+    if idle_flush is not None and not _on_asyncio():  # pragma: no cover
+        idle_flush = None
+    try:
+        while True:
+            if pending is None and idle_flush is not None and scanner.holding:
+                pending = asyncio.ensure_future(_next(items))
+            if pending is not None:
+                done, _ = await asyncio.wait((pending,), timeout=idle_flush)
+                if not done:
+                    held = scanner.flush()
+                    if held is not None:
+                        if held.text and not await check(held):
+                            return
+                        yield held
+                    continue
+                chunk = pending.result()
+                pending = None
+            else:
+                chunk = await _next(items)
+            if chunk is _END:
+                break
+            for window in scanner.feed(chunk):
+                if window.text and not await check(window):
+                    return
+                yield window
+        last = scanner.finish()
+        if last is not None and (not last.text or await check(last)):
+            yield last
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            # The read was abandoned: wait for it to end (how is of no interest).
+            await asyncio.wait((pending,))
+
+
+class ScanThread(Generic[C, W]):
+    """`scan` with an idle flush, for a sync source: a helper thread reads it into a bounded queue.
+
+    The caller's thread waits on the queue, ``idle_flush`` seconds at most while text is held,
+    and does the checking. The helper thread owns the source from the start: it iterates it (in
+    a copy of the caller's context variables) and closes it (``close()``, if it has one) when it
+    ends, fails or is told to stop, then exits; its errors are raised on the caller's thread.
+    `close` tells it to stop: it does so as soon as the source's current ``next()`` returns (a
+    thread cannot interrupt a blocked read; closing what the source reads from, such as an HTTP
+    response, makes it return). Iterate it (one iterator), then `close` it on every path.
+
+    Args:
+        source: the iterable read by the helper thread.
+        scanner: the scanner fed on the caller's thread.
+        check: called on the caller's thread with each window with text; False stops the stream.
+        idle_flush: seconds of quiet before held text is flushed (None: never).
+        buffer: chunks read ahead at most (2 or more).
+        close: what ends the source, called by the helper thread (default: ``source.close``).
+    """
+
+    def __init__(
+        self,
+        source: Iterable[C],
+        scanner: Scanner[C, W],
+        check: Callable[[W], bool],
+        *,
+        idle_flush: float | None,
+        buffer: int = 16,
+        close: Callable[[], object] | None = None,
+    ) -> None:
+        self._scanner = scanner
+        self._check = check
+        self._idle = idle_flush
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=buffer)
+        self._stop = threading.Event()
+        self._source = source
+        self._close_source = close if close is not None else getattr(source, "close", None)
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(
+            target=context.run, args=(self._pump,), name="guardrails-stream", daemon=True
+        )
+        self.thread.start()
+
+    # The helper thread ----------------------------------------------------------------------------
+
+    def _put(self, kind: int, value: Any) -> bool:
+        self._queue.put((kind, value))
+        return not self._stop.is_set()
+
+    def _pump(self) -> None:
+        source = self._source
+        error: BaseException | None = None
+        try:
+            for chunk in source:
+                if not self._put(0, chunk):
+                    break
+        except BaseException as exc:
+            error = exc
+        finally:
+            close = self._close_source
+            if close is not None:
+                try:
+                    close()
+                except BaseException as exc:
+                    error = error or exc
+            self._queue.put((2, error) if error is not None else (1, None))
+
+    # The caller's thread --------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[W]:
+        scanner, check = self._scanner, self._check
+        while True:
+            timeout = self._idle if self._idle is not None and scanner.holding else None
+            try:
+                kind, value = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                held = scanner.flush()
+                if held is not None:
+                    if held.text and not check(held):
+                        return
+                    yield held
+                continue
+            if kind == 1:
+                break
+            if kind == 2:
+                raise value
+            for window in scanner.feed(value):
+                if window.text and not check(window):
+                    return
+                yield window
+        last = scanner.finish()
+        if last is not None and (not last.text or check(last)):
+            yield last
+
+    def close(self) -> None:
+        """Tell the helper thread to stop (and close the source); never blocks on the source."""
+        self._stop.set()
+        # Make room, so that a helper blocked on a full queue wakes up and sees the stop.
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
