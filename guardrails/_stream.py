@@ -140,25 +140,13 @@ class StreamOptions:
         stream_overlap: int | None = None,
         stream_idle_flush: float | None = 0.05,
     ) -> StreamOptions:
-        """The options from a shell's keyword arguments.
-
-        ``stream_overlap`` None is 100 characters, at most half the window; an overlap given must
-        be smaller than the window.
+        """The options from a shell's keyword arguments (``stream_overlap`` None: 100).
 
         Raises:
             ValueError: an option out of range.
         """
         if stream_overlap is None:
-            if isinstance(stream_window, int) and not isinstance(stream_window, bool):
-                stream_overlap = min(_DEFAULT_OVERLAP, max(stream_window, 1) // 2)
-            else:
-                stream_overlap = _DEFAULT_OVERLAP
-        elif (
-            isinstance(stream_overlap, int)
-            and isinstance(stream_window, int)
-            and stream_overlap >= stream_window
-        ):
-            raise ValueError(f"stream_overlap must be smaller than stream_window, not {stream_overlap!r}")
+            stream_overlap = _DEFAULT_OVERLAP
         return cls(stream_window, stream_first_window, stream_overlap, stream_idle_flush)
 
     def windows(self) -> TextWindows:
@@ -315,9 +303,10 @@ class ScanThread(Generic[C, W]):
     and does the checking. The helper thread owns the source from the start: it iterates it (in
     a copy of the caller's context variables) and closes it (``close()``, if it has one) when it
     ends, fails or is told to stop, then exits; its errors are raised on the caller's thread.
-    `close` tells it to stop: it does so as soon as the source's current ``next()`` returns (a
-    thread cannot interrupt a blocked read; closing what the source reads from, such as an HTTP
-    response, makes it return). Iterate it (one iterator), then `close` it on every path.
+    `close` tells it to stop and waits for it (a second at most): it stops as soon as the
+    source's current ``next()`` returns (a thread cannot interrupt a blocked read; closing what
+    the source reads from, such as an HTTP response, makes it return). Iterate it (one
+    iterator), then `close` it on every path.
 
     Args:
         source: the iterable read by the helper thread.
@@ -335,7 +324,7 @@ class ScanThread(Generic[C, W]):
         check: Callable[[W], bool],
         *,
         idle_flush: float | None,
-        buffer: int = 16,
+        buffer: int = 4,
         close: Callable[[], object] | None = None,
     ) -> None:
         self._scanner = scanner
@@ -402,12 +391,16 @@ class ScanThread(Generic[C, W]):
         if last is not None and (not last.text or check(last)):
             yield last
 
-    def close(self) -> None:
-        """Tell the helper thread to stop (and close the source); never blocks on the source."""
+    def close(self, wait: float = 1.0) -> None:
+        """Tell the helper thread to stop (and close the source), and wait for it ``wait`` seconds
+        at most: it stops at once unless the source is inside a slow ``next()``, and then stops as
+        soon as that returns (the wait only bounds how long the caller is held)."""
         self._stop.set()
         # Make room, so that a helper blocked on a full queue wakes up and sees the stop.
         while True:
             try:
                 self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
+        if self.thread is not threading.current_thread():
+            self.thread.join(wait)

@@ -28,7 +28,7 @@ from ._body import BodyError, UnsupportedEncoding, is_json_media_type
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
-from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection
+from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection, stream_options
 from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply
@@ -114,7 +114,15 @@ class GuardMiddleware(GuardedRoutes):
             ``x-guardrails-unscanned: 1`` response header) or ``"always"`` (also on configuration
             errors).
         on_decision: a hook, or hooks, called with every `Decision` of this middleware.
-        sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
+        stream_window: on ``scan_response`` routes, the most characters of streamed text per
+            check (event streams are held back until their text is checked).
+        stream_first_window: characters of an event stream's first check; each next window
+            doubles, up to ``stream_window``.
+        stream_overlap: characters of the text before a window checked again with it (default
+            100), so that a phrase cut by a window boundary is seen whole.
+        stream_idle_flush: seconds of quiet after which an event stream's held text is checked
+            and released without waiting for a window's worth (None: never).
+        sse_window: deprecated name of ``stream_window``.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
             Also the most a gzip or deflate event stream may decode to (a decompression bomb is
@@ -152,8 +160,12 @@ class GuardMiddleware(GuardedRoutes):
         max_body_size: int = 1_000_000,
         fail_open: FailOpen = False,
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
-        sse_window: int = 1000,
+        sse_window: int | None = None,
         max_response_size: int = 10_000_000,
+        stream_window: int = 1000,
+        stream_first_window: int = 48,
+        stream_overlap: int | None = None,
+        stream_idle_flush: float | None = 0.05,
     ) -> None:
         super().__init__(
             guard=guard,
@@ -161,8 +173,14 @@ class GuardMiddleware(GuardedRoutes):
             max_body_size=max_body_size,
             fail_open=fail_open,
             on_decision=on_decision,
-            sse_window=sse_window,
             max_response_size=max_response_size,
+            stream=stream_options(
+                stream_window=stream_window,
+                stream_first_window=stream_first_window,
+                stream_overlap=stream_overlap,
+                stream_idle_flush=stream_idle_flush,
+                sse_window=sse_window,
+            ),
         )
         self.app = app
 

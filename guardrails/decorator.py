@@ -553,8 +553,8 @@ def guarded(
         stream_window: the most characters of streamed text per check.
         stream_first_window: characters of the first check; each next window doubles, up to
             ``stream_window`` (a short answer is released after one small check).
-        stream_overlap: characters each stream window repeats from the one before (default
-            100, at most half the window; one given must be smaller than ``stream_window``).
+        stream_overlap: characters of the text before a window checked again with it (default
+            100), so that a phrase cut by a window boundary is seen whole.
         stream_idle_flush: async generators: seconds of quiet after which the held text is
             checked and released without waiting for a window's worth (None: never). A sync
             generator runs on the caller's thread and cannot be waited on with a timeout: it
