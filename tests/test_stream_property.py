@@ -13,7 +13,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,7 +200,7 @@ def test_the_asgi_middleware_never_sends_blocked_text(case: Case) -> None:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body":
             sent.extend(message.get("body", b""))
 
