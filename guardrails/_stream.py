@@ -52,6 +52,8 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+import anyio
+
 from ._windows import TextWindows
 
 __all__ = [
@@ -263,8 +265,23 @@ async def ascan(
     pending: asyncio.Future[C] | None = None
     if idle_flush is not None and not _on_asyncio():  # pragma: no cover
         idle_flush = None
+    # An anyio memory stream (the ASGI shell's) says whether a chunk is ready: then no task is needed.
+    ready: Callable[[], C] | None = getattr(source, "receive_nowait", None)
     try:
         while True:
+            if pending is None and ready is not None:
+                try:
+                    chunk = ready()
+                except anyio.WouldBlock:
+                    pass
+                except anyio.EndOfStream:
+                    break
+                else:
+                    for window in scanner.feed(chunk):
+                        if window.text and not await check(window):
+                            return
+                        yield window
+                    continue
             if pending is None and idle_flush is not None and scanner.holding:
                 pending = asyncio.ensure_future(_next(items))
             if pending is not None:

@@ -221,7 +221,7 @@ def test_the_asgi_middleware_never_sends_blocked_text(case: Case) -> None:
 
 def sse_wsgi_app(chunks: list[bytes], pause: float = 0.0) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        environ["wsgi.input"].read()
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         start_response("200 OK", [("Content-Type", "text/event-stream")])
 
         def body() -> Iterator[bytes]:
