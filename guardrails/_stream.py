@@ -24,8 +24,11 @@ transport; reuse it for other integrations, such as Anthropic's or MCP's streams
 - Drivers that feed a scanner from a source, check each window with a ``check(window) -> bool``
   (False: blocked, the stream stops there; or raise) and yield the windows allowed, in order:
   `scan` (a sync iterable, on the caller's thread: no idle flush), `ascan` (an async iterable;
-  idle flush on asyncio), `ScanThread` (a sync iterable read by a helper thread into a bounded
-  queue, so the caller can wait with a timeout: idle flush for WSGI and sync HTTP clients).
+  idle flush and concurrent checks on asyncio, released in order), `ScanThread` (a sync
+  iterable read by a helper thread into a bounded queue, so the caller can wait with a timeout:
+  idle flush for WSGI and sync HTTP clients; checks one at a time on the caller's thread).
+  With concurrent checks, a shell that keeps what a refused window was refused with uses a
+  `FirstRefusal` (the first in stream order wins).
 
 An integration reads the text of its stream's events in `guardrails._shapes` (OpenAI chat
 chunks and Responses events: `StreamText`; Anthropic Messages events: `AnthropicStreamText`) and
@@ -38,6 +41,7 @@ import asyncio
 import contextvars
 import queue
 import threading
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -58,6 +62,7 @@ from ._windows import TextWindows
 
 __all__ = [
     "DEFAULT_OPTIONS",
+    "FirstRefusal",
     "ItemScanner",
     "ItemWindow",
     "ScanThread",
@@ -252,53 +257,26 @@ async def ascan(
     check: Callable[[W], Awaitable[bool]],
     *,
     idle_flush: float | None,
+    concurrency: int = 4,
 ) -> AsyncGenerator[W, None]:
     """Feed ``source`` to ``scanner``; yield each window once ``check`` allows it, in order.
 
-    While text is held, the next chunk is awaited in a task, ``idle_flush`` seconds at most
-    before the held text is flushed (checked and released) and the same task awaited again:
-    the source's read is never cancelled by the timeout. On an event loop other than asyncio
-    there is no idle flush. Stops at the first window ``check`` refuses (False). Does not close
-    ``source``.
+    Checks of successive windows run concurrently (``concurrency`` at most, each in a task: a
+    remote guard's latency is paid about once on a fast stream, not once per window), but a
+    window is released only after its own check and after every window before it. While
+    chunks are awaited with text held, ``idle_flush`` seconds after the last chunk the held
+    text is flushed (cut into a window and checked); the read itself runs in a task that the
+    timeout never cancels. On an event loop other than asyncio, checks run one at a time and
+    there is no idle flush. Stops at the first window (in order) ``check`` refuses (False), or
+    raises what the first failing check raised; the checks still running are cancelled. Does
+    not close ``source``.
+
+    Shells that record which window was refused should use a `FirstRefusal`: checks may
+    finish out of order.
     """
     items = aiter(source)
-    pending: asyncio.Future[C] | None = None
-    if idle_flush is not None and not _on_asyncio():  # pragma: no cover
-        idle_flush = None
-    # An anyio memory stream (the ASGI shell's) says whether a chunk is ready: then no task is needed.
-    ready: Callable[[], C] | None = getattr(source, "receive_nowait", None)
-    try:
-        while True:
-            if pending is None and ready is not None:
-                try:
-                    chunk = ready()
-                except anyio.WouldBlock:
-                    pass
-                except anyio.EndOfStream:
-                    break
-                else:
-                    for window in scanner.feed(chunk):
-                        if window.text and not await check(window):
-                            return
-                        yield window
-                    continue
-            if pending is None and idle_flush is not None and scanner.holding:
-                pending = asyncio.ensure_future(_next(items))
-            if pending is not None:
-                done, _ = await asyncio.wait((pending,), timeout=idle_flush)
-                if not done:
-                    held = scanner.flush()
-                    if held is not None:
-                        if held.text and not await check(held):
-                            return
-                        yield held
-                    continue
-                chunk = pending.result()
-                pending = None
-            else:
-                chunk = await _next(items)
-            if chunk is _END:
-                break
+    if not _on_asyncio():  # pragma: no cover - trio: plain sequential scanning
+        async for chunk in items:
             for window in scanner.feed(chunk):
                 if window.text and not await check(window):
                     return
@@ -306,11 +284,108 @@ async def ascan(
         last = scanner.finish()
         if last is not None and (not last.text or await check(last)):
             yield last
+        return
+    loop = asyncio.get_running_loop()
+    # An anyio memory stream (the ASGI shell's) says whether a chunk is ready: then no task is needed.
+    ready: Callable[[], C] | None = getattr(source, "receive_nowait", None)
+    reading: asyncio.Future[C] | None = None
+    # Windows cut, in order, each with its check (None: no text, nothing to check).
+    inflight: deque[tuple[W, asyncio.Future[bool] | None]] = deque()
+    ended = False
+    last_chunk = loop.time()
+    polled: asyncio.Future[bool] | None = None
+
+    def start(window: W | None) -> None:
+        if window is not None:
+            inflight.append((window, asyncio.ensure_future(check(window)) if window.text else None))
+
+    def take(chunk: C) -> None:
+        nonlocal ended, last_chunk
+        if chunk is _END:
+            ended = True
+            start(scanner.finish())
+        else:
+            last_chunk = loop.time()
+            for window in scanner.feed(chunk):
+                start(window)
+
+    try:
+        while True:
+            while inflight and (inflight[0][1] is None or inflight[0][1].done()):
+                window, verdict = inflight.popleft()
+                if verdict is not None and not verdict.result():
+                    return
+                yield window
+            head = inflight[0][1] if inflight else None
+            if ended or len(inflight) >= concurrency:
+                if head is None:
+                    return
+                await asyncio.wait((head,))
+                continue
+            if reading is None and ready is not None:
+                try:
+                    take(ready())
+                    continue
+                except anyio.WouldBlock:
+                    pass
+                except anyio.EndOfStream:
+                    take(_END)
+                    continue
+            if reading is None and head is None and not scanner.holding:
+                take(await _next(items))  # nothing to wait for but the source
+                continue
+            if reading is None and head is not None and head is not polled:
+                # One turn of the loop first: a check that needs no I/O (an in-process guard) is
+                # done by then, and a blocked window stops the source before it is read further.
+                polled = head
+                await asyncio.sleep(0)
+                continue
+            if reading is None:
+                reading = asyncio.ensure_future(_next(items))
+            timeout = None
+            if idle_flush is not None and scanner.holding:
+                timeout = max(0.0, last_chunk + idle_flush - loop.time())
+            waits: set[asyncio.Future[Any]] = {reading} if head is None else {reading, head}
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if reading in done:
+                chunk, reading = reading.result(), None
+                take(chunk)
+            elif not done:
+                start(scanner.flush())
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            # The read was abandoned: wait for it to end (how is of no interest).
-            await asyncio.wait((pending,))
+        abandoned: list[asyncio.Future[Any]] = [
+            future for _, future in inflight if future is not None and not future.done()
+        ]
+        if reading is not None and not reading.done():
+            abandoned.append(reading)
+        for future in abandoned:
+            future.cancel()
+        if abandoned:
+            # Wait for what was abandoned to end (how is of no interest).
+            await asyncio.wait(abandoned)
+
+
+class FirstRefusal(Generic[T]):
+    """What the first window (in stream order) refused by a check was refused with.
+
+    Concurrent checks (`ascan`) may finish out of order: each check takes a `ticket` when it
+    starts (checks start in window order) and `record`s its refusal under it.
+    """
+
+    __slots__ = ("_next", "_ticket", "value")
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._ticket = -1
+        self.value: T | None = None
+
+    def ticket(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def record(self, ticket: int, value: T) -> None:
+        if self.value is None or ticket < self._ticket:
+            self.value, self._ticket = value, ticket
 
 
 class ScanThread(Generic[C, W]):

@@ -37,7 +37,7 @@ from ._policy import FailOpen
 from ._replies import Reply
 from ._routing import Route
 from ._sse import SSEScanner, SSEWindow
-from ._stream import StreamOptions, ascan
+from ._stream import FirstRefusal, StreamOptions, ascan
 from ._websocket import GuardedWebSocket, websocket_route
 
 __all__ = ["GuardMiddleware"]
@@ -435,7 +435,8 @@ class _Responder:
         # Set by the middleware before the app runs (scan_response routes).
         self.tasks: anyio.abc.TaskGroup | None = None
         self._inbox: MemoryObjectSendStream[bytes] | None = None
-        self._blocked: tuple[Reply, SSEWindow] | None = None
+        # Checks run concurrently: the refusal of the first window in stream order is kept.
+        self._blocked: FirstRefusal[tuple[Reply, SSEWindow]] = FirstRefusal()
         # What the app or the stream task raised, raised again once both are done.
         self.error: Exception | None = None
 
@@ -538,17 +539,18 @@ class _Responder:
                 self.inspection.refuse_response(exc)
                 await self._end(b"")
                 return
-            if self._blocked is not None:
-                await self._end(stream_error_event(self._scanner, *self._blocked))
+            if self._blocked.value is not None:
+                await self._end(stream_error_event(self._scanner, *self._blocked.value))
             else:
                 await self._end(b"")
 
     async def _allowed(self, window: SSEWindow) -> bool:
         assert self.guard is not None
         content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
+        ticket = self._blocked.ticket()
         reply = await self.inspection.acheck(self.guard, content)
         if reply is not None:
-            self._blocked = (reply, window)
+            self._blocked.record(ticket, (reply, window))
             return False
         return True
 

@@ -27,7 +27,7 @@ from ._guard import GuardSource
 from ._judge import Judge
 from ._models import Content
 from ._policy import FailOpen, validate_fail_open
-from ._stream import ItemScanner, ItemWindow, StreamOptions, ascan, scan
+from ._stream import FirstRefusal, ItemScanner, ItemWindow, StreamOptions, ascan, scan
 
 if TYPE_CHECKING:
     from ._guard import Guard
@@ -124,12 +124,13 @@ def _describe(obj: object) -> str:
 class _Held:
     """A generator's streamed items, held by an `ItemScanner` until the text they add is checked."""
 
-    __slots__ = ("_decoder", "blocked", "core", "prompt", "scanner")
+    __slots__ = ("_decoder", "_refusal", "core", "prompt", "scanner")
 
     def __init__(self, core: _Guarded, prompt: str | None) -> None:
         self.core = core
         self.prompt = prompt
-        self.blocked: Blocked | None = None
+        # Async checks run concurrently: the Blocked of the first window in stream order is kept.
+        self._refusal: FirstRefusal[Blocked] = FirstRefusal()
         self._decoder: codecs.IncrementalDecoder | None = None
         self.scanner: ItemScanner[Any] = ItemScanner(core.stream, self.text_of)
 
@@ -147,13 +148,23 @@ class _Held:
     def _content(self, window: ItemWindow[Any]) -> Content:
         return Content(window.text, kind="response", prompt=self.prompt)
 
+    @property
+    def blocked(self) -> Blocked | None:
+        return self._refusal.value
+
     def check(self, window: ItemWindow[Any]) -> bool:
-        self.blocked = self.core.check(self._content(window))
-        return self.blocked is None
+        ticket = self._refusal.ticket()
+        blocked = self.core.check(self._content(window))
+        if blocked is not None:
+            self._refusal.record(ticket, blocked)
+        return blocked is None
 
     async def acheck(self, window: ItemWindow[Any]) -> bool:
-        self.blocked = await self.core.acheck(self._content(window))
-        return self.blocked is None
+        ticket = self._refusal.ticket()
+        blocked = await self.core.acheck(self._content(window))
+        if blocked is not None:
+            self._refusal.record(ticket, blocked)
+        return blocked is None
 
 
 class _Task:
