@@ -102,7 +102,11 @@ def asgi_app(scenario: Scenario) -> Any:
             return
         await receive()
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
         )
         for i in range(scenario.events):
             if scenario.gap and i:
