@@ -7,6 +7,7 @@ import io
 import json
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from guardrails import Blocked, LocalGuard, Route, guarded
+from guardrails._encoded_sse import EncodedSSEScanner
 from guardrails._shapes import AnthropicStreamText
 from guardrails._sse import SSEScanner
 from guardrails._stream import FirstRefusal, ItemScanner, ItemWindow, ScanThread, StreamOptions, ascan
@@ -444,3 +446,17 @@ def anthropic(kind: str, **fields: Any) -> bytes:
 def test_anthropic_stream_events_are_read_for_their_generated_text(raw: bytes, text: str) -> None:
     """content_block_delta text (not signatures) is read; events with no text give ""."""
     assert AnthropicStreamText()(raw) == text
+
+
+def test_an_idle_flush_of_a_gzip_stream_releases_the_raw_bytes_of_its_checked_events() -> None:
+    """EncodedSSEScanner.flush: the held events' text, and exactly the compressed bytes they came in."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    raw = compressor.compress(event("hi")) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    scanner = EncodedSSEScanner("gzip", window_chars=1000, first_window=48, max_decoded_size=10**6)
+    assert scanner.feed(raw) == []
+    assert scanner.holding
+    window = scanner.flush()
+    assert window is not None
+    assert (window.text, window.data) == ("hi", raw)
+    assert not scanner.holding
+    assert scanner.flush() is None
