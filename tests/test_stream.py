@@ -454,9 +454,8 @@ def test_an_idle_flush_of_a_gzip_stream_releases_the_raw_bytes_of_its_checked_ev
     raw = compressor.compress(event("hi")) + compressor.flush(zlib.Z_SYNC_FLUSH)
     scanner = EncodedSSEScanner("gzip", window_chars=1000, first_window=48, max_decoded_size=10**6)
     assert scanner.feed(raw) == []
-    assert scanner.holding
+    held_before = scanner.holding
     window = scanner.flush()
     assert window is not None
-    assert (window.text, window.data) == ("hi", raw)
-    assert not scanner.holding
+    assert (held_before, window.text, window.data, scanner.holding) == (True, "hi", raw, False)
     assert scanner.flush() is None
