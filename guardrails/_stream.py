@@ -32,7 +32,27 @@ transport; reuse it for other integrations, such as Anthropic's or MCP's streams
 
 An integration reads the text of its stream's events in `guardrails._shapes` (OpenAI chat
 chunks and Responses events: `StreamText`; Anthropic Messages events: `AnthropicStreamText`) and
-hands that reader to the scanner as its ``event_text``.
+hands that reader to the scanner as its ``event_text``. An async httpx stream, say::
+
+    options = StreamOptions.of(stream_window=..., ...)  # the shell's keyword arguments
+    scanner = SSEScanner(
+        window_chars=options.window,
+        overlap=options.overlap,
+        first_window=options.first_window,
+        event_text=AnthropicStreamText(),
+    )
+
+    async def allowed(window: SSEWindow) -> bool:
+        await judge.aask(guard, Content(window.text, kind="response"))  # raises Blocked
+        return True
+
+    windows = ascan(response.aiter_bytes(), scanner, allowed, idle_flush=options.idle_flush)
+    async with contextlib.aclosing(windows):
+        async for window in windows:
+            yield window.data  # checked bytes only, in order
+
+A sync one: ``ScanThread(response.iter_bytes(), scanner, allowed, idle_flush=...)``, iterated,
+then closed (after closing the response) in a ``finally``.
 """
 
 from __future__ import annotations
