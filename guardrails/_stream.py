@@ -61,6 +61,7 @@ import asyncio
 import contextvars
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -73,6 +74,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -81,6 +83,7 @@ import anyio
 from ._windows import TextWindows
 
 __all__ = [
+    "CHECK_CONCURRENCY",
     "DEFAULT_OPTIONS",
     "FirstRefusal",
     "ItemScanner",
@@ -120,6 +123,8 @@ class Scanner(Protocol[C_contra, W_co]):
 
 
 _DEFAULT_OVERLAP = 100
+#: Checks of successive windows of one stream run at once at most (remote guards).
+CHECK_CONCURRENCY = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +282,7 @@ async def ascan(
     check: Callable[[W], Awaitable[bool]],
     *,
     idle_flush: float | None,
-    concurrency: int = 4,
+    concurrency: int = CHECK_CONCURRENCY,
 ) -> AsyncGenerator[W, None]:
     """Feed ``source`` to ``scanner``; yield each window once ``check`` allows it, in order.
 
@@ -408,25 +413,35 @@ class FirstRefusal(Generic[T]):
             self.value, self._ticket = value, ticket
 
 
-class ScanThread(Generic[C, W]):
-    """`scan` with an idle flush, for a sync source: a helper thread reads it into a bounded queue.
+_CHUNK, _END_OF_SOURCE, _SOURCE_ERROR, _CHECKED = range(4)
 
-    The caller's thread waits on the queue, ``idle_flush`` seconds at most while text is held,
-    and does the checking. The helper thread owns the source from the start: it iterates it (in
-    a copy of the caller's context variables) and closes it (``close()``, if it has one) when it
-    ends, fails or is told to stop, then exits; its errors are raised on the caller's thread.
-    `close` tells it to stop and waits for it (a second at most): it stops as soon as the
-    source's current ``next()`` returns (a thread cannot interrupt a blocked read; closing what
-    the source reads from, such as an HTTP response, makes it return). Iterate it (one
-    iterator), then `close` it on every path.
+
+class ScanThread(Generic[C, W]):
+    """`scan` with an idle flush, for a sync source: a helper thread reads it ahead.
+
+    The caller's thread waits for the next chunk, ``idle_flush`` seconds at most while text is
+    held, and releases the windows in order. The helper thread owns the source from the start:
+    it iterates it (in a copy of the caller's context variables, ``buffer`` chunks ahead at most)
+    and closes it (``close()``, if it has one) when it ends, fails or is told to stop, then
+    exits; its errors are raised on the caller's thread. `close` tells it to stop and waits for
+    it (a second at most): it stops as soon as the source's current ``next()`` returns (a
+    thread cannot interrupt a blocked read; closing what the source reads from, such as an HTTP
+    response, makes it return). Iterate it (one iterator), then `close` it on every path.
+
+    With ``concurrency`` 1 (the default) windows are checked on the caller's thread, one at a
+    time; with more (for a remote guard), up to that many checks run at once on worker threads
+    (in copies of the caller's context), and each window is still released only after its own
+    check and every earlier one (keep what a refused window was refused with in a
+    `FirstRefusal`).
 
     Args:
         source: the iterable read by the helper thread.
         scanner: the scanner fed on the caller's thread.
-        check: called on the caller's thread with each window with text; False stops the stream.
+        check: called with each window with text; False stops the stream (so does raising).
         idle_flush: seconds of quiet before held text is flushed (None: never).
-        buffer: chunks read ahead at most (2 or more).
+        buffer: chunks read ahead at most.
         close: what ends the source, called by the helper thread (default: ``source.close``).
+        concurrency: checks run at once at most.
     """
 
     def __init__(
@@ -438,11 +453,16 @@ class ScanThread(Generic[C, W]):
         idle_flush: float | None,
         buffer: int = 4,
         close: Callable[[], object] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._scanner = scanner
         self._check = check
         self._idle = idle_flush
-        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=buffer)
+        self._concurrency = max(1, concurrency)
+        # Unbounded: the helper's read-ahead is bounded by the slots, and check completions (at
+        # most ``concurrency``) must never block a worker thread.
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self._slots = threading.Semaphore(max(1, buffer))
         self._stop = threading.Event()
         self._source = source
         self._close_source = close if close is not None else getattr(source, "close", None)
@@ -454,16 +474,16 @@ class ScanThread(Generic[C, W]):
 
     # The helper thread ----------------------------------------------------------------------------
 
-    def _put(self, kind: int, value: Any) -> bool:
-        self._queue.put((kind, value))
-        return not self._stop.is_set()
-
     def _pump(self) -> None:
         source = self._source
         error: BaseException | None = None
         try:
             for chunk in source:
-                if not self._put(0, chunk):
+                self._slots.acquire()
+                if self._stop.is_set():
+                    break
+                self._queue.put((_CHUNK, chunk))
+                if self._stop.is_set():
                     break
         except BaseException as exc:
             error = exc
@@ -474,45 +494,81 @@ class ScanThread(Generic[C, W]):
                     close()
                 except BaseException as exc:
                     error = error or exc
-            self._queue.put((2, error) if error is not None else (1, None))
+            self._queue.put((_SOURCE_ERROR, error) if error is not None else (_END_OF_SOURCE, None))
 
     # The caller's thread --------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[W]:
-        scanner, check = self._scanner, self._check
-        while True:
-            timeout = self._idle if self._idle is not None and scanner.holding else None
-            try:
-                kind, value = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                held = scanner.flush()
-                if held is not None:
-                    if held.text and not check(held):
+        scanner = self._scanner
+        inflight: deque[tuple[W, Future[bool] | None]] = deque()
+        backlog: deque[tuple[int, Any]] = deque()
+        workers: ThreadPoolExecutor | None = None
+        ended = False
+        last_chunk = time.monotonic()
+
+        def start(window: W | None) -> None:
+            nonlocal workers
+            if window is None:
+                return
+            verdict: Future[bool] | None = None
+            if window.text:
+                if self._concurrency == 1:
+                    verdict = Future()
+                    verdict.set_result(self._check(window))
+                else:
+                    if workers is None:
+                        workers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="guardrails-check")
+                    verdict = workers.submit(contextvars.copy_context().run, self._check, window)
+                    verdict.add_done_callback(lambda _: self._queue.put((_CHECKED, None)))
+            inflight.append((window, verdict))
+
+        try:
+            while True:
+                while inflight and (inflight[0][1] is None or inflight[0][1].done()):
+                    window, verdict = inflight.popleft()
+                    if verdict is not None and not verdict.result():
                         return
-                    yield held
-                continue
-            if kind == 1:
-                break
-            if kind == 2:
-                raise value
-            for window in scanner.feed(value):
-                if window.text and not check(window):
+                    yield window
+                if ended and not inflight:
                     return
-                yield window
-        last = scanner.finish()
-        if last is not None and (not last.text or check(last)):
-            yield last
+                if ended or len(inflight) >= self._concurrency:
+                    # Only a check's end can move things on: keep what else comes for later.
+                    kind, value = self._queue.get()
+                    if kind != _CHECKED:
+                        backlog.append((kind, value))
+                    continue
+                if backlog:
+                    kind, value = backlog.popleft()
+                else:
+                    timeout = None
+                    if self._idle is not None and scanner.holding:
+                        timeout = max(0.0, last_chunk + self._idle - time.monotonic())
+                    try:
+                        kind, value = self._queue.get(timeout=timeout)
+                    except queue.Empty:
+                        start(scanner.flush())
+                        continue
+                if kind == _CHUNK:
+                    self._slots.release()
+                    last_chunk = time.monotonic()
+                    for window in scanner.feed(value):
+                        start(window)
+                elif kind == _END_OF_SOURCE:
+                    ended = True
+                    start(scanner.finish())
+                elif kind == _SOURCE_ERROR:
+                    raise value
+        finally:
+            if workers is not None:
+                # Checks still running end on their own; their results are of no interest.
+                workers.shutdown(wait=False, cancel_futures=True)
 
     def close(self, wait: float = 1.0) -> None:
         """Tell the helper thread to stop (and close the source), and wait for it ``wait`` seconds
         at most: it stops at once unless the source is inside a slow ``next()``, and then stops as
         soon as that returns (the wait only bounds how long the caller is held)."""
         self._stop.set()
-        # Make room, so that a helper blocked on a full queue wakes up and sees the stop.
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+        # A free slot wakes a helper waiting for one; it then sees the stop.
+        self._slots.release()
         if self.thread is not threading.current_thread():
             self.thread.join(wait)

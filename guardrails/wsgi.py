@@ -25,14 +25,14 @@ from typing import IO, TYPE_CHECKING
 from ._body import BodyError, UnsupportedEncoding, is_json_media_type
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
-from ._guard import Guard
+from ._guard import Guard, InProcessGuard
 from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection, stream_options
 from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply, error_reply
 from ._routing import Route
 from ._sse import SSEScanner, SSEWindow
-from ._stream import ScanThread, StreamOptions
+from ._stream import CHECK_CONCURRENCY, FirstRefusal, ScanThread, StreamOptions
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -508,7 +508,8 @@ class _EventStream:
         self._scanner = scanner
         self._out: list[bytes] = []
         self._done = False
-        self._blocked: tuple[Reply, SSEWindow] | None = None
+        # Checks may run concurrently: the refusal of the first window in stream order is kept.
+        self._blocked: FirstRefusal[tuple[Reply, SSEWindow]] = FirstRefusal()
 
         def chunks() -> Iterator[bytes]:
             # What the app wrote (its write() callable) goes before what it yields next.
@@ -522,7 +523,13 @@ class _EventStream:
                 yield pending.pop(0)
 
         self._scan = ScanThread(
-            chunks(), scanner, self._allowed, idle_flush=idle_flush, close=lambda: _close(app_iter)
+            chunks(),
+            scanner,
+            self._allowed,
+            idle_flush=idle_flush,
+            close=lambda: _close(app_iter),
+            # A remote guard's checks of successive windows overlap; an in-process one's gain nothing.
+            concurrency=1 if isinstance(guard, InProcessGuard) else CHECK_CONCURRENCY,
         )
         self._windows = iter(self._scan)
 
@@ -537,8 +544,8 @@ class _EventStream:
                 window = next(self._windows)
             except StopIteration:
                 self._done = True
-                if self._blocked is not None:
-                    ending = stream_error_event(self._scanner, *self._blocked)
+                if self._blocked.value is not None:
+                    ending = stream_error_event(self._scanner, *self._blocked.value)
                     if ending:
                         self._out.append(ending)
                 continue
@@ -553,9 +560,10 @@ class _EventStream:
 
     def _allowed(self, window: SSEWindow) -> bool:
         content = Content(window.text, kind="response", metadata={"route": self._inspection.route_name})
+        ticket = self._blocked.ticket()
         reply = self._inspection.check(self._guard, content)
         if reply is not None:
-            self._blocked = (reply, window)
+            self._blocked.record(ticket, (reply, window))
             return False
         return True
 

@@ -459,3 +459,22 @@ def test_an_idle_flush_of_a_gzip_stream_releases_the_raw_bytes_of_its_checked_ev
     assert window is not None
     assert (held_before, window.text, window.data, scanner.holding) == (True, "hi", raw, False)
     assert scanner.flush() is None
+
+
+def test_concurrent_sync_checks_release_windows_in_order() -> None:
+    """ScanThread(concurrency=2): a slow first check, a fast second; released in stream order."""
+    finished: list[str] = []
+
+    def check(window: ItemWindow[str]) -> bool:
+        time.sleep(0.05 if window.text == "aaaa" else 0.0)
+        finished.append(window.text)
+        return True
+
+    scanner = ItemScanner(StreamOptions(window=4, first_window=4, overlap=0, idle_flush=None), text_of)
+    scan = ScanThread(iter(["aaaa", "bbbb"]), scanner, check, idle_flush=None, concurrency=2)
+    try:
+        released = [window.text for window in scan]
+    finally:
+        scan.close()
+    assert finished == ["bbbb", "aaaa"]  # the checks overlapped
+    assert released == ["aaaa", "bbbb"]

@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
-from guardrails import Blocked, Content, Route, guarded
+from guardrails import Blocked, Content, Route, Verdict, guarded
+from guardrails._models import as_content
 from guardrails.asgi import GuardMiddleware as ASGIGuardMiddleware
 from guardrails.integrations.openai import GuardedTransport
 from guardrails.testing import FakeGuard
@@ -42,6 +43,36 @@ def marks_response(content: Content) -> bool:
     return content.kind == "response" and MARKER in content.as_text()
 
 
+class RemoteLike:
+    """Blocks like ``FakeGuard(marks_response)``, but is not an in-process guard: the shells then
+    check successive windows concurrently. Each check sleeps a little (0-2 ms, by its text), so
+    checks finish out of order."""
+
+    name = "remote-like"
+
+    def __init__(self) -> None:
+        self._fake = FakeGuard(marks_response, name=self.name)
+
+    def _pause(self, content: Content) -> float:
+        return (hash(content.as_text()) % 3) / 1000
+
+    def check(self, content: Content | str) -> Verdict:
+        content = as_content(content)
+        time.sleep(self._pause(content))
+        return self._fake.check(content)
+
+    async def acheck(self, content: Content | str) -> Verdict:
+        content = as_content(content)
+        await asyncio.sleep(self._pause(content))
+        return self._fake.check(content)
+
+    def close(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
 @dataclass
 class Case:
     text: str
@@ -51,6 +82,10 @@ class Case:
     first: int
     overlap: int
     idle: float | None
+    remote: bool = False
+
+    def guard(self) -> Any:
+        return RemoteLike() if self.remote else FakeGuard(marks_response)
 
     def options(self) -> dict[str, Any]:
         return {
@@ -107,6 +142,7 @@ def cases(draw: st.DrawFn) -> Case:
         first=draw(st.integers(1, 80)),
         overlap=draw(st.integers(len(MARKER) - 1, 40)),
         idle=draw(st.sampled_from([None, 0.0])),
+        remote=draw(st.booleans()),
     )
 
 
@@ -121,7 +157,7 @@ PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 def test_a_sync_generator_never_yields_blocked_text(case: Case) -> None:
     """@guarded sync generator: what was yielded before Blocked is checked text only."""
 
-    @guarded(FakeGuard(marks_response), scan_response=True, **case.options())
+    @guarded(case.guard(), scan_response=True, **case.options())
     def stream(prompt: str) -> Iterator[str]:
         yield from case.pieces
 
@@ -139,7 +175,7 @@ def test_a_sync_generator_never_yields_blocked_text(case: Case) -> None:
 def test_an_async_generator_never_yields_blocked_text(case: Case) -> None:
     """@guarded async generator (idle flush on or off): same property."""
 
-    @guarded(FakeGuard(marks_response), scan_response=True, **case.options())
+    @guarded(case.guard(), scan_response=True, **case.options())
     async def stream(prompt: str) -> AsyncIterator[str]:
         for piece in case.pieces:
             await asyncio.sleep(0)
@@ -187,7 +223,7 @@ def test_the_asgi_middleware_never_sends_blocked_text(case: Case) -> None:
     """ASGI middleware, in process: the bytes sent are checked events only."""
     middleware = ASGIGuardMiddleware(
         sse_asgi_app(case.byte_chunks()),
-        guard=FakeGuard(marks_response),
+        guard=case.guard(),
         routes=[Route("/s", scan_response=True)],
         **case.options(),
     )
@@ -241,7 +277,7 @@ def test_the_wsgi_middleware_never_sends_blocked_text(case: Case) -> None:
     """WSGI middleware, in process (its helper thread included): same property."""
     middleware = WSGIGuardMiddleware(
         sse_wsgi_app(case.byte_chunks()),
-        guard=FakeGuard(marks_response),
+        guard=case.guard(),
         routes=[Route("/s", scan_response=True)],
         **case.options(),
     )
@@ -284,9 +320,7 @@ def test_the_openai_transport_never_hands_on_blocked_text(case: Case) -> None:
             200, headers={"content-type": "text/event-stream"}, stream=Chunks(case.byte_chunks())
         )
 
-    transport = GuardedTransport(
-        FakeGuard(marks_response), transport=httpx.MockTransport(upstream), **case.options()
-    )
+    transport = GuardedTransport(case.guard(), transport=httpx.MockTransport(upstream), **case.options())
     received = bytearray()
     with httpx.Client(transport=transport) as client:
         try:
@@ -308,6 +342,7 @@ REAL = Case(
     first=8,
     overlap=10,
     idle=0.05,
+    remote=True,
 )
 REAL.pieces = [REAL.text[i : i + 5] for i in range(0, len(REAL.text), 5)]
 
@@ -316,7 +351,7 @@ def test_a_real_uvicorn_server_never_sends_blocked_text() -> None:
     """ASGI middleware under uvicorn, events 10 ms apart (idle flushes on): same property."""
     app = ASGIGuardMiddleware(
         sse_asgi_app([event(piece) for piece in REAL.pieces], pause=0.01),
-        guard=FakeGuard(marks_response),
+        guard=REAL.guard(),
         routes=[Route("/s", scan_response=True)],
         **REAL.options(),
     )
@@ -330,7 +365,7 @@ def test_a_real_wsgi_server_never_sends_blocked_text() -> None:
     """WSGI middleware under werkzeug's threaded server: same property."""
     app = WSGIGuardMiddleware(
         sse_wsgi_app([event(piece) for piece in REAL.pieces], pause=0.01),
-        guard=FakeGuard(marks_response),
+        guard=REAL.guard(),
         routes=[Route("/s", scan_response=True)],
         **REAL.options(),
     )
@@ -374,7 +409,7 @@ def test_the_openai_transport_never_hands_on_blocked_text_from_a_real_server(asy
                 received.extend(data)
 
     with run_asgi(upstream_app()) as url:
-        transport = GuardedTransport(FakeGuard(marks_response), **REAL.options())
+        transport = GuardedTransport(REAL.guard(), **REAL.options())
         with pytest.raises(Blocked):
             asyncio.run(aread(url, transport)) if asynchronous else read(url, transport)
     assert received

@@ -74,13 +74,13 @@ import httpx
 from .._body import is_json_media_type
 from .._events import DecisionHook, hooks_of, log_extra
 from .._exceptions import Blocked, ExtractionError
-from .._guard import GuardSource
+from .._guard import GuardSource, InProcessGuard
 from .._judge import Judge, guard_name
 from .._models import Content
 from .._policy import FailOpen, validate_fail_open
 from .._shapes import GENERATING, Endpoint, StreamText, answer_content, endpoint_of, request_content
 from .._sse import SSEScanner, SSEWindow
-from .._stream import ScanThread, StreamOptions, ascan
+from .._stream import CHECK_CONCURRENCY, ScanThread, StreamOptions, ascan
 
 try:
     from openai import OpenAIError as _SDKError
@@ -209,8 +209,13 @@ class _SyncEventStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         # The helper thread reads the network; closing the response is what ends a read in progress.
+        remote = not isinstance(self._call.guard, InProcessGuard)
         scan = ScanThread(
-            self._response.iter_bytes(), self._windows, self._allowed, idle_flush=self._idle_flush, close=None
+            self._response.iter_bytes(),
+            self._windows,
+            self._allowed,
+            idle_flush=self._idle_flush,
+            concurrency=CHECK_CONCURRENCY if remote else 1,
         )
         try:
             for window in scan:
