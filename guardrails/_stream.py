@@ -506,13 +506,17 @@ class ScanThread(Generic[C, W]):
         ended = False
         last_chunk = time.monotonic()
 
+        first = True
+
         def start(window: W | None) -> None:
-            nonlocal workers
+            nonlocal workers, first
             if window is None:
                 return
             verdict: Future[bool] | None = None
             if window.text:
-                if self._concurrency == 1:
+                # The first check runs here: nothing overlaps it yet, and a worker thread would
+                # only delay the first byte.
+                if self._concurrency == 1 or first:
                     verdict = Future()
                     verdict.set_result(self._check(window))
                 else:
@@ -520,6 +524,7 @@ class ScanThread(Generic[C, W]):
                         workers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="guardrails-check")
                     verdict = workers.submit(contextvars.copy_context().run, self._check, window)
                     verdict.add_done_callback(lambda _: self._queue.put((_CHECKED, None)))
+                first = False
             inflight.append((window, verdict))
 
         try:

@@ -320,7 +320,7 @@ async def test_concurrent_checks_release_windows_in_order() -> None:
     finished: list[str] = []
 
     async def check(window: ItemWindow[str]) -> bool:
-        await asyncio.sleep(0.05 if window.text == "aaaa" else 0.0)
+        await asyncio.sleep(0.2 if window.text == "aaaa" else 0.0)
         finished.append(window.text)
         return True
 
@@ -462,19 +462,20 @@ def test_an_idle_flush_of_a_gzip_stream_releases_the_raw_bytes_of_its_checked_ev
 
 
 def test_concurrent_sync_checks_release_windows_in_order() -> None:
-    """ScanThread(concurrency=2): a slow first check, a fast second; released in stream order."""
+    """ScanThread(concurrency=2): after the first check (inline), a slow check and a fast one
+    overlap; windows are released in stream order."""
     finished: list[str] = []
 
     def check(window: ItemWindow[str]) -> bool:
-        time.sleep(0.05 if window.text == "aaaa" else 0.0)
+        time.sleep(0.2 if window.text == "bbbb" else 0.0)
         finished.append(window.text)
         return True
 
     scanner = ItemScanner(StreamOptions(window=4, first_window=4, overlap=0, idle_flush=None), text_of)
-    scan = ScanThread(iter(["aaaa", "bbbb"]), scanner, check, idle_flush=None, concurrency=2)
+    scan = ScanThread(iter(["aaaa", "bbbb", "cccc"]), scanner, check, idle_flush=None, concurrency=2)
     try:
         released = [window.text for window in scan]
     finally:
         scan.close()
-    assert finished == ["bbbb", "aaaa"]  # the checks overlapped
-    assert released == ["aaaa", "bbbb"]
+    assert finished == ["aaaa", "cccc", "bbbb"]  # the last two checks overlapped
+    assert released == ["aaaa", "bbbb", "cccc"]
