@@ -226,13 +226,23 @@ class EncodedSSEScanner:
         content_encoding: the response's Content-Encoding.
         window_chars: characters of text per window.
         max_decoded_size: the most bytes the stream may decode to (a bomb is refused).
+        overlap: characters of the previous window repeated at the start of the next.
+        first_window: characters of the first window (default ``window_chars``), doubling after.
     """
 
     __slots__ = ("_checked", "_decoder", "_raw", "_released", "_scanner", "_tail")
 
-    def __init__(self, content_encoding: str, *, window_chars: int, max_decoded_size: int) -> None:
+    def __init__(
+        self,
+        content_encoding: str,
+        *,
+        window_chars: int,
+        max_decoded_size: int,
+        overlap: int = 100,
+        first_window: int | None = None,
+    ) -> None:
         self._decoder = StreamDecoder(content_encoding, max_size=max_decoded_size)
-        self._scanner = SSEScanner(window_chars=window_chars)
+        self._scanner = SSEScanner(window_chars=window_chars, overlap=overlap, first_window=first_window)
         # Raw chunks not yet released, each with the decoded offset its decoding reaches and the
         # decoder's state after it.
         self._raw: deque[tuple[bytes, int, _State]] = deque()
@@ -267,6 +277,21 @@ class EncodedSSEScanner:
             windows.append(self._window(""))
         return windows
 
+    @property
+    def holding(self) -> bool:
+        """Whether raw bytes are held back (waiting for their text's check)."""
+        return bool(self._raw)
+
+    def flush(self) -> SSEWindow | None:
+        """The stream is idle: the complete events decoded so far, releasing the raw bytes they
+        cover (None if nothing can be released)."""
+        held = self._scanner.flush()
+        if held is not None:
+            self._checked += len(held.data)
+        if held is None and not (self._raw and self._raw[0][1] <= self._checked):
+            return None
+        return self._window(held.text if held is not None else "")
+
     def _window(self, text: str) -> EncodedWindow:
         state, tail = self._released, self._tail
         return EncodedWindow(text, self._releasable(), state, tail)
@@ -289,7 +314,12 @@ class EncodedSSEScanner:
 
 
 def event_stream_scanner(
-    content_encoding: str | None, *, window_chars: int, max_decoded_size: int
+    content_encoding: str | None,
+    *,
+    window_chars: int,
+    max_decoded_size: int,
+    overlap: int = 100,
+    first_window: int | None = None,
 ) -> SSEScanner | EncodedSSEScanner:
     """The scanner for an event stream with this Content-Encoding.
 
@@ -297,9 +327,15 @@ def event_stream_scanner(
         UnsupportedEncoding: an encoding that cannot be decoded here.
     """
     if _is_identity(content_encoding):
-        return SSEScanner(window_chars=window_chars)
+        return SSEScanner(window_chars=window_chars, overlap=overlap, first_window=first_window)
     assert content_encoding is not None
-    return EncodedSSEScanner(content_encoding, window_chars=window_chars, max_decoded_size=max_decoded_size)
+    return EncodedSSEScanner(
+        content_encoding,
+        window_chars=window_chars,
+        max_decoded_size=max_decoded_size,
+        overlap=overlap,
+        first_window=first_window,
+    )
 
 
 def stream_error_event(scanner: SSEScanner | EncodedSSEScanner, reply: Reply, blocked: SSEWindow) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
 from ._body import (
@@ -41,8 +42,17 @@ from ._policy import FailOpen, validate_fail_open
 from ._replies import Reply, error_reply, reply_for
 from ._routing import DEFAULT_ROUTE, Route, Router, normalize_path
 from ._shapes import answer_content
+from ._stream import StreamOptions
 
-__all__ = ["STATE_KEY", "UNSCANNED_HEADER", "GuardedRoutes", "Inspection", "Reply", "error_reply"]
+__all__ = [
+    "STATE_KEY",
+    "UNSCANNED_HEADER",
+    "GuardedRoutes",
+    "Inspection",
+    "Reply",
+    "error_reply",
+    "stream_options",
+]
 
 logger = logging.getLogger("guardrails")
 
@@ -340,6 +350,34 @@ class Inspection:
         return self.refuse(error, kind="response")
 
 
+def stream_options(
+    *,
+    stream_window: int,
+    stream_first_window: int,
+    stream_overlap: int | None,
+    stream_idle_flush: float | None,
+    sse_window: int | None,
+) -> StreamOptions:
+    """A middleware's stream options; ``sse_window`` is the deprecated name of ``stream_window``.
+
+    Raises:
+        ValueError: an option out of range.
+    """
+    if sse_window is not None:
+        warnings.warn(
+            "sse_window is deprecated: use stream_window (the same option in every shell)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        stream_window = sse_window
+    return StreamOptions.of(
+        stream_window=stream_window,
+        stream_first_window=stream_first_window,
+        stream_overlap=stream_overlap,
+        stream_idle_flush=stream_idle_flush,
+    )
+
+
 class GuardedRoutes:
     """The configuration both middlewares share, and what they do before reading a request.
 
@@ -356,20 +394,23 @@ class GuardedRoutes:
         max_body_size: int,
         fail_open: FailOpen,
         on_decision: DecisionHook | Iterable[DecisionHook] | None,
-        sse_window: int,
+        sse_window: int = 1000,
         max_response_size: int,
+        stream: StreamOptions | None = None,
     ) -> None:
         if max_body_size < 0:
             raise ValueError("max_body_size must not be negative")
-        if sse_window < 1:
-            raise ValueError("sse_window must be positive")
+        if stream is None:
+            stream = StreamOptions.of(stream_window=sse_window)
         if max_response_size < 0:
             raise ValueError("max_response_size must not be negative")
         self.router = Router(routes)
         self.max_body_size = max_body_size
         self.fail_open = validate_fail_open(fail_open)
         self.hooks = hooks_of(on_decision)
-        self.sse_window = sse_window
+        #: How event streams of ``scan_response`` routes are cut and flushed.
+        self.stream = stream
+        self.sse_window = stream.window
         self.max_response_size = max_response_size
         self.guards = GuardSource(guard)
         for given in {

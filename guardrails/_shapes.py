@@ -1,8 +1,11 @@
 """The shapes of OpenAI API payloads, read in one place for every shell.
 
 What text a chat-completions or Responses request holds (`request_content`), what text an answer
-holds (`answer_content`), and what text each event of a stream adds (`StreamText`): the OpenAI
-transport, both middlewares and the decorator read them here, so they never disagree.
+holds (`answer_content`), and what text each event of a stream adds (`StreamText` for OpenAI
+chat-completion chunks and Responses events, `AnthropicStreamText` for Anthropic Messages
+events): the OpenAI transport, both middlewares and the decorator read them here, so they never
+disagree. A stream reader is a callable taking one server-sent event (its raw bytes) and giving
+the text it adds; make one per stream, and hand it to `guardrails._sse.SSEScanner`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ._models import Content, message_texts
 __all__ = [
     "ALL_MESSAGES",
     "GENERATING",
+    "AnthropicStreamText",
     "ROLES",
     "Endpoint",
     "MessageScope",
@@ -446,3 +450,63 @@ class StreamText:
 
     def _was_streamed(self, item: Any) -> bool:
         return isinstance(item, Mapping) and item.get("id") in self._streamed
+
+
+# Anthropic Messages stream events that carry no generated text.
+_ANTHROPIC_SILENT = frozenset({"ping", "message_stop", "content_block_stop", "message_delta"})
+# Fields of Anthropic blocks and deltas that are not text: kinds, ids, names, signatures.
+_ANTHROPIC_NOT_TEXT = frozenset({"type", "id", "name", "signature", "tool_use_id", "index", "stop_reason"})
+
+
+def _anthropic_texts(value: Any) -> Iterator[str]:
+    """Every string of an Anthropic block or delta but its kinds, ids, names and signatures."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for part in value:
+            yield from _anthropic_texts(part)
+    elif isinstance(value, Mapping):
+        for key, part in value.items():
+            if key not in _ANTHROPIC_NOT_TEXT:
+                yield from _anthropic_texts(part)
+
+
+class AnthropicStreamText:
+    """The generated text of each event of one Anthropic Messages stream.
+
+    Text comes in ``content_block_delta`` events (``text_delta`` text, ``input_json_delta``
+    tool input, ``thinking_delta`` thinking, ``citations_delta`` cited text; not a
+    ``signature_delta``) and, for blocks that arrive whole (a server tool's result), in
+    ``content_block_start``; each is read once. ``message_start`` carries the message's content
+    so far (normally none). Events with no text (``ping``, ``message_delta``, the stops) give "";
+    an event of a type this reader does not know is read by every string it holds, so nothing
+    new goes unchecked.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, event: bytes) -> str:
+        payload = event_data(event).strip()
+        if not payload:
+            return ""
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return payload
+        if not isinstance(document, dict):
+            return "\n".join(text for text in json_strings(document) if text)
+        event_type = document.get("type")
+        if event_type in _ANTHROPIC_SILENT:
+            return ""
+        if event_type == "content_block_delta":
+            delta = document.get("delta")
+            if isinstance(delta, Mapping) and delta.get("type") == "signature_delta":
+                return ""
+            return "".join(_anthropic_texts(delta))
+        if event_type == "content_block_start":
+            return "".join(_anthropic_texts(document.get("content_block")))
+        if event_type == "message_start":
+            message = document.get("message")
+            content = message.get("content") if isinstance(message, Mapping) else None
+            return "\n".join(text for text in _anthropic_texts(content) if text)
+        return "\n".join(text for text in _anthropic_texts(document) if text)

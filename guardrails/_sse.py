@@ -2,7 +2,9 @@
 
 `SSEScanner` holds complete events back until the text they add fills a window (one
 `TextWindows` rule for every shell), then hands them out as an `SSEWindow` to check and release;
-``sse_error_event(reply)`` is the event sent in place of the rest of the stream on Block.
+``sse_error_event(reply)`` is the event sent in place of the rest of the stream on Block. It is a
+scanner in the sense of `guardrails._stream` (``feed``, ``flush``, ``finish``, ``holding``): the
+drivers there check its windows and release them, with an idle flush.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class SSEScanner:
         overlap: characters of the previous window repeated at the start of the next.
         max_window_bytes: bytes of events held back at most, text or not.
         event_text: what text one event (its raw bytes) adds, if not a new `StreamText`.
+        first_window: characters of the first window (default ``window_chars``); each next
+            window doubles it, up to ``window_chars``.
     """
 
     __slots__ = ("_event_text", "_held", "_partial", "_windows", "max_window_bytes")
@@ -59,11 +63,12 @@ class SSEScanner:
         overlap: int = 100,
         max_window_bytes: int = 65536,
         event_text: Callable[[bytes], str] | None = None,
+        first_window: int | None = None,
     ) -> None:
         if window_chars < 1 or overlap < 0 or max_window_bytes < 1:
             raise ValueError("window_chars and max_window_bytes must be positive, overlap not negative")
         self._event_text = event_text or StreamText()
-        self._windows = TextWindows(window_chars, overlap)
+        self._windows = TextWindows(window_chars, overlap, first=first_window)
         self.max_window_bytes = max_window_bytes
         self._partial = bytearray()
         self._held = bytearray()
@@ -75,6 +80,11 @@ class SSEScanner:
     @property
     def overlap(self) -> int:
         return self._windows.overlap
+
+    @property
+    def holding(self) -> bool:
+        """Whether complete events are held back (an incomplete one is not released by `flush`)."""
+        return bool(self._held)
 
     def _cut(self) -> SSEWindow:
         window = SSEWindow(self._windows.cut(), bytes(self._held))
@@ -94,6 +104,10 @@ class SSEScanner:
                 windows.append(self._cut())
         del self._partial[:start]
         return windows
+
+    def flush(self) -> SSEWindow | None:
+        """The stream is idle: the complete events held, as a window now (None if none)."""
+        return self._cut() if self._held else None
 
     def finish(self) -> SSEWindow | None:
         """The stream ended: everything still held, the last incomplete event included."""

@@ -20,20 +20,24 @@ the WSGI middleware; this module only moves ASGI messages.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._body import BodyError, UnsupportedEncoding, is_json_media_type
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
-from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection
+from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection, stream_options
 from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply
 from ._routing import Route
 from ._sse import SSEScanner, SSEWindow
+from ._stream import FirstRefusal, StreamOptions, ascan
 from ._websocket import GuardedWebSocket, websocket_route
 
 __all__ = ["GuardMiddleware"]
@@ -114,7 +118,15 @@ class GuardMiddleware(GuardedRoutes):
             ``x-guardrails-unscanned: 1`` response header) or ``"always"`` (also on configuration
             errors).
         on_decision: a hook, or hooks, called with every `Decision` of this middleware.
-        sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
+        stream_window: on ``scan_response`` routes, the most characters of streamed text per
+            check (event streams are held back until their text is checked).
+        stream_first_window: characters of an event stream's first check; each next window
+            doubles, up to ``stream_window``.
+        stream_overlap: characters of the text before a window checked again with it (default
+            100), so that a phrase cut by a window boundary is seen whole.
+        stream_idle_flush: seconds of quiet after which an event stream's held text is checked
+            and released without waiting for a window's worth (None: never).
+        sse_window: deprecated name of ``stream_window``.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
             Also the most a gzip or deflate event stream may decode to (a decompression bomb is
@@ -152,8 +164,12 @@ class GuardMiddleware(GuardedRoutes):
         max_body_size: int = 1_000_000,
         fail_open: FailOpen = False,
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
-        sse_window: int = 1000,
+        sse_window: int | None = None,
         max_response_size: int = 10_000_000,
+        stream_window: int = 1000,
+        stream_first_window: int = 48,
+        stream_overlap: int | None = None,
+        stream_idle_flush: float | None = 0.05,
     ) -> None:
         super().__init__(
             guard=guard,
@@ -161,8 +177,14 @@ class GuardMiddleware(GuardedRoutes):
             max_body_size=max_body_size,
             fail_open=fail_open,
             on_decision=on_decision,
-            sse_window=sse_window,
             max_response_size=max_response_size,
+            stream=stream_options(
+                stream_window=stream_window,
+                stream_first_window=stream_first_window,
+                stream_overlap=stream_overlap,
+                stream_idle_flush=stream_idle_flush,
+                sse_window=sse_window,
+            ),
         )
         self.app = app
 
@@ -295,7 +317,7 @@ class GuardMiddleware(GuardedRoutes):
                 inspection,
                 guard if route.scan_response and not head else None,
                 send,
-                window_chars=self.sse_window,
+                stream=self.stream,
                 max_size=self.max_response_size,
             )
             app_send = responder.send
@@ -312,7 +334,22 @@ class GuardMiddleware(GuardedRoutes):
             # Later calls wait on the real receive (until the client disconnects): no spinning.
             return await receive()  # type: ignore[no-any-return]
 
-        await self.app(scope, replay, app_send)
+        if responder is None or responder.guard is None:
+            await self.app(scope, replay, app_send)
+            return
+        # An event stream is checked in a task of its own (`_Responder.stream`), so that held text
+        # can be flushed while the app is quiet; the request ends when both are done.
+        async with anyio.create_task_group() as tasks:
+            responder.tasks = tasks
+            try:
+                await self.app(scope, replay, app_send)
+                responder.app_returned()
+            except Exception as exc:
+                # Raised after the task group, which would wrap it in an ExceptionGroup.
+                responder.error = responder.error or exc
+                tasks.cancel_scope.cancel()
+        if responder.error is not None:
+            raise responder.error
 
 
 def _with_length(headers: Iterable[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
@@ -367,7 +404,10 @@ class _Responder:
     Marks a response that went on unscanned (``x-guardrails-unscanned: 1``, once), and on
     ``scan_response`` routes checks what the app sends: JSON responses are buffered, checked whole,
     and replaced by the error on Block; event streams are checked window by window as they stream,
-    and end with an SSE ``error`` event on Block. A gzip or deflate event stream is decoded for
+    and end with an SSE ``error`` event on Block: the app's body messages go through a small
+    buffer to a task (`stream`) that feeds the scanner, checks each window and sends what it
+    allows, and checks and sends the text held when the app has been quiet for
+    ``stream_idle_flush`` seconds. A gzip or deflate event stream is decoded for
     checking while its bytes pass unchanged; on Block it ends with the error event encoded where
     the encoding allows, else it stops (see `guardrails._encoded_sse`). One in an encoding that
     cannot be decoded is refused (502).
@@ -375,21 +415,25 @@ class _Responder:
     """
 
     __slots__ = (
+        "_blocked",
         "_buffer",
         "_headers",
+        "_inbox",
         "_mode",
         "_scanner",
         "_send",
         "_start",
-        "_window_chars",
+        "_stream",
         "closed",
+        "error",
         "guard",
         "inspection",
         "max_size",
+        "tasks",
     )
 
     def __init__(
-        self, inspection: Inspection, guard: Guard | None, send: Send, *, window_chars: int, max_size: int
+        self, inspection: Inspection, guard: Guard | None, send: Send, *, stream: StreamOptions, max_size: int
     ) -> None:
         self.inspection = inspection
         self.max_size = max_size
@@ -400,8 +444,15 @@ class _Responder:
         self._start: Message | None = None
         self._headers: dict[str, str] = {}
         self._buffer = bytearray()
-        self._window_chars = window_chars
-        self._scanner: SSEScanner | EncodedSSEScanner = SSEScanner(window_chars=window_chars)
+        self._stream = stream
+        self._scanner: SSEScanner | EncodedSSEScanner = SSEScanner(window_chars=stream.window)
+        # Set by the middleware before the app runs (scan_response routes).
+        self.tasks: anyio.abc.TaskGroup | None = None
+        self._inbox: MemoryObjectSendStream[bytes] | None = None
+        # Checks run concurrently: the refusal of the first window in stream order is kept.
+        self._blocked: FirstRefusal[tuple[Reply, SSEWindow]] = FirstRefusal()
+        # What the app or the stream task raised, raised again once both are done.
+        self.error: Exception | None = None
 
     async def _send_start(self, message: Message) -> None:
         # Read when the start goes out: the prompt or a response check may have failed open.
@@ -424,7 +475,9 @@ class _Responder:
                     # A compressed stream is decoded for checking; its bytes pass unchanged.
                     self._scanner = event_stream_scanner(
                         self._headers.get("content-encoding"),
-                        window_chars=self._window_chars,
+                        window_chars=self._stream.window,
+                        overlap=self._stream.overlap,
+                        first_window=self._stream.first_window,
                         max_decoded_size=self.max_size,
                     )
                 except UnsupportedEncoding:
@@ -433,6 +486,10 @@ class _Responder:
                     self._start = message
                     return
                 self._mode = "sse"
+                assert self.tasks is not None
+                inbox, outbox = anyio.create_memory_object_stream[bytes](32)
+                self._inbox = inbox
+                self.tasks.start_soon(self.stream, outbox)
             elif is_json_media_type(media_type):
                 # Don't send the start until the body is checked: a refusal changes the status.
                 self._mode = "json"
@@ -456,23 +513,64 @@ class _Responder:
                 )
             )
         else:
-            more_body = message.get("more_body", False)
+            assert self._inbox is not None
+            body = message.get("body", b"")
             try:
-                windows = self._scanner.feed(message.get("body", b""))
+                if body:
+                    try:
+                        # No checkpoint while there is room: a fast stream costs no loop turn per chunk.
+                        self._inbox.send_nowait(body)
+                    except anyio.WouldBlock:
+                        await self._inbox.send(body)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the stream ended (blocked, or cut short): the rest goes nowhere
+            if not message.get("more_body", False):
+                self._inbox.close()
+
+    def app_returned(self) -> None:
+        """The app returned: an event stream it did not end is ended (what it sent is checked)."""
+        if self._inbox is not None:
+            self._inbox.close()
+
+    async def stream(self, outbox: MemoryObjectReceiveStream[bytes]) -> None:
+        """Check the event stream window by window and send what is allowed (a task of its own)."""
+        try:
+            await self._stream_windows(outbox)
+        except Exception as exc:
+            # A send to a client that left, a bug: raised by the middleware once the app is stopped.
+            self.error = self.error or exc
+            assert self.tasks is not None
+            self.tasks.cancel_scope.cancel()
+
+    async def _stream_windows(self, outbox: MemoryObjectReceiveStream[bytes]) -> None:
+        async with outbox:
+            windows = ascan(outbox, self._scanner, self._allowed, idle_flush=self._stream.idle_flush)
+            try:
+                async with aclosing(windows):
+                    async for window in windows:
+                        if window.data:
+                            await self._send(
+                                {"type": "http.response.body", "body": window.data, "more_body": True}
+                            )
             except BodyError as exc:
                 # A compressed stream that does not decode (or decodes past the cap): end it here.
                 self.inspection.refuse_response(exc)
                 await self._end(b"")
                 return
-            for window in windows:
-                if not await self._release(window, more_body=True):
-                    return
-            if not more_body:
-                last = self._scanner.finish()
-                if last is None:
-                    await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-                else:
-                    await self._release(last, more_body=False)
+            if self._blocked.value is not None:
+                await self._end(stream_error_event(self._scanner, *self._blocked.value))
+            else:
+                await self._end(b"")
+
+    async def _allowed(self, window: SSEWindow) -> bool:
+        assert self.guard is not None
+        content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
+        ticket = self._blocked.ticket()
+        reply = await self.inspection.acheck(self.guard, content)
+        if reply is not None:
+            self._blocked.record(ticket, (reply, window))
+            return False
+        return True
 
     async def _refuse(self, error: BodyError) -> None:
         self.closed = True
@@ -500,18 +598,6 @@ class _Responder:
             start = {**start, "headers": _with_length(start.get("headers", []), len(body))}
         await self._send_start(start)
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _release(self, window: SSEWindow, *, more_body: bool) -> bool:
-        if window.text:
-            assert self.guard is not None
-            content = Content(window.text, kind="response", metadata={"route": self.inspection.route_name})
-            reply = await self.inspection.acheck(self.guard, content)
-            if reply is not None:
-                await self._end(stream_error_event(self._scanner, reply, window))
-                return False
-        if window.data or not more_body:
-            await self._send({"type": "http.response.body", "body": window.data, "more_body": more_body})
-        return True
 
     async def _end(self, body: bytes) -> None:
         """End a stream cut short with ``body`` (the SSE error event, encoded like the stream; or

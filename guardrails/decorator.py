@@ -14,6 +14,7 @@ import codecs
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable
+from contextlib import aclosing, closing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import anyio
@@ -27,7 +28,7 @@ from ._judge import Judge, MaskCallback, block_categories
 from ._masking import replace_strings, replacements, same_texts
 from ._models import Content, ToolEvent, _plain
 from ._policy import FailOpen, validate_fail_open
-from ._windows import TextWindows
+from ._stream import FirstRefusal, ItemScanner, ItemWindow, StreamOptions, ascan, scan
 
 if TYPE_CHECKING:
     from ._guard import Guard
@@ -121,38 +122,50 @@ def _describe(obj: object) -> str:
     return name if isinstance(name, str) else repr(obj)
 
 
-class _Windows:
-    """A generator's streamed output, decoded and cut into windows (`TextWindows`) to check."""
+class _Held:
+    """A generator's streamed items, held by an `ItemScanner` until the text they add is checked."""
 
-    __slots__ = ("_decoder", "prompt", "text")
+    __slots__ = ("_decoder", "_refusal", "core", "prompt", "scanner")
 
-    def __init__(self, size: int, overlap: int, prompt: str | None) -> None:
-        self.text = TextWindows(size, overlap)
+    def __init__(self, core: _Guarded, prompt: str | None) -> None:
+        self.core = core
         self.prompt = prompt
+        # Async checks run concurrently: the Blocked of the first window in stream order is kept.
+        self._refusal: FirstRefusal[Blocked] = FirstRefusal()
         self._decoder: codecs.IncrementalDecoder | None = None
+        self.scanner: ItemScanner[Any] = ItemScanner(core.stream, self.text_of)
+
+    def text_of(self, chunk: Any) -> str:
+        try:
+            if isinstance(chunk, (bytes, bytearray)):
+                if self._decoder is None:
+                    self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                return self._decoder.decode(chunk)
+            return extractors.chunk_text(chunk)
+        except ExtractionError as exc:
+            self.core._invalid("response", exc)  # raises, unless in monitor mode
+            return ""
+
+    def _content(self, window: ItemWindow[Any]) -> Content:
+        return Content(window.text, kind="response", prompt=self.prompt)
 
     @property
-    def checked(self) -> int:
-        return self.text.checked
+    def blocked(self) -> Blocked | None:
+        return self._refusal.value
 
-    def feed(self, chunk: Any) -> Content | None:
-        """Add one chunk; a window to check once enough text has come."""
-        if isinstance(chunk, (bytes, bytearray)):
-            if self._decoder is None:
-                self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            text = self._decoder.decode(chunk)
-        else:
-            text = extractors.chunk_text(chunk)
-        return self._window() if self.text.add(text) else None
+    def check(self, window: ItemWindow[Any]) -> bool:
+        ticket = self._refusal.ticket()
+        blocked = self.core.check(self._content(window))
+        if blocked is not None:
+            self._refusal.record(ticket, blocked)
+        return blocked is None
 
-    def flush(self) -> Content | None:
-        """The last window, with whatever text is left."""
-        if self._decoder is not None:
-            self.text.add(self._decoder.decode(b"", final=True))
-        return self._window() if self.text.pending else None
-
-    def _window(self) -> Content:
-        return Content(self.text.cut(), kind="response", prompt=self.prompt)
+    async def acheck(self, window: ItemWindow[Any]) -> bool:
+        ticket = self._refusal.ticket()
+        blocked = await self.core.acheck(self._content(window))
+        if blocked is not None:
+            self._refusal.record(ticket, blocked)
+        return blocked is None
 
 
 class _Tool:
@@ -219,8 +232,7 @@ class _Guarded:
         on_block: OnBlock | None,
         monitor: bool,
         hooks: tuple[DecisionHook, ...],
-        stream_window: int,
-        stream_overlap: int,
+        stream: StreamOptions,
         tool: _Tool | None = None,
         incremental: bool = False,
         block: frozenset[str] | None = None,
@@ -241,8 +253,7 @@ class _Guarded:
             target, hooks=hooks, fail_open=fail_open, monitor=monitor, incremental=incremental, block=block
         )
         self.mask = mask
-        self.stream_window = stream_window
-        self.stream_overlap = stream_overlap
+        self.stream = stream
 
     # Extraction ---------------------------------------------------------------------------------
 
@@ -274,15 +285,8 @@ class _Guarded:
             content = content.model_copy(update={"prompt": prompt_text})
         return content
 
-    def windows(self, prompt: Content | None) -> _Windows:
-        return _Windows(self.stream_window, self.stream_overlap, prompt.as_text() if prompt else None)
-
-    def feed(self, windows: _Windows, chunk: Any) -> Content | None:
-        try:
-            return windows.feed(chunk)
-        except ExtractionError as exc:
-            self._invalid("response", exc)
-            return None
+    def held(self, prompt: Content | None) -> _Held:
+        return _Held(self, prompt.as_text() if prompt else None)
 
     def _invalid(self, kind: str, exc: Exception) -> None:
         """An extractor failed: raise an `ExtractionError` naming the function (log it, in monitor mode)."""
@@ -500,18 +504,15 @@ class _Guarded:
         stream = wrapped(*args, **kwargs)
         if not self.scan_response:
             return (yield from stream)
-        windows = self.windows(prompt)
+        # Items are held until the text they add is checked: none is yielded unchecked.
+        held = self.held(prompt)
         try:
-            for chunk in stream:
-                window = self.feed(windows, chunk)
-                if window is not None and (blocked := self.check(window)) is not None:
-                    yield from self._fallback(self.blocked(blocked))
-                    return None
-                yield chunk
-            window = windows.flush()
-            if window is not None and (blocked := self.check(window)) is not None:
-                yield from self._fallback(self.blocked(blocked))
-            elif not windows.checked:
+            with closing(scan(stream, held.scanner, held.check)) as windows:
+                for window in windows:
+                    yield from window.data
+            if held.blocked is not None:
+                yield from self._fallback(self.blocked(held.blocked))
+            elif not held.scanner.checked:
                 self.skipped("response")
         finally:
             close = getattr(stream, "close", None)
@@ -538,23 +539,24 @@ class _Guarded:
                 yield item
             return
         stream = wrapped(*args, **kwargs)
-        windows = self.windows(prompt) if self.scan_response else None
         try:
-            async for chunk in stream:
-                if windows is not None:
-                    window = self.feed(windows, chunk)
-                    if window is not None and (blocked := await self.acheck(window)) is not None:
-                        for item in self._fallback(await self.ablocked(blocked)):
-                            yield item
-                        return
-                yield chunk
-            if windows is not None:
-                window = windows.flush()
-                if window is not None and (blocked := await self.acheck(window)) is not None:
-                    for item in self._fallback(await self.ablocked(blocked)):
+            if not self.scan_response:
+                async for chunk in stream:
+                    yield chunk
+                return
+            # Items are held until the text they add is checked (the held text is checked early
+            # when the generator goes quiet for stream_idle_flush seconds).
+            held = self.held(prompt)
+            windows = ascan(stream, held.scanner, held.acheck, idle_flush=self.stream.idle_flush)
+            async with aclosing(windows):
+                async for window in windows:
+                    for item in window.data:
                         yield item
-                elif not windows.checked:
-                    self.skipped("response")
+            if held.blocked is not None:
+                for item in self._fallback(await self.ablocked(held.blocked)):
+                    yield item
+            elif not held.scanner.checked:
+                self.skipped("response")
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -606,8 +608,10 @@ def guarded(
     parallel: bool = False,
     on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
     extract_response: ResponseExtractor | None = None,
-    stream_window: int = 512,
-    stream_overlap: int = 64,
+    stream_window: int = 1000,
+    stream_first_window: int = 48,
+    stream_overlap: int | None = None,
+    stream_idle_flush: float | None = 0.05,
     kind: Literal["prompt", "tool"] = "prompt",
     incremental: bool = False,
     block: Collection[str] | None = None,
@@ -628,8 +632,10 @@ def guarded(
     parallel: bool = False,
     on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
     extract_response: ResponseExtractor | None = None,
-    stream_window: int = 512,
-    stream_overlap: int = 64,
+    stream_window: int = 1000,
+    stream_first_window: int = 48,
+    stream_overlap: int | None = None,
+    stream_idle_flush: float | None = 0.05,
     kind: Literal["prompt", "tool"] = "prompt",
     incremental: bool = False,
     block: Collection[str] | None = None,
@@ -658,8 +664,10 @@ def guarded(
             configuration errors (bad credentials, a 400) still raise; ``"always"`` runs it on
             every guard error.
         scan_response: also check the return value (a str, an OpenAI chat completion, a pydantic
-            model); a generator's streamed text is checked in windows as it goes, and the generator
-            raises `Blocked` as soon as a window is blocked (what was already yielded stays yielded).
+            model). A generator's items are held back until the text they add is checked, in
+            windows (see ``stream_window``): nothing is yielded unchecked, and the generator
+            raises `Blocked` at the first blocked window (the items of that window, and all
+            after, are never yielded).
         on_block: called with the `Blocked` error instead of raising it; its return value (awaited
             if awaitable) becomes the call's result. A generator yields it as its last item.
         monitor: shadow mode: check and log, never block or fail (outcome ``monitored``).
@@ -670,8 +678,15 @@ def guarded(
         on_decision: a hook (or hooks) receiving every `Decision` of this function.
         extract_response: turns the return value into the `Content` to scan
             (`extractors.response_content` unless given).
-        stream_window: characters of streamed text per check.
-        stream_overlap: characters each stream window repeats from the one before.
+        stream_window: the most characters of streamed text per check.
+        stream_first_window: characters of the first check; each next window doubles, up to
+            ``stream_window`` (a short answer is released after one small check).
+        stream_overlap: characters of the text before a window checked again with it (default
+            100), so that a phrase cut by a window boundary is seen whole.
+        stream_idle_flush: async generators: seconds of quiet after which the held text is
+            checked and released without waiting for a window's worth (None: never). A sync
+            generator runs on the caller's thread and cannot be waited on with a timeout: it
+            has no idle flush.
         kind: ``"prompt"`` (the default) or ``"tool"``: the function is an agent's tool. Its
             arguments are checked before it runs, as a `ToolEvent` named after the function
             (unless ``extract`` is given), and its result, always, before it is returned (as a
@@ -726,10 +741,12 @@ def guarded(
         raise ValueError(
             "mask=True cannot go with parallel=True: the function would start with the unmasked arguments"
         )
-    if not isinstance(stream_window, int) or stream_window < 1:
-        raise ValueError(f"stream_window must be a positive int, not {stream_window!r}")
-    if not isinstance(stream_overlap, int) or not 0 <= stream_overlap < stream_window:
-        raise ValueError(f"stream_overlap must be an int in [0, stream_window), not {stream_overlap!r}")
+    stream = StreamOptions.of(
+        stream_window=stream_window,
+        stream_first_window=stream_first_window,
+        stream_overlap=stream_overlap,
+        stream_idle_flush=stream_idle_flush,
+    )
 
     def decorate(function: F) -> F:
         if inspect.isclass(function):
@@ -763,8 +780,7 @@ def guarded(
             on_block=on_block,
             monitor=monitor,
             hooks=hooks,
-            stream_window=stream_window,
-            stream_overlap=stream_overlap,
+            stream=stream,
             tool=tool,
             incremental=bool(incremental),
             block=blocking,

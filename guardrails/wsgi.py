@@ -25,13 +25,14 @@ from typing import IO, TYPE_CHECKING
 from ._body import BodyError, UnsupportedEncoding, is_json_media_type
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
-from ._guard import Guard
-from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection
+from ._guard import Guard, InProcessGuard
+from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection, stream_options
 from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply, error_reply
 from ._routing import Route
 from ._sse import SSEScanner, SSEWindow
+from ._stream import CHECK_CONCURRENCY, FirstRefusal, ScanThread, StreamOptions
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -169,7 +170,15 @@ class GuardMiddleware(GuardedRoutes):
             ``x-guardrails-unscanned: 1`` response header) or ``"always"`` (also on configuration
             errors).
         on_decision: a hook, or hooks, called with every `Decision` of this middleware.
-        sse_window: characters of streamed text checked at a time on ``scan_response`` routes.
+        stream_window: on ``scan_response`` routes, the most characters of streamed text per
+            check (event streams are held back until their text is checked).
+        stream_first_window: characters of an event stream's first check; each next window
+            doubles, up to ``stream_window``.
+        stream_overlap: characters of the text before a window checked again with it (default
+            100), so that a phrase cut by a window boundary is seen whole.
+        stream_idle_flush: seconds of quiet after which an event stream's held text is checked
+            and released without waiting for a window's worth (None: never).
+        sse_window: deprecated name of ``stream_window``.
         max_response_size: largest JSON response buffered for checking on ``scan_response``
             routes; a larger one is a configuration error (503 unless ``fail_open="always"``).
             Also the most a gzip or deflate event stream may decode to (a decompression bomb is
@@ -197,8 +206,12 @@ class GuardMiddleware(GuardedRoutes):
         max_body_size: int = 1_000_000,
         fail_open: FailOpen = False,
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
-        sse_window: int = 1000,
+        sse_window: int | None = None,
         max_response_size: int = 10_000_000,
+        stream_window: int = 1000,
+        stream_first_window: int = 48,
+        stream_overlap: int | None = None,
+        stream_idle_flush: float | None = 0.05,
     ) -> None:
         super().__init__(
             guard=guard,
@@ -206,8 +219,14 @@ class GuardMiddleware(GuardedRoutes):
             max_body_size=max_body_size,
             fail_open=fail_open,
             on_decision=on_decision,
-            sse_window=sse_window,
             max_response_size=max_response_size,
+            stream=stream_options(
+                stream_window=stream_window,
+                stream_first_window=stream_first_window,
+                stream_overlap=stream_overlap,
+                stream_idle_flush=stream_idle_flush,
+                sse_window=sse_window,
+            ),
         )
         self.app = app
         if self._needs_default_guard():
@@ -284,7 +303,7 @@ class GuardMiddleware(GuardedRoutes):
                 start_response,
                 inspection,
                 guard,
-                window_chars=self.sse_window,
+                stream=self.stream,
                 max_size=self.max_response_size,
             )
         if not inspection.unscanned:
@@ -361,7 +380,7 @@ def _scan_response(
     inspection: Inspection,
     guard: Guard,
     *,
-    window_chars: int,
+    stream: StreamOptions,
     max_size: int,
 ) -> Iterable[bytes]:
     capture = _Capture(start_response)
@@ -384,7 +403,9 @@ def _scan_response(
                 # A compressed stream is decoded for checking; its bytes pass unchanged.
                 scanner = event_stream_scanner(
                     response_headers.get("content-encoding"),
-                    window_chars=window_chars,
+                    window_chars=stream.window,
+                    overlap=stream.overlap,
+                    first_window=stream.first_window,
                     max_decoded_size=max_size,
                 )
             except UnsupportedEncoding as exc:
@@ -410,7 +431,7 @@ def _scan_response(
         _close(app_iter)
         raise
     if scanner is not None:
-        return _EventStream(app_iter, items, pending, inspection, guard, scanner)
+        return _EventStream(app_iter, items, pending, inspection, guard, scanner, stream.idle_flush)
     return _Passthrough(app_iter, items, pending)
 
 
@@ -465,12 +486,18 @@ class _Passthrough:
 class _EventStream:
     """A ``text/event-stream`` response checked window by window as it streams (per request).
 
-    At most one window of events is held back; on Block the client gets an SSE ``error`` event in
-    place of the rest (on a gzip or deflate stream, encoded where the encoding allows, else the
-    stream stops: see `guardrails._encoded_sse`), and the app's iterable is closed.
+    A helper thread reads the app's iterable into a small queue (`ScanThread`), so that this side
+    can wait with a timeout: when the app goes quiet for ``stream_idle_flush`` seconds, the text
+    held back is checked and released without waiting for a window's worth. The helper thread
+    closes the app's iterable (at its end, on an error, or once told to stop by `close`, as soon
+    as the app's current ``next()`` returns) and then exits.
+
+    On Block the client gets an SSE ``error`` event in place of the rest (on a gzip or deflate
+    stream, encoded where the encoding allows, else the stream stops: see
+    `guardrails._encoded_sse`).
     """
 
-    __slots__ = ("_app_iter", "_done", "_guard", "_inspection", "_items", "_out", "_pending", "_scanner")
+    __slots__ = ("_blocked", "_done", "_guard", "_inspection", "_out", "_scan", "_scanner", "_windows")
 
     def __init__(
         self,
@@ -480,15 +507,37 @@ class _EventStream:
         inspection: Inspection,
         guard: Guard,
         scanner: SSEScanner | EncodedSSEScanner,
+        idle_flush: float | None,
     ) -> None:
-        self._app_iter = app_iter
-        self._items = items
-        self._pending = pending
         self._inspection = inspection
         self._guard = guard
         self._scanner = scanner
         self._out: list[bytes] = []
         self._done = False
+        # Checks may run concurrently: the refusal of the first window in stream order is kept.
+        self._blocked: FirstRefusal[tuple[Reply, SSEWindow]] = FirstRefusal()
+
+        def chunks() -> Iterator[bytes]:
+            # What the app wrote (its write() callable) goes before what it yields next.
+            while pending:
+                yield pending.pop(0)
+            for item in items:
+                while pending:
+                    yield pending.pop(0)
+                yield item
+            while pending:
+                yield pending.pop(0)
+
+        self._scan = ScanThread(
+            chunks(),
+            scanner,
+            self._allowed,
+            idle_flush=idle_flush,
+            close=lambda: _close(app_iter),
+            # A remote guard's checks of successive windows overlap; an in-process one's gain nothing.
+            concurrency=1 if isinstance(guard, InProcessGuard) else CHECK_CONCURRENCY,
+        )
+        self._windows = iter(self._scan)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -497,41 +546,35 @@ class _EventStream:
         while not self._out:
             if self._done:
                 raise StopIteration
-            if self._pending:
-                chunk: bytes | None = self._pending.pop(0)
-            else:
-                chunk = next(self._items, None)
-            if chunk is None:
-                self._done = True
-                last = self._scanner.finish()
-                if last is not None:
-                    self._release(last)
-                continue
             try:
-                windows = self._scanner.feed(chunk)
+                window = next(self._windows)
+            except StopIteration:
+                self._done = True
+                if self._blocked.value is not None:
+                    ending = stream_error_event(self._scanner, *self._blocked.value)
+                    if ending:
+                        self._out.append(ending)
+                continue
             except BodyError as exc:
                 # A compressed stream that does not decode (or decodes past the cap): end it here.
                 self._inspection.refuse_response(exc)
                 self._done = True
                 continue
-            for window in windows:
-                if not self._release(window):
-                    break
+            if window.data:
+                self._out.append(window.data)
         return self._out.pop(0)
 
-    def _release(self, window: SSEWindow) -> bool:
-        if window.text:
-            content = Content(window.text, kind="response", metadata={"route": self._inspection.route_name})
-            reply = self._inspection.check(self._guard, content)
-            if reply is not None:
-                self._done = True
-                ending = stream_error_event(self._scanner, reply, window)
-                if ending:
-                    self._out.append(ending)
-                return False
-        if window.data:
-            self._out.append(window.data)
+    def _allowed(self, window: SSEWindow) -> bool:
+        content = Content(window.text, kind="response", metadata={"route": self._inspection.route_name})
+        ticket = self._blocked.ticket()
+        reply = self._inspection.check(self._guard, content)
+        if reply is not None:
+            self._blocked.record(ticket, (reply, window))
+            return False
         return True
 
     def close(self) -> None:
-        _close(self._app_iter)
+        self._scan.close()
+        close_windows = getattr(self._windows, "close", None)
+        if close_windows is not None:
+            close_windows()

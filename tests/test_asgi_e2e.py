@@ -146,7 +146,7 @@ def test_event_stream_is_cut_at_the_blocked_window(app: App) -> None:
     """A streamed answer is checked window by window; on Block the client gets an error event."""
     words = ["fine"] * 30 + INJECTION.split() + ["tail"] * 30
     with (
-        serve(app, routes=[Route("/stream", scan_response=True)], sse_window=40) as url,
+        serve(app, routes=[Route("/stream", scan_response=True)], stream_window=40) as url,
         httpx.stream("POST", url + "/stream", json={"words": words}) as response,
     ):
         text = "".join(response.iter_text())

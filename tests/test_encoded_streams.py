@@ -339,7 +339,7 @@ def asgi_server(**options: Any) -> Iterator[tuple[str, Recorder]]:
     recorder = Recorder(starlette_app())
     options.setdefault("guard", FakeGuard(blocks_word))
     options.setdefault("routes", [Route("/stream", scan_response=True)])
-    with run_asgi(ASGIGuardMiddleware(recorder, sse_window=60, **options)) as url:
+    with run_asgi(ASGIGuardMiddleware(recorder, stream_window=60, **options)) as url:
         yield url, recorder
 
 
@@ -493,7 +493,10 @@ class WSGIRecorder:
 def wsgi_server() -> Iterator[tuple[str, WSGIRecorder]]:
     recorder = WSGIRecorder(django_app())
     app = WSGIGuardMiddleware(
-        recorder, guard=FakeGuard(blocks_word), routes=[Route("/stream", scan_response=True)], sse_window=200
+        recorder,
+        guard=FakeGuard(blocks_word),
+        routes=[Route("/stream", scan_response=True)],
+        stream_window=200,
     )
     with run_wsgi(app) as url:
         yield url, recorder
@@ -532,7 +535,7 @@ def test_wsgi_a_stream_that_stops_decoding_ends_where_it_stopped() -> None:
         app,
         guard=FakeGuard(blocks_word),
         routes=[Route("/stream", scan_response=True)],
-        sse_window=5,
+        stream_window=5,
         on_decision=decisions.append,
     )
     response = Client(guarded).post("/stream", json={})

@@ -162,7 +162,7 @@ def test_event_stream_is_cut_at_the_blocked_window(serve: Serve, app: App) -> No
     """A streamed answer is checked window by window; on Block the client gets an error event."""
     words = ["fine"] * 30 + INJECTION.split() + ["tail"] * 30
     with (
-        serve(app, routes=[Route("/stream", scan_response=True)], sse_window=40) as url,
+        serve(app, routes=[Route("/stream", scan_response=True)], stream_window=40) as url,
         httpx.stream("POST", url + "/stream", json={"words": words}) as response,
     ):
         text = "".join(response.iter_text())
@@ -177,7 +177,9 @@ def test_event_stream_windows_reach_the_client_as_they_are_checked(serve: Serve,
     """The first window arrives while the app is still holding back the rest of its stream."""
     words = ["word"] * 40
     with (
-        serve(app, guard=StaticGuard(), routes=[Route("/stream", scan_response=True)], sse_window=20) as url,
+        serve(
+            app, guard=StaticGuard(), routes=[Route("/stream", scan_response=True)], stream_window=20
+        ) as url,
         httpx.stream("POST", url + "/stream", json={"words": words, "wait_after": 20}) as response,
     ):
         chunks = response.iter_bytes()

@@ -36,11 +36,13 @@ What is checked:
   checked when it went in. A JSON body that cannot be parsed is refused (`ExtractionError`).
 - With ``scan_response`` (the default), the 2xx answer to a generating call. A JSON chat
   completion or Responses object is read whole and checked before the client sees a byte. A
-  ``text/event-stream`` is checked as it streams, in windows of ``stream_window`` characters of
-  generated text: each window's events reach the client only once their text is allowed (the
-  client runs at most one window behind the model), and each window's text starts with the end
-  of the previous one, so a phrase cut by a boundary is still seen whole. Blocked text is never
-  handed to the client.
+  ``text/event-stream`` is checked as it streams, in windows of generated text (a small first
+  window, ``stream_first_window`` characters, then windows doubling up to ``stream_window``; and
+  whatever is held when the model goes quiet for ``stream_idle_flush`` seconds): each window's
+  events reach the client only once their text is allowed (the client runs at most one window
+  behind the model), and each window's text starts with the end of the previous one, so a
+  phrase cut by a boundary is still seen whole. Blocked text is never handed to the client. The
+  scanner is `guardrails._stream`'s, shared with the middlewares and the decorator.
 
 GETs, DELETEs and uploads (multipart or octet-stream: files, audio) pass through untouched. A
 file uploaded for the Batch API or a vector store is not read here.
@@ -71,6 +73,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -78,7 +81,7 @@ import httpx
 from .._body import is_json_media_type
 from .._events import DecisionHook, hooks_of, log_extra
 from .._exceptions import Blocked, ExtractionError
-from .._guard import GuardSource
+from .._guard import GuardSource, InProcessGuard
 from .._judge import Judge, MaskCallback, block_categories, guard_name
 from .._masking import mask_json, same_texts
 from .._models import Content
@@ -94,6 +97,7 @@ from .._shapes import (
     request_content,
 )
 from .._sse import SSEScanner, SSEWindow
+from .._stream import CHECK_CONCURRENCY, ScanThread, StreamOptions, ascan
 from ._tools import openai_tool_calls, openai_tool_results
 
 try:
@@ -288,52 +292,66 @@ def _rebuilt(
 
 
 class _SyncEventStream(httpx.SyncByteStream):
-    def __init__(self, response: httpx.Response, call: _Call, windows: SSEScanner) -> None:
+    """A sync event stream checked as it streams: read by a helper thread (`ScanThread`), so that
+    held text is checked and handed on when the model goes quiet for ``stream_idle_flush``."""
+
+    def __init__(
+        self, response: httpx.Response, call: _Call, windows: SSEScanner, idle_flush: float | None
+    ) -> None:
         self._response = response
         self._call = call
         self._windows = windows
+        self._idle_flush = idle_flush
 
     def __iter__(self) -> Iterator[bytes]:
+        # The helper thread reads the network; closing the response is what ends a read in progress.
+        remote = not isinstance(self._call.guard, InProcessGuard)
+        scan = ScanThread(
+            self._response.iter_bytes(),
+            self._windows,
+            self._allowed,
+            idle_flush=self._idle_flush,
+            concurrency=CHECK_CONCURRENCY if remote else 1,
+        )
         try:
-            for chunk in self._response.iter_bytes():
-                for window in self._windows.feed(chunk):
-                    yield self._release(window)
-            last = self._windows.finish()
-            if last is not None:
-                yield self._release(last)
+            for window in scan:
+                yield window.data
         finally:
             self._response.close()
+            scan.close()
 
-    def _release(self, window: SSEWindow) -> bytes:
-        if window.text:
-            self._call.judge.ask(self._call.guard, self._call.window_content(window.text))
-        return window.data
+    def _allowed(self, window: SSEWindow) -> bool:
+        # A Block raises (OpenAIBlocked) out of the stream's iterator.
+        self._call.judge.ask(self._call.guard, self._call.window_content(window.text))
+        return True
 
     def close(self) -> None:
         self._response.close()
 
 
 class _AsyncEventStream(httpx.AsyncByteStream):
-    def __init__(self, response: httpx.Response, call: _Call, windows: SSEScanner) -> None:
+    def __init__(
+        self, response: httpx.Response, call: _Call, windows: SSEScanner, idle_flush: float | None
+    ) -> None:
         self._response = response
         self._call = call
         self._windows = windows
+        self._idle_flush = idle_flush
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.aiter_bytes():
-                for window in self._windows.feed(chunk):
-                    yield await self._release(window)
-            last = self._windows.finish()
-            if last is not None:
-                yield await self._release(last)
+            windows = ascan(
+                self._response.aiter_bytes(), self._windows, self._allowed, idle_flush=self._idle_flush
+            )
+            async with aclosing(windows):
+                async for window in windows:
+                    yield window.data
         finally:
             await self._response.aclose()
 
-    async def _release(self, window: SSEWindow) -> bytes:
-        if window.text:
-            await self._call.judge.aask(self._call.guard, self._call.window_content(window.text))
-        return window.data
+    async def _allowed(self, window: SSEWindow) -> bool:
+        await self._call.judge.aask(self._call.guard, self._call.window_content(window.text))
+        return True
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -355,10 +373,14 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         fail_open: what a guard failure does: False (raise the `GuardError`, the default), True
             (the call goes on unscanned on transient errors) or ``"always"`` (also on
             configuration errors).
-        stream_window: characters of streamed text checked at a time. Smaller windows reach the
-            client sooner and ask the guard more often.
-        stream_overlap: characters of a window's end checked again at the start of the next, so
-            that a phrase cut by a boundary is seen whole (at most half a window).
+        stream_window: the most characters of streamed text per check. Smaller windows reach
+            the client sooner and ask the guard more often.
+        stream_first_window: characters of a stream's first check; each next window doubles, up
+            to ``stream_window`` (a short answer reaches the client after one small check).
+        stream_overlap: characters of the text before a window checked again with it (default
+            100), so that a phrase cut by a boundary is seen whole.
+        stream_idle_flush: seconds of quiet from the model after which the held text is checked
+            and handed to the client without waiting for a window's worth (None: never).
         on_decision: a hook, or hooks, called with every `Decision` of this transport.
         roles: the roles of the chat messages checked (None: every role, the default: an API
             client controls every role it sends); every other string of a request is still checked.
@@ -386,26 +408,30 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         scan_response: bool = True,
         fail_open: FailOpen = False,
         stream_window: int = 1000,
-        stream_overlap: int = 100,
+        stream_overlap: int | None = None,
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
         roles: Iterable[str] | None = None,
         last_turn: bool = False,
         incremental: bool = False,
         block: Collection[str] | None = None,
         mask: bool = False,
+        stream_first_window: int = 48,
+        stream_idle_flush: float | None = 0.05,
     ) -> None:
-        if isinstance(stream_window, bool) or not isinstance(stream_window, int) or stream_window < 1:
-            raise ValueError("stream_window must be a positive number of characters")
-        if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int) or stream_overlap < 0:
-            raise ValueError("stream_overlap must be a number of characters, 0 or more")
+        self.stream = StreamOptions.of(
+            stream_window=stream_window,
+            stream_first_window=stream_first_window,
+            stream_overlap=stream_overlap,
+            stream_idle_flush=stream_idle_flush,
+        )
         if transport is not None and not isinstance(
             transport, (httpx.BaseTransport, httpx.AsyncBaseTransport)
         ):
             raise TypeError(f"transport must be an httpx transport, not {type(transport).__name__}")
         self.scan_response = scan_response
         self.fail_open = validate_fail_open(fail_open)
-        self.stream_window = stream_window
-        self.stream_overlap = min(stream_overlap, stream_window // 2)
+        self.stream_window = self.stream.window
+        self.stream_overlap = self.stream.overlap
         self.hooks = hooks_of(on_decision)
         self.scope = MessageScope(roles, last_turn=last_turn)
         self.incremental = bool(incremental)
@@ -458,8 +484,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def _windows(self) -> SSEScanner:
         return SSEScanner(
-            window_chars=self.stream_window,
-            overlap=self.stream_overlap,
+            window_chars=self.stream.window,
+            overlap=self.stream.overlap,
+            first_window=self.stream.first_window,
             max_window_bytes=MAX_WINDOW_BYTES,
             event_text=StreamText(),
         )
@@ -497,7 +524,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return response
         media_type = _media_type(response)
         if media_type == "text/event-stream":
-            return _rebuilt(response, request, stream=_SyncEventStream(response, call, self._windows()))
+            return _rebuilt(
+                response,
+                request,
+                stream=_SyncEventStream(response, call, self._windows(), self.stream.idle_flush),
+            )
         if not is_json_media_type(media_type):
             return response
         try:
@@ -553,7 +584,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return response
         media_type = _media_type(response)
         if media_type == "text/event-stream":
-            return _rebuilt(response, request, stream=_AsyncEventStream(response, call, self._windows()))
+            return _rebuilt(
+                response,
+                request,
+                stream=_AsyncEventStream(response, call, self._windows(), self.stream.idle_flush),
+            )
         if not is_json_media_type(media_type):
             return response
         try:
