@@ -1,0 +1,99 @@
+"""The ASGI middleware's fast paths behave exactly like the general ones.
+
+A guard that answers without waiting is not raced with a disconnect (no watcher reads
+``receive``); one that waits on I/O is, and its own cancel scopes (deadlines) still work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from guardrails._models import Action, Content, Verdict
+from guardrails._routing import Route
+from guardrails.asgi import GuardMiddleware
+
+
+class AwaitingGuard:
+    """A `Guard` (not an InProcessGuard) that waits `pauses` times, inside a deadline, then answers."""
+
+    name = "awaiting"
+
+    def __init__(self, action: Action = Action.ALLOW, pauses: int = 0) -> None:
+        self.verdict = Verdict(action=action, guard="awaiting")
+        self.pauses = pauses
+
+    def check(self, content: Content | str) -> Verdict:
+        return self.verdict
+
+    async def acheck(self, content: Content | str) -> Verdict:
+        with anyio.fail_after(5):
+            for _ in range(self.pauses):
+                await anyio.lowlevel.checkpoint()
+        return self.verdict
+
+    def close(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def run(guard: AwaitingGuard) -> tuple[list[Any], int, bool]:
+    """One guarded request; (messages sent, receive calls, whether the app ran)."""
+    calls = 0
+    ran = False
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal ran
+        ran = True
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/chat", "root_path": "", "headers": []}
+    with anyio.fail_after(5):
+        await GuardMiddleware(app, guard=guard, routes=[Route("/chat")])(scope, receive, send)
+    return sent, calls, ran
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("pauses", [0, 1, 3])
+async def test_an_allowed_check_runs_the_app_whether_or_not_the_guard_waits(pauses: int) -> None:
+    """Allowed: the app runs and answers, with the guard answering at once or after waiting."""
+    sent, _, ran = await run(AwaitingGuard(pauses=pauses))
+    assert ran
+    assert sent[0]["status"] == 200
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("pauses", [0, 2])
+async def test_a_blocked_check_answers_403_whether_or_not_the_guard_waits(pauses: int) -> None:
+    """Blocked: 403 and the app never runs, on both paths."""
+    sent, _, ran = await run(AwaitingGuard(Action.BLOCK, pauses=pauses))
+    assert not ran
+    assert sent[0]["status"] == 403
+
+
+@pytest.mark.anyio
+async def test_a_guard_answering_at_once_is_not_raced_with_receive() -> None:
+    """No watcher reads receive when the check never waits: only the body and the app's read."""
+    _, calls, ran = await run(AwaitingGuard(pauses=0))
+    assert ran
+    assert calls == 1  # the app's own receive() got the replayed body
