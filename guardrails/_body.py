@@ -1054,7 +1054,6 @@ def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
             raw.extend(_readings(body.body, body.charsets))
     if document is not _UNSET:
         messages = _messages(document)
-        covered = {text for message in messages or () for text in message_texts(message)}
         # A JSON text without escapes read as plain text already holds every string verbatim.
         verbatim = (
             bool(raw)
@@ -1064,6 +1063,7 @@ def _body_texts(body: HTTPBody, texts: _Texts) -> list[dict[str, Any]] | None:
             and json.detect_encoding(body.body) == "utf-8"
         )
         if not verbatim:
+            covered = {text for message in messages or () for text in message_texts(message)}
             texts.extend(
                 text for text in _pairs_texts(document) if text not in covered and text not in _VOCABULARY
             )

@@ -97,3 +97,49 @@ async def test_a_guard_answering_at_once_is_not_raced_with_receive() -> None:
     _, calls, ran = await run(AwaitingGuard(pauses=0))
     assert ran
     assert calls == 1  # the app's own receive() got the replayed body
+
+
+async def status_of(body: bytes, query: bytes = b"") -> int:
+    """The status a guarded JSON request with `body` gets (an allowing guard)."""
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/chat",
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"content-type", b"application/json")],
+    }
+    await GuardMiddleware(app, guard=AwaitingGuard(), routes=[Route("/chat")])(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "query", "status"),
+    [
+        pytest.param(b'{"messages": [{"role": "user", "content": "hi"}]}', b"", 200, id="ascii"),
+        pytest.param(b'{"messages": [{"role": "user", "content": "\\ud800"}]}', b"", 400, id="escape"),
+        pytest.param(
+            b'{"messages": [{"role": "user", "content": "\xed\xa0\x80"}]}', b"", 400, id="raw-bytes"
+        ),
+        pytest.param(b'{"prompt": "\\udfff hi"}', b"", 400, id="escape-in-other-field"),
+        pytest.param(b'{"prompt": "hi"}', b"q=%ED%A0%80", 200, id="query-escape-read-with-replacement"),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_whether_or_not_the_body_is_ascii(
+    body: bytes, query: bytes, status: int
+) -> None:
+    """The surrogate scan is skipped only where no reading can hold one: refusals are unchanged."""
+    assert await status_of(body, query) == status
