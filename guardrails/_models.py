@@ -155,6 +155,28 @@ class Content(BaseModel):
                     }
                 ],
             )
+        if (
+            type(text) is str
+            and messages is None
+            and completion is None
+            and kind == "prompt"
+            and not metadata
+            and prompt is None
+            and type(self) is Content
+            and _PLAIN_PROMPT is not None
+        ):
+            # The hot path, a plain prompt: a str needs no validation, and pydantic's would cost
+            # twice the rest of this. The state is what validation leaves (same fields set).
+            defaults, factories = _PLAIN_PROMPT
+            state = {**defaults, "text": text}
+            for name, factory in factories:
+                state[name] = factory()
+            _set = object.__setattr__
+            _set(self, "__dict__", state)
+            _set(self, "__pydantic_fields_set__", {"text"})
+            _set(self, "__pydantic_extra__", None)
+            _set(self, "__pydantic_private__", None)
+            return
         # Only what was given: a field left out skips its validators.
         fields: dict[str, Any] = {"text": text} if text is not None else {}
         if messages is not None:
@@ -229,6 +251,32 @@ class Content(BaseModel):
         return f"Content({', '.join(parts)})"
 
     __str__ = __repr__
+
+
+def _plain_prompt_layout() -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]] | None:
+    """The state of a ``Content(text)`` but its text: static defaults, and fields made by factories.
+
+    None (no fast path) if some field other than ``text`` has no default, or Content has private
+    attributes: then only pydantic knows how to build one.
+    """
+    if Content.__private_attributes__:
+        return None
+    defaults: dict[str, Any] = {}
+    factories: list[tuple[str, Any]] = []
+    for name, field in Content.model_fields.items():
+        if name == "text":
+            continue
+        if field.default_factory is not None:
+            factories.append((name, field.default_factory))
+        elif field.is_required():
+            return None
+        else:
+            defaults[name] = field.default
+    return defaults, tuple(factories)
+
+
+_PLAIN_PROMPT: tuple[dict[str, Any], tuple[tuple[str, Any], ...]] | None = None
+_PLAIN_PROMPT = _plain_prompt_layout()
 
 
 class Verdict(BaseModel):

@@ -1,0 +1,48 @@
+"""``Content(text)``'s fast path builds exactly what pydantic's validation builds."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from guardrails._models import Content
+
+
+def validated(text: str) -> Content:
+    """The same Content through pydantic's validation (the general path)."""
+    return Content.model_validate({"text": text})
+
+
+@pytest.mark.parametrize("text", ["hi", "", "x" * 10_000, "caf\u00e9 \U0001f600", "line\nbreak"])
+def test_a_plain_prompt_equals_its_validated_twin(text: str) -> None:
+    """Equal, same fields set, same dump, same repr."""
+    fast, slow = Content(text), validated(text)
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set == {"text"}
+    assert fast.model_dump() == slow.model_dump()
+    assert repr(fast) == repr(slow)
+
+
+def test_a_plain_prompt_is_frozen_and_its_metadata_its_own() -> None:
+    """Assignment is refused as on any Content; each one gets a fresh metadata dict."""
+    first, second = Content("a"), Content("b")
+    with pytest.raises(pydantic.ValidationError):
+        first.text = "changed"
+    assert first.metadata == {}
+    assert first.metadata is not second.metadata
+
+
+def test_a_plain_prompt_copies_and_revalidates_like_any_content() -> None:
+    """model_copy and model_validate of its dump work as on a validated Content."""
+    content = Content("hi")
+    assert content.model_copy(update={"prompt": "p"}).prompt == "p"
+    assert Content.model_validate(content.model_dump()) == content
+
+
+def test_a_str_subclass_takes_the_validated_path() -> None:
+    """Only an exact str skips validation: a subclass is validated (pydantic makes it a str)."""
+
+    class Text(str):
+        pass
+
+    assert type(Content(Text("hi")).text) is str
