@@ -207,6 +207,14 @@ class _Guarded:
         self.on_block = on_block
         self.monitor = monitor
         self.judge = Judge(target, hooks=hooks, fail_open=fail_open, monitor=monitor)
+        # f(prompt) with the default extractor is one str argument: its Content needs no binding
+        # (what the extractor does with exactly one argument, and a call Signature.bind accepts).
+        enough = self.binder._enough
+        self.one_prompt = (
+            extract is extractors.default
+            and enough is not None
+            and enough <= 1 <= len(self.binder._positional)
+        )
         self.stream_window = stream_window
         self.stream_overlap = stream_overlap
 
@@ -214,6 +222,15 @@ class _Guarded:
 
     def prompt(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Content | None:
         """The content to scan in the call's arguments; None if there is none."""
+        if (
+            self.one_prompt
+            and len(args) == 1
+            and not kwargs
+            and (instance is None or not self.binds_instance)
+        ):
+            (only,) = args
+            if type(only) is str:
+                return Content(only) if only else None
         if instance is not None and self.binds_instance:
             # wrapt hands over self / cls apart from the arguments: bind them back in.
             args = (instance, *args)
