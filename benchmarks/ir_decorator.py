@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 
 def child(variant: str, flavour: str, calls: int) -> None:
-    import bench_floors as floors  # type: ignore[import-not-found]
+    import bench_floors as floors
 
     from guardrails.decorator import guarded
 
