@@ -33,8 +33,6 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import email.errors
-import email.header
 import functools
 import json
 import re
@@ -639,6 +637,10 @@ def _code_unit(codec: str) -> int:
 
 
 def _encoded_words(raw: bytes) -> Iterator[str]:
+    # Imported here: only multipart bodies with RFC 2047 names need it, and it costs milliseconds.
+    import email.errors
+    import email.header
+
     try:
         parts = email.header.decode_header(raw.decode("latin-1"))
     except (ValueError, LookupError, UnicodeError, TypeError, AttributeError, email.errors.HeaderParseError):

@@ -19,9 +19,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-import anyio
-import wrapt
-
 from . import extractors
 from ._events import DecisionHook, hooks_of
 from ._exceptions import Blocked, ExtractionError
@@ -163,6 +160,8 @@ class _Task:
     __slots__ = ("error", "result", "scope")
 
     def __init__(self) -> None:
+        import anyio  # here: only parallel=True needs it, and importing it costs milliseconds
+
         self.scope = anyio.CancelScope()
         self.result: Any = None
         self.error: Exception | None = None
@@ -364,6 +363,8 @@ class _Guarded:
         task = _Task()
         failure: Exception | None = None
         blocked: Blocked | None = None
+        import anyio
+
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(task.run, wrapped, args, kwargs)
             try:
@@ -670,6 +671,10 @@ def guarded(
             _default_guard.get()
         if inspect.isfunction(function) and wrapper in (core.call, core.acall, core.acall_parallel):
             return cast(F, _function_shell(function, wrapper, is_async=wrapper != core.call))
+        # Imported here: a plain function never needs it, and wrapt's import pulls in
+        # importlib.metadata (tens of milliseconds).
+        import wrapt
+
         wrapped: Any = function
         return cast(F, wrapt.FunctionWrapper(wrapped, wrapper))
 
