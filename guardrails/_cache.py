@@ -166,6 +166,10 @@ def _seeded(identity: tuple[object, ...]) -> hashlib.blake2b:
     )
 
 
+# One encoder for every key: json.dumps with options builds a new JSONEncoder per call.
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def _utf8(text: str | None) -> bytes:
     return b"" if text is None else text.encode("utf-8", "surrogatepass")
 
@@ -192,13 +196,9 @@ def cache_key(
     structured = b""
     if content.messages is not None or content.completion is not None or metadata:
         try:
-            structured = json.dumps(
-                [content.messages, content.completion, metadata],
-                ensure_ascii=False,
-                sort_keys=True,
-                separators=(",", ":"),
-                allow_nan=False,
-            ).encode("utf-8", "surrogatepass")
+            structured = _KEY_ENCODER.encode([content.messages, content.completion, metadata]).encode(
+                "utf-8", "surrogatepass"
+            )
         except (TypeError, ValueError):
             return None
     text = _utf8(content.text)
