@@ -47,6 +47,8 @@ Send = Callable[[Message], Any]
 ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+#: Most (method, path) pairs of unguarded requests remembered (see `GuardedRoutes.unguarded`).
+_UNGUARDED_CACHE_SIZE = 4096
 
 
 def _route_path(scope: Scope) -> str:
@@ -179,8 +181,17 @@ class GuardMiddleware(GuardedRoutes):
             else:
                 await self.app(scope, receive, send)
             return
-        resolved = self.router.resolve(scope["method"], _route_path(scope), has_body=_has_body(scope))
+        method: str = scope["method"]
+        path = _route_path(scope)
+        unguarded = self.unguarded
+        if unguarded is not None and (method, path) in unguarded:
+            scope.setdefault("state", {})[STATE_KEY] = None
+            await self.app(scope, receive, send)
+            return
+        resolved = self.router.resolve(method, path, has_body=unguarded is None and _has_body(scope))
         if resolved is None:
+            if unguarded is not None and len(unguarded) < _UNGUARDED_CACHE_SIZE:
+                unguarded[method, path] = None
             scope.setdefault("state", {})[STATE_KEY] = None
             await self.app(scope, receive, send)
             return

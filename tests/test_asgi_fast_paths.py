@@ -143,3 +143,55 @@ async def test_a_lone_surrogate_is_refused_whether_or_not_the_body_is_ascii(
 ) -> None:
     """The surrogate scan is skipped only where no reading can hold one: refusals are unchanged."""
     assert await status_of(body, query) == status
+
+
+async def request(middleware: GuardMiddleware, path: str, method: str = "POST") -> int:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+    await middleware(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+async def answering_app(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.anyio
+async def test_remembered_unguarded_paths_never_unguard_a_guarded_one() -> None:
+    """An unguarded path passes every time; a guarded one is checked every time (403 on Block)."""
+    middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(Action.BLOCK), routes=[Route("/chat")])
+    for _ in range(3):
+        assert await request(middleware, "/open") == 200
+        assert await request(middleware, "/chat") == 403
+        assert await request(middleware, "/chat/") == 403
+        assert await request(middleware, "/open", method="GET") == 200
+    assert middleware.unguarded == {("POST", "/open"): None, ("GET", "/open"): None}
+
+
+@pytest.mark.anyio
+async def test_the_unguarded_memory_is_bounded() -> None:
+    """Endless distinct paths stop the memory from growing; they still pass, unguarded."""
+    from guardrails.asgi import _UNGUARDED_CACHE_SIZE
+
+    middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(Action.BLOCK), routes=[Route("/chat")])
+    for index in range(_UNGUARDED_CACHE_SIZE + 10):
+        assert await request(middleware, f"/open/{index}") == 200
+    assert middleware.unguarded is not None
+    assert len(middleware.unguarded) == _UNGUARDED_CACHE_SIZE
+    assert await request(middleware, "/chat") == 403
+
+
+@pytest.mark.anyio
+async def test_without_routes_every_body_is_guarded_and_nothing_is_remembered() -> None:
+    """The default routes depend on the headers (a declared body): no memory is kept."""
+    middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(Action.BLOCK))
+    assert middleware.unguarded is None
+    assert await request(middleware, "/anything") == 403
