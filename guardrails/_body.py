@@ -1099,7 +1099,8 @@ def default_body(body: HTTPBody) -> Content | None:
     text = texts.joined()
     if text is None and messages is None:
         return None
-    return Content(text, messages=messages, metadata=body.metadata)
+    # The messages were just parsed from the body (`_plain`): no one else holds them.
+    return Content._parsed(text, messages, dict(body.metadata))
 
 
 def json_field(*path: str | int) -> Callable[[HTTPBody], Content | None]:

@@ -191,6 +191,41 @@ class Content(BaseModel):
             fields["prompt"] = prompt
         super().__init__(**fields)
 
+    @classmethod
+    def _parsed(
+        cls, text: str | None, messages: list[dict[str, Any]] | None, metadata: dict[str, str]
+    ) -> Content:
+        """A prompt Content of data this library just parsed, built without pydantic's validation.
+
+        For the middlewares' body reader only: its messages are fresh ``dict``/``list`` values of
+        JSON (``str`` keys), no one else holds them, so validation would only copy them (~7 us for
+        a chat request). Anything else goes through `Content(...)`.
+        """
+        if (
+            _PLAIN_PROMPT is None
+            or (text is None and messages is None)
+            or not all(type(key) is str and type(value) is str for key, value in metadata.items())
+        ):
+            return cls(text, messages=messages, metadata=metadata)
+        defaults, factories = _PLAIN_PROMPT
+        state = {**defaults, "text": text}
+        for name, factory in factories:
+            state[name] = factory()
+        fields = {"text"} if text is not None else set()
+        if messages is not None:
+            state["messages"] = messages
+            fields.add("messages")
+        if metadata:
+            state["metadata"] = dict(metadata)
+            fields.add("metadata")
+        content = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(content, "__dict__", state)
+        _set(content, "__pydantic_fields_set__", fields)
+        _set(content, "__pydantic_extra__", None)
+        _set(content, "__pydantic_private__", None)
+        return content
+
     @field_validator("messages", mode="before")
     @classmethod
     def _messages_plain(cls, value: Any) -> Any:

@@ -46,3 +46,25 @@ def test_a_str_subclass_takes_the_validated_path() -> None:
         pass
 
     assert type(Content(Text("hi")).text) is str
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}',
+        b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "part"}]}], "user": "u1"}',
+        b'{"prompt": "just text"}',
+    ],
+)
+def test_the_body_readers_content_equals_its_validated_twin(body: bytes) -> None:
+    """What the middlewares' default extractor builds is what validation would build."""
+    from guardrails._body import HTTPBody, default_body
+
+    content = default_body(
+        HTTPBody("POST", "/chat", {"content-type": "application/json"}, body, metadata={"route": "/chat"})
+    )
+    assert content is not None
+    twin = Content.model_validate({name: getattr(content, name) for name in content.model_fields_set})
+    assert content == twin
+    assert content.model_fields_set == twin.model_fields_set
+    assert content.model_dump() == twin.model_dump()
