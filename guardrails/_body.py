@@ -33,8 +33,6 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import email.errors
-import email.header
 import functools
 import json
 import re
@@ -642,6 +640,10 @@ def _code_unit(codec: str) -> int:
 
 
 def _encoded_words(raw: bytes) -> Iterator[str]:
+    # Imported here: only multipart bodies with RFC 2047 names need it, and it costs milliseconds.
+    import email.errors
+    import email.header
+
     try:
         parts = email.header.decode_header(raw.decode("latin-1"))
     except (ValueError, LookupError, UnicodeError, TypeError, AttributeError, email.errors.HeaderParseError):
@@ -1087,7 +1089,6 @@ def _body_texts(
         walked = document
         if messages is not None and scope is not None and scope.narrows:
             messages, walked = _narrowed(document, messages, position, scope)
-        covered = {text for message in messages or () for text in message_texts(message)}
         # A JSON text without escapes read as plain text already holds every string verbatim.
         verbatim = (
             bool(raw)
@@ -1097,6 +1098,7 @@ def _body_texts(
             and json.detect_encoding(body.body) == "utf-8"
         )
         if not verbatim:
+            covered = {text for message in messages or () for text in message_texts(message)}
             texts.extend(
                 text for text in _pairs_texts(walked) if text not in covered and text not in _VOCABULARY
             )
@@ -1133,7 +1135,8 @@ def default_body(body: HTTPBody, scope: MessageScope | None = None) -> Content |
     text = texts.joined()
     if text is None and messages is None:
         return None
-    return Content(text, messages=messages, metadata=body.metadata)
+    # The messages were just parsed from the body (`_plain`): no one else holds them.
+    return Content._parsed(text, messages, dict(body.metadata))
 
 
 def json_field(*path: str | int) -> Callable[[HTTPBody], Content | None]:

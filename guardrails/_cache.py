@@ -224,6 +224,10 @@ def _seeded(identity: tuple[object, ...]) -> hashlib.blake2b:
     )
 
 
+# One encoder for every key: json.dumps with options builds a new JSONEncoder per call.
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def _utf8(text: str | None) -> bytes:
     return b"" if text is None else text.encode("utf-8", "surrogatepass")
 
@@ -263,13 +267,7 @@ def cache_key(
             if content.context is not None:
                 # A guard that reads context (Palo Alto) may decide differently with other context.
                 parts.append({"context": content.context})
-            structured = json.dumps(
-                parts,
-                ensure_ascii=False,
-                sort_keys=True,
-                separators=(",", ":"),
-                allow_nan=False,
-            ).encode("utf-8", "surrogatepass")
+            structured = _KEY_ENCODER.encode(parts).encode("utf-8", "surrogatepass")
         except (TypeError, ValueError):
             return None
     text = _utf8(content.text)

@@ -10,7 +10,6 @@ Nothing here does I/O or sleeps: the sync and async drivers in `_client` do.
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import random
 import threading
@@ -66,6 +65,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # here: an HTTP-date is rare, and importing email costs milliseconds
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):

@@ -272,6 +272,10 @@ def _last_space(text: str, lo: int, hi: int) -> int | None:
     return None
 
 
+# One encoder for every request: json.dumps with options builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode_json(body: Any, *, guard: str) -> bytes:
     """Serialize a request body as compact UTF-8 JSON.
 
@@ -279,7 +283,7 @@ def encode_json(body: Any, *, guard: str) -> bytes:
         ExtractionError: the content holds something JSON cannot represent.
     """
     try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        return _ENCODER.encode(body).encode()
     except (TypeError, ValueError) as exc:
         raise ExtractionError(
             f"{guard} guard cannot send this content: it is not JSON-serializable ({type(exc).__name__})"
