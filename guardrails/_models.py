@@ -144,6 +144,10 @@ class ToolEvent(BaseModel):
     Guards see every string of the arguments and the result; vendors with a tool format get the
     event in it (Palo Alto ``tool_event``, Trend a chat request holding the tool call and its
     ``tool`` message).
+
+    Every shell checks an event holding a result as ``kind="prompt"`` (a result enters the
+    model's context) and one without as ``kind="response"`` (the arguments are the model's
+    output): see `guardrails.integrations._tools.tool_content`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

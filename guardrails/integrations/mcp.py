@@ -20,6 +20,11 @@ message                what is checked                        on Block
 ``resources/read``
 =====================  =====================================  =============================================
 
+Kinds (the rule of every shell, `guardrails.integrations._tools.tool_content`): ``tools/call``
+arguments are checked as ``kind="response"`` (the model wrote them); a tool's result, listing
+entries and ``prompts/get`` / ``resources/read`` results as ``kind="prompt"`` (they enter the
+model's context).
+
 A guard failure failing closed answers a JSON-RPC error (``-32603``) in place of the message it
 could not check (failing open, the message goes on unchecked, logged); content too long to check
 is refused (``-32600``) under every policy; a body that is not JSON is refused (``-32700``, 400)
@@ -47,6 +52,7 @@ from .._guard import GuardSource
 from .._judge import Judge
 from .._models import Content, ToolEvent
 from .._policy import FailOpen, validate_fail_open
+from ._tools import TOOL_RESULT_KIND, tool_content
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -155,7 +161,7 @@ class _Exchange:
             method=method,
         )
         try:
-            blocked = await self.ask(Content(tool=event))
+            blocked = await self.ask(tool_content(event))
         except (GuardError, ExtractionError) as exc:
             return self.failure(message["id"], exc)
         if blocked is None:
@@ -188,7 +194,7 @@ class _Exchange:
             texts = _result_texts(result)
             if not texts:
                 return message
-            blocked = await self.ask(Content("\n".join(texts), kind="response"))
+            blocked = await self.ask(Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         except (GuardError, ExtractionError) as exc:
             return self.failure(request_id, exc)
         if blocked is None:
@@ -215,7 +221,7 @@ class _Exchange:
             result=checked,
             ecosystem="mcp",
         )
-        blocked = await self.ask(Content(tool=event, kind="response"))
+        blocked = await self.ask(tool_content(event))
         if blocked is None:
             return message
         return _tool_refusal(request_id, f"the tool result was withheld ({_reasons(blocked)})")
@@ -228,7 +234,7 @@ class _Exchange:
         kept = []
         for entry in entries:
             texts = _result_texts(entry)
-            if texts and await self.ask(Content("\n".join(texts))) is not None:
+            if texts and await self.ask(Content("\n".join(texts), kind=TOOL_RESULT_KIND)) is not None:
                 continue  # poisoned: the agent never sees it
             kept.append(entry)
         return {**result, key: kept}
@@ -465,12 +471,12 @@ class GuardedClientSession:
         """``ClientSession.call_tool``, with its arguments and its result checked."""
         server = self._server()
         event = ToolEvent(name=name, server=server, arguments=arguments or {}, ecosystem="mcp")
-        await self._check(f"mcp tools/call {name}", Content(tool=event))
+        await self._check(f"mcp tools/call {name}", tool_content(event))
         result = await self.session.call_tool(name, arguments, *args, **kwargs)
         dumped = result.model_dump(mode="json", by_alias=True, include={"content", "structured_content"})
         if _result_texts(dumped):
             event = event.model_copy(update={"result": dumped})
-            await self._check(f"mcp tools/call {name}", Content(tool=event, kind="response"))
+            await self._check(f"mcp tools/call {name}", tool_content(event))
         return result
 
     async def list_tools(self, *args: Any, **kwargs: Any) -> Any:
@@ -478,7 +484,7 @@ class GuardedClientSession:
         result = await self.session.list_tools(*args, **kwargs)
         for tool in result.tools:
             texts = _result_texts(tool.model_dump(mode="json", by_alias=True, exclude_none=True))
-            await self._check(f"mcp tools/list {tool.name}", Content("\n".join(texts)))
+            await self._check(f"mcp tools/list {tool.name}", Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         return result
 
     async def get_prompt(self, *args: Any, **kwargs: Any) -> Any:
@@ -486,7 +492,7 @@ class GuardedClientSession:
         result = await self.session.get_prompt(*args, **kwargs)
         texts = _result_texts(result.model_dump(mode="json", by_alias=True, exclude_none=True))
         if texts:
-            await self._check("mcp prompts/get", Content("\n".join(texts), kind="response"))
+            await self._check("mcp prompts/get", Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         return result
 
     async def read_resource(self, *args: Any, **kwargs: Any) -> Any:
@@ -499,5 +505,5 @@ class GuardedClientSession:
             if isinstance(item, dict) and isinstance(item.get("text"), str)
         ]
         if texts:
-            await self._check("mcp resources/read", Content("\n".join(texts), kind="response"))
+            await self._check("mcp resources/read", Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         return result
