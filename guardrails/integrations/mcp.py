@@ -32,6 +32,12 @@ before the app sees it. Error messages name the guard's reasons, never the text.
 (the server's own stream), DELETEs and every other method pass through untouched. The SDK's own
 client raises ``mcp.MCPError`` for the errors and hands the ``isError`` results to the agent.
 
+Sizes: a request body over ``max_body_size`` (default 1,000,000 bytes, as `GuardMiddleware`) is
+refused with 413 and a JSON-RPC error ``-32600``, the app never called; an answer to check over
+``max_response_size`` (a JSON body, or one event of a stream; default ten times
+``max_body_size``) is never forwarded: each request it answers gets a JSON-RPC error ``-32600``
+in its place (in the JSON body, or as one more event that ends the stream).
+
 Client side, `GuardedClientSession` wraps a connected ``ClientSession`` (same methods) and checks
 what the agent receives from any server before the model sees it: ``call_tool`` arguments (before
 they leave) and results, ``list_tools`` descriptions, ``get_prompt`` and ``read_resource``
@@ -74,8 +80,10 @@ BLOCKED_CODE = -32001
 _INTERNAL_ERROR = -32603
 _INVALID_REQUEST = -32600
 _PARSE_ERROR = -32700
-#: Bytes of a request body read at most (the SDK's own default cap is smaller).
-MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The default of ``max_body_size``: bytes of a request body read at most (as `GuardMiddleware`).
+MAX_BODY_BYTES = 1_000_000
+#: Answers are read up to this many times ``max_body_size`` (as `GuardMiddleware` reads responses).
+RESPONSE_FACTOR = 10
 _LISTINGS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources"}
 _WATCHED = frozenset({"tools/call", "prompts/get", "resources/read", *_LISTINGS})
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -250,6 +258,14 @@ class MCPGuardMiddleware:
             (the message goes on unchecked on transient errors) or ``"always"``.
         server_name: the server's name in tool events (Palo Alto's ``server_name``).
         on_decision: a hook, or hooks, called with every `Decision`.
+        max_body_size: the most bytes of a request body read (413 with a JSON-RPC error
+            ``-32600`` above it, the app never called), the default as `GuardMiddleware`'s. An
+            answer to check (a JSON body, or one event of a stream) is read up to
+            ``max_response_size`` bytes.
+        max_response_size: the most bytes of one answer checked: a JSON body, or one event of
+            an event stream (default ten times ``max_body_size``, as `GuardMiddleware` reads
+            responses). A larger answer is never forwarded: each request it answers gets a
+            JSON-RPC error ``-32600`` instead, and the rest of the app's body is dropped.
     """
 
     def __init__(
@@ -260,7 +276,21 @@ class MCPGuardMiddleware:
         fail_open: FailOpen = False,
         server_name: str = "mcp",
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+        max_body_size: int = MAX_BODY_BYTES,
+        max_response_size: int | None = None,
     ) -> None:
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 0:
+            raise ValueError("max_body_size must be a number of bytes, 0 or more")
+        if max_response_size is None:
+            max_response_size = max_body_size * RESPONSE_FACTOR
+        if (
+            isinstance(max_response_size, bool)
+            or not isinstance(max_response_size, int)
+            or max_response_size < 0
+        ):
+            raise ValueError("max_response_size must be a number of bytes, 0 or more (or None)")
+        self.max_body_size = max_body_size
+        self.max_response_size = max_response_size
         self.app = app
         self.fail_open = validate_fail_open(fail_open)
         self.server_name = server_name
@@ -279,7 +309,7 @@ class MCPGuardMiddleware:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > self.max_body_size:
                 await _reply(
                     send, 413, _error(None, _INVALID_REQUEST, "guardrails: the request body is too large")
                 )
@@ -330,8 +360,31 @@ class _Responder:
         self.start: Message | None = None
         self.stream: bool | None = None
         self.buffer = b""
+        self.limit = exchange.middleware.max_response_size
+        self.refused = False
+
+    async def too_large(self) -> None:
+        """Refuse an answer over the cap: an error for each request still waiting, nothing of it."""
+        self.refused = True
+        self.buffer = b""
+        errors = [
+            _error(json.loads(key), _INVALID_REQUEST, "guardrails: the answer is too large to check")
+            for key in self.exchange.pending
+        ]
+        self.exchange.pending.clear()
+        payload: Any = errors[0] if len(errors) == 1 else errors
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        if self.stream:
+            body = b"event: message\r\ndata: " + body + b"\r\n\r\n" if errors else b""
+        else:
+            assert self.start is not None
+            headers = [*self.start.get("headers", []), (b"content-length", str(len(body)).encode())]
+            await self.inner({**self.start, "headers": headers})
+        await self.inner({"type": "http.response.body", "body": body, "more_body": False})
 
     async def send(self, message: Message) -> None:
+        if self.refused:
+            return  # the rest of an answer over the cap: dropped
         if message["type"] == "http.response.start":
             named = {k.lower(): v for k, v in message.get("headers", [])}
             media_type = named.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -359,13 +412,24 @@ class _Responder:
             out = b""
             start = 0
             for end in _EVENT_END.finditer(self.buffer):
+                if end.end() - start > self.limit:
+                    break
                 out += await self.event(self.buffer[start : end.end()])
                 start = end.end()
             self.buffer = self.buffer[start:]
+            if len(self.buffer) > self.limit:
+                # One event over the cap (whole, or still arriving): the checked ones go first.
+                if out:
+                    await self.inner({"type": "http.response.body", "body": out, "more_body": True})
+                await self.too_large()
+                return
             if not more and self.buffer:
                 out += await self.event(self.buffer)
                 self.buffer = b""
             await self.inner({"type": "http.response.body", "body": out, "more_body": more})
+            return
+        if len(self.buffer) > self.limit:
+            await self.too_large()
             return
         if more:
             return
