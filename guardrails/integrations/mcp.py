@@ -18,6 +18,14 @@ message                what is checked                        on Block
 ``resources/list``                                            lists tools itself to validate results)
 ``prompts/get``,       every string of the result             a JSON-RPC error, code ``-32001``
 ``resources/read``
+the server's requests  every string of the params (the        withheld from the client; the server gets a
+to the client          sampling messages and system prompt    JSON-RPC error ``-32001`` in the client's
+(``sampling/``         that go to the client's model, the     place (posted to the app in the client's
+``createMessage``,     elicitation message shown to the       session), so its call raises, never waits
+``elicitation/``       user), on the POST's stream and on
+``create``...)         the GET stream
+the server's           every string of the params (a log      withheld from the client
+notifications          entry's ``data`` included)
 =====================  =====================================  =============================================
 
 Kinds (the rule of every shell, `guardrails.integrations._tools.tool_content`): ``tools/call``
@@ -28,8 +36,9 @@ model's context).
 A guard failure failing closed answers a JSON-RPC error (``-32603``) in place of the message it
 could not check (failing open, the message goes on unchecked, logged); content too long to check
 is refused (``-32600``) under every policy; a body that is not JSON is refused (``-32700``, 400)
-before the app sees it. Error messages name the guard's reasons, never the text. Lifespan, GETs
-(the server's own stream), DELETEs and every other method pass through untouched. The SDK's own
+before the app sees it. Error messages name the guard's reasons, never the text. The server's
+GET stream is read like the events of a POST's stream (its requests and notifications checked);
+lifespan, DELETEs and every other method pass through untouched. The SDK's own
 client raises ``mcp.MCPError`` for the errors and hands the ``isError`` results to the agent.
 
 Sizes: a request body over ``max_body_size`` (default 1,000,000 bytes, as `GuardMiddleware`) is
@@ -51,6 +60,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._events import DecisionHook, hooks_of
 from .._exceptions import Blocked, ExtractionError, GuardError
@@ -126,14 +137,15 @@ def _result_texts(value: Any) -> list[str]:
 
 
 class _Exchange:
-    """One POST: the requests it carries, and the checks of their answers."""
+    """One POST (or the GET stream): the requests it carries, and the checks of what comes back."""
 
-    __slots__ = ("guard", "judge", "middleware", "pending")
+    __slots__ = ("guard", "judge", "middleware", "pending", "scope")
 
-    def __init__(self, middleware: MCPGuardMiddleware, judge: Judge, guard: Guard) -> None:
+    def __init__(self, middleware: MCPGuardMiddleware, judge: Judge, guard: Guard, scope: Scope) -> None:
         self.middleware = middleware
         self.judge = judge
         self.guard = guard
+        self.scope = scope
         # id -> (method, params) of the requests whose answers are checked.
         self.pending: dict[str, tuple[str, Mapping[str, Any]]] = {}
 
@@ -185,7 +197,10 @@ class _Exchange:
         return _error(request_id, _INTERNAL_ERROR, "guardrails: the guard could not check this message")
 
     async def answer(self, message: Any) -> Any:
-        """Check one outgoing message; the message to send in its place (itself when allowed)."""
+        """Check one outgoing message; the message to send in its place (itself when allowed, None
+        to send nothing)."""
+        if isinstance(message, Mapping) and isinstance(message.get("method"), str):
+            return await self.server_message(message)
         if not isinstance(message, Mapping) or "result" not in message:
             return message
         watched = self.pending.pop(json.dumps(message.get("id")), None)
@@ -210,6 +225,39 @@ class _Exchange:
         return _error(
             request_id, BLOCKED_CODE, f"guardrails: the {method} result was blocked ({_reasons(blocked)})"
         )
+
+    async def server_message(self, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Check a request or notification of the server to the client; None: withheld.
+
+        Its text reaches the client's model (``sampling/createMessage`` messages and system
+        prompt), its user (``elicitation/create``) or its logs (notifications), so it is checked
+        as ``kind="prompt"``. A withheld request is answered to the server with a JSON-RPC error
+        in the client's place (a POST to the app in the client's session), so that the server's
+        call (e.g. ``create_message``) raises rather than waits.
+        """
+        method: str = message["method"]
+        params = message.get("params")
+        texts = _result_texts(params)
+        if method == "notifications/message" and isinstance(params, Mapping):
+            # A log entry's ``data`` is its payload (any JSON), not base64.
+            texts += _result_texts({"entry": params.get("data")})
+        if not texts:
+            return message
+        try:
+            blocked = await self.ask(Content("\n".join(texts), kind=TOOL_RESULT_KIND))
+        except (GuardError, ExtractionError) as exc:
+            refusal = self.failure(message.get("id"), exc)
+        else:
+            if blocked is None:
+                return message
+            refusal = _error(
+                message.get("id"),
+                BLOCKED_CODE,
+                f"guardrails: the {method} message was blocked ({_reasons(blocked)})",
+            )
+        if "id" in message:
+            await self.middleware._reply_to_server(self.scope, refusal)
+        return None
 
     async def tool_result(
         self,
@@ -298,6 +346,9 @@ class MCPGuardMiddleware:
         self._guards = GuardSource(guard)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            await self._stream(scope, receive, send)
+            return
         if scope["type"] != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
@@ -320,7 +371,7 @@ class MCPGuardMiddleware:
             await _reply(send, 400, _error(None, _PARSE_ERROR, "guardrails: the request body is not JSON"))
             return
         judge = Judge(f"POST {scope.get('path', '')}", hooks=self.hooks, fail_open=self.fail_open)
-        exchange = _Exchange(self, judge, self._guards.get())
+        exchange = _Exchange(self, judge, self._guards.get(), scope)
         messages = document if isinstance(document, list) else [document]
         refusals = [await exchange.request(message) for message in messages]
         if any(refusals):
@@ -345,10 +396,45 @@ class MCPGuardMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        if not exchange.pending:
-            await self.app(scope, replay, send)
-            return
+        # Every answer goes through: a stream may carry the server's own requests (sampling...).
         await self.app(scope, replay, _Responder(exchange, send).send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The server's GET stream: its requests and notifications to the client are checked."""
+        judge = Judge(f"GET {scope.get('path', '')}", hooks=self.hooks, fail_open=self.fail_open)
+        exchange = _Exchange(self, judge, self._guards.get(), scope)
+        await self.app(scope, receive, _Responder(exchange, send).send)
+
+    async def _reply_to_server(self, scope: Scope, answer: Mapping[str, Any]) -> None:
+        """POST `answer` (a JSON-RPC error to a withheld request) to the app, in the client's session."""
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        kept = {b"mcp-session-id", b"mcp-protocol-version", b"host", b"authorization"}
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() in kept]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json, text/event-stream"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        done = anyio.Event()
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                done.set()
+
+        post = {**scope, "method": "POST", "headers": headers, "query_string": b""}
+        try:
+            await self.app(post, receive, send)
+        finally:
+            done.set()
 
 
 class _Responder:
@@ -389,7 +475,13 @@ class _Responder:
             named = {k.lower(): v for k, v in message.get("headers", [])}
             media_type = named.get(b"content-type", b"").split(b";")[0].strip().lower()
             self.stream = media_type == b"text/event-stream"
-            if media_type not in (b"text/event-stream", b"application/json") or message.get("status") != 200:
+            # A JSON answer holds only answers: nothing to check when no request of it is watched.
+            plain = not self.stream and not self.exchange.pending
+            if (
+                plain
+                or media_type not in (b"text/event-stream", b"application/json")
+                or message.get("status") != 200
+            ):
                 self.stream = None
                 await self.inner(message)
                 return
@@ -445,9 +537,12 @@ class _Responder:
         except (ValueError, UnicodeDecodeError):
             return body
         if isinstance(document, list):
-            checked: Any = [await self.exchange.answer(item) for item in document]
+            answers = [await self.exchange.answer(item) for item in document]
+            checked: Any = [answer for answer in answers if answer is not None]
         else:
             checked = await self.exchange.answer(document)
+            if checked is None:
+                return b""  # withheld: nothing of it is sent
         if checked is document or (
             isinstance(document, list) and all(a is b for a, b in zip(checked, document, strict=False))
         ):
@@ -464,6 +559,8 @@ class _Responder:
         checked = await self.json_body(payload)
         if checked is payload:
             return event
+        if not checked:
+            return b""
         kept = [line for line in lines if line and not line.startswith(b"data:")]
         return b"\r\n".join([*kept, b"data: " + checked]) + b"\r\n\r\n"
 
