@@ -134,7 +134,7 @@ def _sampling_server(ran: list[str]) -> MCPServer:
     server = MCPServer("sampler")
 
     @server.tool()
-    async def summarise(doc: str, ctx: Context) -> str:  # type: ignore[type-arg]
+    async def summarise(doc: str, ctx: Context) -> str:
         """Ask the client's model to summarise a document of the server's."""
         ran.append("summarise")
         text = POISON_SAMPLE if doc == "poisoned" else "cats sleep a lot"
