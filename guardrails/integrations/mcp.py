@@ -50,7 +50,11 @@ in its place (in the JSON body, or as one more event that ends the stream).
 Client side, `GuardedClientSession` wraps a connected ``ClientSession`` (same methods) and checks
 what the agent receives from any server before the model sees it: ``call_tool`` arguments (before
 they leave) and results, ``list_tools`` descriptions, ``get_prompt`` and ``read_resource``
-content. A Block raises `MCPBlocked` (a `guardrails.Blocked`).
+content. A Block raises `MCPBlocked` (a `guardrails.Blocked`). The server's own requests to the
+client (``sampling/createMessage``, ``elicitation/create``) reach the callbacks the app gave
+``ClientSession`` without this wrapper: the SDK calls them from its receive loop, not through a
+session method. Guard them in the callback (``@guarded`` on it) or serve the server behind
+`MCPGuardMiddleware`, which checks them on the server's side.
 """
 
 from __future__ import annotations
