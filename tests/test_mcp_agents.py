@@ -3,6 +3,7 @@ the middleware, and the server's own requests to the client (sampling, elicitati
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 from typing import Any
@@ -230,3 +231,49 @@ async def test_the_get_stream_withholds_poisoned_notifications_and_answers_block
     assert answer["id"] == 9
     assert answer["error"]["code"] == BLOCKED_CODE
     assert POISON_SAMPLE not in json.dumps(answer)
+
+
+def _answering_app(body: bytes, media_type: bytes, encoding: bytes | None) -> Any:
+    """Answers every POST with `body` as it is (the app's own compression, or a broken answer)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"content-type", media_type)] + ([(b"content-encoding", encoding)] if encoding else [])
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return app
+
+
+POISONED_ANSWER = json.dumps(
+    {"jsonrpc": "2.0", "id": 3, "result": {"content": [{"type": "text", "text": POISON_SAMPLE}]}}
+).encode()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "media_type", "encoding"),
+    [
+        pytest.param(gzip.compress(POISONED_ANSWER), b"application/json", b"gzip", id="gzip-json"),
+        pytest.param(
+            gzip.compress(b"event: message\r\ndata: " + POISONED_ANSWER + b"\r\n\r\n"),
+            b"text/event-stream",
+            b"gzip",
+            id="gzip-sse",
+        ),
+        pytest.param(POISONED_ANSWER[:-1], b"application/json", None, id="not-json"),
+    ],
+)
+async def test_an_answer_that_cannot_be_read_is_refused_never_forwarded(
+    body: bytes, media_type: bytes, encoding: bytes | None
+) -> None:
+    app = MCPGuardMiddleware(_answering_app(body, media_type, encoding), LocalGuard())
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "t", "arguments": {}}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mcp") as http:
+        response = await http.post("/mcp", json=call)
+    assert "content-encoding" not in response.headers
+    text = response.text
+    assert POISON_SAMPLE not in text
+    answer = json.loads(text.split("data: ", 1)[1] if media_type == b"text/event-stream" else text)
+    assert answer["id"] == 3
+    assert answer["error"]["code"] == -32600

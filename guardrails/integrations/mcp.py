@@ -45,7 +45,9 @@ Sizes: a request body over ``max_body_size`` (default 1,000,000 bytes, as `Guard
 refused with 413 and a JSON-RPC error ``-32600``, the app never called; an answer to check over
 ``max_response_size`` (a JSON body, or one event of a stream; default ten times
 ``max_body_size``) is never forwarded: each request it answers gets a JSON-RPC error ``-32600``
-in its place (in the JSON body, or as one more event that ends the stream).
+in its place (in the JSON body, or as one more event that ends the stream). So is an answer
+that cannot be read: a JSON answer that is not JSON, or an answer the app encoded
+(``content-encoding``, e.g. gzip inside the app); compress outside this middleware instead.
 
 Client side, `GuardedClientSession` wraps a connected ``ClientSession`` (same methods) and checks
 what the agent receives from any server before the model sees it: ``call_tool`` arguments (before
@@ -452,14 +454,15 @@ class _Responder:
         self.buffer = b""
         self.limit = exchange.middleware.max_response_size
         self.refused = False
+        self.encoded = False
 
-    async def too_large(self) -> None:
-        """Refuse an answer over the cap: an error for each request still waiting, nothing of it."""
+    async def too_large(self, why: str = "the answer is too large to check") -> None:
+        """Refuse an answer that cannot be checked: an error for each request still waiting, nothing
+        of the answer itself (over the cap, unreadable, or encoded)."""
         self.refused = True
         self.buffer = b""
         errors = [
-            _error(json.loads(key), _INVALID_REQUEST, "guardrails: the answer is too large to check")
-            for key in self.exchange.pending
+            _error(json.loads(key), _INVALID_REQUEST, f"guardrails: {why}") for key in self.exchange.pending
         ]
         self.exchange.pending.clear()
         payload: Any = errors[0] if len(errors) == 1 else errors
@@ -468,7 +471,10 @@ class _Responder:
             body = b"event: message\r\ndata: " + body + b"\r\n\r\n" if errors else b""
         else:
             assert self.start is not None
-            headers = [*self.start.get("headers", []), (b"content-length", str(len(body)).encode())]
+            headers = [
+                *((k, v) for k, v in self.start.get("headers", []) if k.lower() != b"content-encoding"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             await self.inner({**self.start, "headers": headers})
         await self.inner({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -489,10 +495,17 @@ class _Responder:
                 self.stream = None
                 await self.inner(message)
                 return
-            # Content-Length changes when an answer is rewritten.
+            # An encoded answer (gzip...) cannot be read here: refused, never forwarded unread.
+            self.encoded = named.get(b"content-encoding", b"identity").strip().lower() != b"identity"
+            # Content-Length changes when an answer is rewritten; a refusal is not encoded.
+            dropped = (
+                (b"content-length", b"content-encoding")
+                if self.stream and self.encoded
+                else (b"content-length",)
+            )
             message = {
                 **message,
-                "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"],
+                "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() not in dropped],
             }
             if self.stream:
                 await self.inner(message)
@@ -501,6 +514,9 @@ class _Responder:
             return
         if message["type"] != "http.response.body" or self.stream is None:
             await self.inner(message)
+            return
+        if self.encoded:
+            await self.too_large("the answer is encoded (content-encoding) and cannot be checked")
             return
         self.buffer += message.get("body", b"")
         more = message.get("more_body", False)
@@ -529,7 +545,12 @@ class _Responder:
             return
         if more:
             return
-        body = await self.json_body(self.buffer)
+        try:
+            document = json.loads(self.buffer)
+        except (ValueError, UnicodeDecodeError):
+            await self.too_large("the answer is not JSON and cannot be checked")
+            return
+        body = await self.checked(self.buffer, document)
         assert self.start is not None
         headers = [*self.start.get("headers", []), (b"content-length", str(len(body)).encode())]
         await self.inner({**self.start, "headers": headers})
@@ -540,6 +561,10 @@ class _Responder:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return body
+        return await self.checked(body, document)
+
+    async def checked(self, body: bytes, document: Any) -> bytes:
+        """`body` (holding `document`) with each message checked: itself when all were allowed."""
         if isinstance(document, list):
             answers = [await self.exchange.answer(item) for item in document]
             checked: Any = [answer for answer in answers if answer is not None]
