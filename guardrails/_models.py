@@ -123,6 +123,41 @@ def _json_strings(value: Any) -> Iterator[str]:
             yield from _json_strings(item)
 
 
+def _tool_strings(value: Any) -> Iterator[str]:
+    """`_json_strings`, a string holding a JSON object or array read decoded (what a tool reads).
+
+    A tool's arguments often come as JSON text (OpenAI's ``function.arguments``): its escapes
+    (``\\u0069gnore``, ``\\n``) are read as the tool and the model read them. The emulator's
+    ``tool_event`` scan reads the same strings (`guardrails.testing.emulator`).
+    """
+    if isinstance(value, str):
+        decoded = _json_container(value)
+        if decoded is None:
+            yield value
+        else:
+            yield from _tool_strings(decoded)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield key
+            yield from _tool_strings(item)
+    elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        for item in value:
+            yield from _tool_strings(item)
+
+
+def _json_container(text: str) -> Any:
+    """The object or array `text` holds as JSON; None for any other text."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, (dict, list)) else None
+
+
 def _json_text(value: Any) -> str:
     """A tool's arguments or result as the JSON string vendors take (a string stays as it is)."""
     if isinstance(value, str):
@@ -144,6 +179,10 @@ class ToolEvent(BaseModel):
     Guards see every string of the arguments and the result; vendors with a tool format get the
     event in it (Palo Alto ``tool_event``, Trend a chat request holding the tool call and its
     ``tool`` message).
+
+    Every shell checks an event holding a result as ``kind="prompt"`` (a result enters the
+    model's context) and one without as ``kind="response"`` (the arguments are the model's
+    output): see `guardrails.integrations._tools.tool_content`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -166,10 +205,13 @@ class ToolEvent(BaseModel):
         return json.dumps(self.result, ensure_ascii=False, default=str, separators=(",", ":"))
 
     def iter_texts(self) -> Iterator[str]:
-        """Every string of the event: the tool's name, its arguments' strings, its result's strings."""
+        """Every string of the event: the tool's name, its arguments' strings, its result's strings.
+
+        Keys included (a small superset); a string holding a JSON object or array is read decoded.
+        """
         yield self.name
-        yield from _json_strings(self.arguments)
-        yield from _json_strings(self.result)
+        yield from _tool_strings(self.arguments)
+        yield from _tool_strings(self.result)
 
     def __repr__(self) -> str:
         # Arguments and results are user data: never shown.

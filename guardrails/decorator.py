@@ -29,6 +29,7 @@ from ._masking import replace_strings, replacements, same_texts
 from ._models import Content, ToolEvent, _plain
 from ._policy import FailOpen, validate_fail_open
 from ._stream import FirstRefusal, ItemScanner, ItemWindow, StreamOptions, ascan, scan
+from .integrations._tools import tool_content
 
 if TYPE_CHECKING:
     from ._guard import Guard
@@ -181,16 +182,15 @@ class _Tool:
         arguments = {
             name: _plain(value) for name, value in bound.arguments.items() if name not in ("self", "cls")
         }
-        return Content(tool=ToolEvent(name=self.name, arguments=arguments))
+        return tool_content(ToolEvent(name=self.name, arguments=arguments))  # kind "response"
 
     def result(self, result: Any, prompt: Content | None) -> Content | None:
         """The result as a `ToolEvent` with the call's arguments; None for a tool that returned None."""
         if result is None:
             return None
         arguments = prompt.tool.arguments if prompt is not None and prompt.tool is not None else None
-        return Content(
-            tool=ToolEvent(name=self.name, arguments=arguments, result=_plain(result)), kind="response"
-        )
+        # A result enters the agent's model: kind "prompt" (the rule of `tool_content`).
+        return tool_content(ToolEvent(name=self.name, arguments=arguments, result=_plain(result)))
 
 
 class _Task:
@@ -736,7 +736,9 @@ def guarded(
             arguments are checked before it runs, as a `ToolEvent` named after the function
             (unless ``extract`` is given), and its result, always, before it is returned (as a
             `ToolEvent` holding the arguments and the result, unless ``extract_response`` is
-            given): a tool result is where indirect prompt injection comes in. With ``on_block``
+            given): a tool result is where indirect prompt injection comes in. The arguments
+            are checked as ``kind="response"`` (the model wrote them), the result as
+            ``kind="prompt"`` (it enters the model's context), as in every shell. With ``on_block``
             a blocked tool returns what it returns (e.g. ``"tool result withheld: ..."``) to the
             agent instead of raising. Generator functions are refused.
         incremental: chat messages this guard already allowed, exactly, are not checked again;

@@ -40,9 +40,18 @@ Verdict reasons, from the detection flags that are true (unknown flags keep thei
     response_detected.<flag>         -> "response_" + the name above, e.g. "response_dlp",
                                         "response_db_security", "response_ungrounded"
 
-A Block with no true flag gets the ``category`` (e.g. ``"malicious"``) as its reason.
+    tool_detected.input_detected.<flag>  -> "tool_input_" + the name above, e.g.
+                                            "tool_input_dlp" (a tool's arguments)
+    tool_detected.output_detected.<flag> -> "tool_output_" + the name above, e.g.
+                                            "tool_output_prompt_injection" (a tool's result)
 
-Categories (`Verdict.categories`), from the same flags of either side: ``injection`` and
+The flags of ``tool_detected`` are read directly on ``input_detected`` / ``output_detected``
+and, in the newer shape, in their ``detection_entries[].detections``. A Block with no true flag
+gets ``"tool_malicious"`` when ``tool_detected.verdict`` is ``"malicious"``, else the
+``category`` (e.g. ``"malicious"``) as its reason.
+
+Categories (`Verdict.categories`), from the same flags of any side (prompt, response, tool
+input, tool output): ``injection`` and
 ``agent`` -> ``prompt_attack``; ``dlp`` -> ``sensitive_data``; ``toxic_content`` ->
 ``harmful_content``; ``url_cats`` -> ``malicious_url``; ``topic_violation`` ->
 ``topic_violation``; any other flag (``malicious_code``, ``source_code``, ``db_security``,
@@ -380,9 +389,16 @@ class PaloAltoAIRS(RemoteGuard):
                 guard=self.name,
                 status_code=response.status_code,
             )
-        reasons = _flags(payload.get("prompt_detected"), "") + _flags(
-            payload.get("response_detected"), "response_"
+        tool_flags = _tool_flags(payload.get("tool_detected"))
+        reasons = (
+            _flags(payload.get("prompt_detected"), "")
+            + _flags(payload.get("response_detected"), "response_")
+            + [f"tool_{side}_{_FLAG_NAMES.get(flag, flag)}" for side, flag in tool_flags]
         )
+        tool = payload.get("tool_detected")
+        tool_verdict = tool.get("verdict") if isinstance(tool, dict) else None
+        if action is Action.BLOCK and not reasons and str(tool_verdict).lower() == "malicious":
+            reasons = ["tool_malicious"]
         if action is Action.BLOCK and not reasons and category:
             reasons = [category]
         masked = {
@@ -395,7 +411,7 @@ class PaloAltoAIRS(RemoteGuard):
             _FLAG_CATEGORIES.get(flag, "other")
             for side in ("prompt_detected", "response_detected")
             for flag in _true_flags(payload.get(side))
-        }
+        } | {_FLAG_CATEGORIES.get(flag, "other") for _, flag in tool_flags}
         if action is Action.BLOCK and not categories:
             categories.add("other")
         return Verdict(
@@ -457,6 +473,31 @@ def _true_flags(detected: object) -> list[str]:
     if not isinstance(detected, dict):
         return []
     return [flag for flag, value in detected.items() if isinstance(flag, str) and value is True]
+
+
+def _tool_flags(detected: object) -> list[tuple[str, str]]:
+    """``(side, flag)`` of every true flag of a ``tool_detected`` report, side ``input``/``output``.
+
+    Both documented shapes are read: the flags directly on ``input_detected`` /
+    ``output_detected``, and the newer ``detection_entries[].detections`` under them (one entry
+    per tool invocation). Each flag is named once per side, in the order first seen.
+    """
+    if not isinstance(detected, dict):
+        return []
+    found: list[tuple[str, str]] = []
+    for side in ("input", "output"):
+        report = detected.get(f"{side}_detected")
+        if not isinstance(report, dict):
+            continue
+        entries = report.get("detection_entries")
+        flags = _true_flags(report) + [
+            flag
+            for entry in (entries if isinstance(entries, list) else ())
+            if isinstance(entry, dict)
+            for flag in _true_flags(entry.get("detections"))
+        ]
+        found += [(side, flag) for flag in dict.fromkeys(flags)]
+    return found
 
 
 def _flags(detected: object, prefix: str) -> list[str]:

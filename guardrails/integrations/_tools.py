@@ -10,6 +10,14 @@ they are in the prompt check anyway).
 
 The answers' tool calls (arguments the model wants a tool run with) are checked as tool events
 without a result: an argument may carry a secret out.
+
+The kind rule, the same in every shell (``@guarded(kind="tool")``, the OpenAI and Anthropic
+transports, `MCPGuardMiddleware` and `GuardedClientSession`), is `tool_content`'s: a tool's
+result is text that enters the model's context, like a prompt, so an event holding a result is
+checked as ``kind="prompt"``; a tool call without a result is the model's output (its arguments
+were written by the model), so it is checked as ``kind="response"``. The same goes for the other
+MCP content that reaches a model: ``prompts/get`` and ``resources/read`` results and listing
+entries are ``"prompt"``.
 """
 
 from __future__ import annotations
@@ -18,9 +26,28 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._models import Content, ToolEvent
+from .._models import Content, Kind, ToolEvent
 
-__all__ = ["anthropic_tool_calls", "anthropic_tool_results", "openai_tool_calls", "openai_tool_results"]
+__all__ = [
+    "TOOL_CALL_KIND",
+    "TOOL_RESULT_KIND",
+    "anthropic_tool_calls",
+    "anthropic_tool_results",
+    "openai_tool_calls",
+    "openai_tool_results",
+    "tool_content",
+]
+
+#: The kind of a tool call checked before the tool runs: its arguments are the model's output.
+TOOL_CALL_KIND: Kind = "response"
+#: The kind of a tool's result checked before the model sees it: it enters the model's context.
+TOOL_RESULT_KIND: Kind = "prompt"
+
+
+def tool_content(event: ToolEvent, metadata: Mapping[str, str] | None = None) -> Content:
+    """`event` as the `Content` every shell checks: ``"prompt"`` with a result, else ``"response"``."""
+    kind = TOOL_CALL_KIND if event.result is None else TOOL_RESULT_KIND
+    return Content(tool=event, kind=kind, metadata=metadata)
 
 
 def _document(body: bytes) -> dict[str, Any] | None:
@@ -38,7 +65,7 @@ def _tool(name: Any, arguments: Any, result: Any, ecosystem: str, metadata: Mapp
         result=result if result is not None else "",
         ecosystem=ecosystem,
     )
-    return Content(tool=event, kind="prompt", metadata=metadata)
+    return tool_content(event, metadata)
 
 
 def _after_last_user(items: Sequence[Any], is_user: Any) -> Sequence[Any]:
@@ -120,7 +147,7 @@ def _call(name: Any, arguments: Any, metadata: Mapping[str, str]) -> Content:
         arguments=arguments if arguments is not None else {},
         ecosystem="openai",
     )
-    return Content(tool=event, kind="response", metadata=metadata)
+    return tool_content(event, metadata)
 
 
 def anthropic_tool_results(body: bytes, metadata: Mapping[str, str]) -> list[Content]:
@@ -161,14 +188,13 @@ def anthropic_tool_calls(body: bytes, metadata: Mapping[str, str]) -> list[Conte
     document = _document(body)
     blocks = document.get("content") if document is not None else None
     return [
-        Content(
-            tool=ToolEvent(
+        tool_content(
+            ToolEvent(
                 name=str(block.get("name") or "unknown"),
                 arguments=block.get("input") if block.get("input") is not None else {},
                 ecosystem="anthropic",
             ),
-            kind="response",
-            metadata=metadata,
+            metadata,
         )
         for block in (blocks if isinstance(blocks, list) else ())
         if isinstance(block, Mapping) and block.get("type") == "tool_use"

@@ -18,19 +18,45 @@ message                what is checked                        on Block
 ``resources/list``                                            lists tools itself to validate results)
 ``prompts/get``,       every string of the result             a JSON-RPC error, code ``-32001``
 ``resources/read``
+the server's requests  every string of the params (the        withheld from the client; the server gets a
+to the client          sampling messages and system prompt    JSON-RPC error ``-32001`` in the client's
+(``sampling/``         that go to the client's model, the     place (posted to the app in the client's
+``createMessage``,     elicitation message shown to the       session), so its call raises, never waits
+``elicitation/``       user), on the POST's stream and on
+``create``...)         the GET stream
+the server's           every string of the params (a log      withheld from the client
+notifications          entry's ``data`` included)
 =====================  =====================================  =============================================
+
+Kinds (the rule of every shell, `guardrails.integrations._tools.tool_content`): ``tools/call``
+arguments are checked as ``kind="response"`` (the model wrote them); a tool's result, listing
+entries and ``prompts/get`` / ``resources/read`` results as ``kind="prompt"`` (they enter the
+model's context).
 
 A guard failure failing closed answers a JSON-RPC error (``-32603``) in place of the message it
 could not check (failing open, the message goes on unchecked, logged); content too long to check
 is refused (``-32600``) under every policy; a body that is not JSON is refused (``-32700``, 400)
-before the app sees it. Error messages name the guard's reasons, never the text. Lifespan, GETs
-(the server's own stream), DELETEs and every other method pass through untouched. The SDK's own
+before the app sees it. Error messages name the guard's reasons, never the text. The server's
+GET stream is read like the events of a POST's stream (its requests and notifications checked);
+lifespan, DELETEs and every other method pass through untouched. The SDK's own
 client raises ``mcp.MCPError`` for the errors and hands the ``isError`` results to the agent.
+
+Sizes: a request body over ``max_body_size`` (default 1,000,000 bytes, as `GuardMiddleware`) is
+refused with 413 and a JSON-RPC error ``-32600``, the app never called; an answer to check over
+``max_response_size`` (a JSON body, or one event of a stream; default ten times
+``max_body_size``) is never forwarded: each request it answers gets a JSON-RPC error ``-32600``
+in its place (in the JSON body, or as one more event that ends the stream). So is an answer
+that cannot be read: a JSON answer that is not JSON, or an answer the app encoded
+(``content-encoding``, e.g. gzip inside the app); compress outside this middleware instead.
 
 Client side, `GuardedClientSession` wraps a connected ``ClientSession`` (same methods) and checks
 what the agent receives from any server before the model sees it: ``call_tool`` arguments (before
 they leave) and results, ``list_tools`` descriptions, ``get_prompt`` and ``read_resource``
-content. A Block raises `MCPBlocked` (a `guardrails.Blocked`).
+content. A Block raises `MCPBlocked` (a `guardrails.Blocked`). The server's own requests to the
+client (``sampling/createMessage``, ``elicitation/create``) reach the callbacks the app gave
+``ClientSession`` without this wrapper: the SDK calls them from its receive loop, not through a
+session method. Guard them in the callback (``@guarded`` on it) or serve the server behind
+`MCPGuardMiddleware`, which checks them on the server's side.
 """
 
 from __future__ import annotations
@@ -41,12 +67,15 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .._events import DecisionHook, hooks_of
 from .._exceptions import Blocked, ExtractionError, GuardError
 from .._guard import GuardSource
 from .._judge import Judge
 from .._models import Content, ToolEvent
 from .._policy import FailOpen, validate_fail_open
+from ._tools import TOOL_RESULT_KIND, tool_content
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -68,8 +97,10 @@ BLOCKED_CODE = -32001
 _INTERNAL_ERROR = -32603
 _INVALID_REQUEST = -32600
 _PARSE_ERROR = -32700
-#: Bytes of a request body read at most (the SDK's own default cap is smaller).
-MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The default of ``max_body_size``: bytes of a request body read at most (as `GuardMiddleware`).
+MAX_BODY_BYTES = 1_000_000
+#: Answers are read up to this many times ``max_body_size`` (as `GuardMiddleware` reads responses).
+RESPONSE_FACTOR = 10
 _LISTINGS = {"tools/list": "tools", "prompts/list": "prompts", "resources/list": "resources"}
 _WATCHED = frozenset({"tools/call", "prompts/get", "resources/read", *_LISTINGS})
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -112,14 +143,15 @@ def _result_texts(value: Any) -> list[str]:
 
 
 class _Exchange:
-    """One POST: the requests it carries, and the checks of their answers."""
+    """One POST (or the GET stream): the requests it carries, and the checks of what comes back."""
 
-    __slots__ = ("guard", "judge", "middleware", "pending")
+    __slots__ = ("guard", "judge", "middleware", "pending", "scope")
 
-    def __init__(self, middleware: MCPGuardMiddleware, judge: Judge, guard: Guard) -> None:
+    def __init__(self, middleware: MCPGuardMiddleware, judge: Judge, guard: Guard, scope: Scope) -> None:
         self.middleware = middleware
         self.judge = judge
         self.guard = guard
+        self.scope = scope
         # id -> (method, params) of the requests whose answers are checked.
         self.pending: dict[str, tuple[str, Mapping[str, Any]]] = {}
 
@@ -155,7 +187,7 @@ class _Exchange:
             method=method,
         )
         try:
-            blocked = await self.ask(Content(tool=event))
+            blocked = await self.ask(tool_content(event))
         except (GuardError, ExtractionError) as exc:
             return self.failure(message["id"], exc)
         if blocked is None:
@@ -171,7 +203,10 @@ class _Exchange:
         return _error(request_id, _INTERNAL_ERROR, "guardrails: the guard could not check this message")
 
     async def answer(self, message: Any) -> Any:
-        """Check one outgoing message; the message to send in its place (itself when allowed)."""
+        """Check one outgoing message; the message to send in its place (itself when allowed, None
+        to send nothing)."""
+        if isinstance(message, Mapping) and isinstance(message.get("method"), str):
+            return await self.server_message(message)
         if not isinstance(message, Mapping) or "result" not in message:
             return message
         watched = self.pending.pop(json.dumps(message.get("id")), None)
@@ -188,7 +223,7 @@ class _Exchange:
             texts = _result_texts(result)
             if not texts:
                 return message
-            blocked = await self.ask(Content("\n".join(texts), kind="response"))
+            blocked = await self.ask(Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         except (GuardError, ExtractionError) as exc:
             return self.failure(request_id, exc)
         if blocked is None:
@@ -196,6 +231,39 @@ class _Exchange:
         return _error(
             request_id, BLOCKED_CODE, f"guardrails: the {method} result was blocked ({_reasons(blocked)})"
         )
+
+    async def server_message(self, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Check a request or notification of the server to the client; None: withheld.
+
+        Its text reaches the client's model (``sampling/createMessage`` messages and system
+        prompt), its user (``elicitation/create``) or its logs (notifications), so it is checked
+        as ``kind="prompt"``. A withheld request is answered to the server with a JSON-RPC error
+        in the client's place (a POST to the app in the client's session), so that the server's
+        call (e.g. ``create_message``) raises rather than waits.
+        """
+        method: str = message["method"]
+        params = message.get("params")
+        texts = _result_texts(params)
+        if method == "notifications/message" and isinstance(params, Mapping):
+            # A log entry's ``data`` is its payload (any JSON), not base64.
+            texts += _result_texts({"entry": params.get("data")})
+        if not texts:
+            return message
+        try:
+            blocked = await self.ask(Content("\n".join(texts), kind=TOOL_RESULT_KIND))
+        except (GuardError, ExtractionError) as exc:
+            refusal = self.failure(message.get("id"), exc)
+        else:
+            if blocked is None:
+                return message
+            refusal = _error(
+                message.get("id"),
+                BLOCKED_CODE,
+                f"guardrails: the {method} message was blocked ({_reasons(blocked)})",
+            )
+        if "id" in message:
+            await self.middleware._reply_to_server(self.scope, refusal)
+        return None
 
     async def tool_result(
         self,
@@ -215,7 +283,7 @@ class _Exchange:
             result=checked,
             ecosystem="mcp",
         )
-        blocked = await self.ask(Content(tool=event, kind="response"))
+        blocked = await self.ask(tool_content(event))
         if blocked is None:
             return message
         return _tool_refusal(request_id, f"the tool result was withheld ({_reasons(blocked)})")
@@ -228,7 +296,7 @@ class _Exchange:
         kept = []
         for entry in entries:
             texts = _result_texts(entry)
-            if texts and await self.ask(Content("\n".join(texts))) is not None:
+            if texts and await self.ask(Content("\n".join(texts), kind=TOOL_RESULT_KIND)) is not None:
                 continue  # poisoned: the agent never sees it
             kept.append(entry)
         return {**result, key: kept}
@@ -244,6 +312,14 @@ class MCPGuardMiddleware:
             (the message goes on unchecked on transient errors) or ``"always"``.
         server_name: the server's name in tool events (Palo Alto's ``server_name``).
         on_decision: a hook, or hooks, called with every `Decision`.
+        max_body_size: the most bytes of a request body read (413 with a JSON-RPC error
+            ``-32600`` above it, the app never called), the default as `GuardMiddleware`'s. An
+            answer to check (a JSON body, or one event of a stream) is read up to
+            ``max_response_size`` bytes.
+        max_response_size: the most bytes of one answer checked: a JSON body, or one event of
+            an event stream (default ten times ``max_body_size``, as `GuardMiddleware` reads
+            responses). A larger answer is never forwarded: each request it answers gets a
+            JSON-RPC error ``-32600`` instead, and the rest of the app's body is dropped.
     """
 
     def __init__(
@@ -254,7 +330,21 @@ class MCPGuardMiddleware:
         fail_open: FailOpen = False,
         server_name: str = "mcp",
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+        max_body_size: int = MAX_BODY_BYTES,
+        max_response_size: int | None = None,
     ) -> None:
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 0:
+            raise ValueError("max_body_size must be a number of bytes, 0 or more")
+        if max_response_size is None:
+            max_response_size = max_body_size * RESPONSE_FACTOR
+        if (
+            isinstance(max_response_size, bool)
+            or not isinstance(max_response_size, int)
+            or max_response_size < 0
+        ):
+            raise ValueError("max_response_size must be a number of bytes, 0 or more (or None)")
+        self.max_body_size = max_body_size
+        self.max_response_size = max_response_size
         self.app = app
         self.fail_open = validate_fail_open(fail_open)
         self.server_name = server_name
@@ -262,6 +352,9 @@ class MCPGuardMiddleware:
         self._guards = GuardSource(guard)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            await self._stream(scope, receive, send)
+            return
         if scope["type"] != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
@@ -273,7 +366,7 @@ class MCPGuardMiddleware:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > self.max_body_size:
                 await _reply(
                     send, 413, _error(None, _INVALID_REQUEST, "guardrails: the request body is too large")
                 )
@@ -284,7 +377,7 @@ class MCPGuardMiddleware:
             await _reply(send, 400, _error(None, _PARSE_ERROR, "guardrails: the request body is not JSON"))
             return
         judge = Judge(f"POST {scope.get('path', '')}", hooks=self.hooks, fail_open=self.fail_open)
-        exchange = _Exchange(self, judge, self._guards.get())
+        exchange = _Exchange(self, judge, self._guards.get(), scope)
         messages = document if isinstance(document, list) else [document]
         refusals = [await exchange.request(message) for message in messages]
         if any(refusals):
@@ -309,10 +402,45 @@ class MCPGuardMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        if not exchange.pending:
-            await self.app(scope, replay, send)
-            return
+        # Every answer goes through: a stream may carry the server's own requests (sampling...).
         await self.app(scope, replay, _Responder(exchange, send).send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The server's GET stream: its requests and notifications to the client are checked."""
+        judge = Judge(f"GET {scope.get('path', '')}", hooks=self.hooks, fail_open=self.fail_open)
+        exchange = _Exchange(self, judge, self._guards.get(), scope)
+        await self.app(scope, receive, _Responder(exchange, send).send)
+
+    async def _reply_to_server(self, scope: Scope, answer: Mapping[str, Any]) -> None:
+        """POST `answer` (a JSON-RPC error to a withheld request) to the app, in the client's session."""
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        kept = {b"mcp-session-id", b"mcp-protocol-version", b"host", b"authorization"}
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() in kept]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json, text/event-stream"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        done = anyio.Event()
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                done.set()
+
+        post = {**scope, "method": "POST", "headers": headers, "query_string": b""}
+        try:
+            await self.app(post, receive, send)
+        finally:
+            done.set()
 
 
 class _Responder:
@@ -324,20 +452,60 @@ class _Responder:
         self.start: Message | None = None
         self.stream: bool | None = None
         self.buffer = b""
+        self.limit = exchange.middleware.max_response_size
+        self.refused = False
+        self.encoded = False
+
+    async def too_large(self, why: str = "the answer is too large to check") -> None:
+        """Refuse an answer that cannot be checked: an error for each request still waiting, nothing
+        of the answer itself (over the cap, unreadable, or encoded)."""
+        self.refused = True
+        self.buffer = b""
+        errors = [
+            _error(json.loads(key), _INVALID_REQUEST, f"guardrails: {why}") for key in self.exchange.pending
+        ]
+        self.exchange.pending.clear()
+        payload: Any = errors[0] if len(errors) == 1 else errors
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        if self.stream:
+            body = b"event: message\r\ndata: " + body + b"\r\n\r\n" if errors else b""
+        else:
+            assert self.start is not None
+            headers = [
+                *((k, v) for k, v in self.start.get("headers", []) if k.lower() != b"content-encoding"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await self.inner({**self.start, "headers": headers})
+        await self.inner({"type": "http.response.body", "body": body, "more_body": False})
 
     async def send(self, message: Message) -> None:
+        if self.refused:
+            return  # the rest of an answer over the cap: dropped
         if message["type"] == "http.response.start":
             named = {k.lower(): v for k, v in message.get("headers", [])}
             media_type = named.get(b"content-type", b"").split(b";")[0].strip().lower()
             self.stream = media_type == b"text/event-stream"
-            if media_type not in (b"text/event-stream", b"application/json") or message.get("status") != 200:
+            # A JSON answer holds only answers: nothing to check when no request of it is watched.
+            plain = not self.stream and not self.exchange.pending
+            if (
+                plain
+                or media_type not in (b"text/event-stream", b"application/json")
+                or message.get("status") != 200
+            ):
                 self.stream = None
                 await self.inner(message)
                 return
-            # Content-Length changes when an answer is rewritten.
+            # An encoded answer (gzip...) cannot be read here: refused, never forwarded unread.
+            self.encoded = named.get(b"content-encoding", b"identity").strip().lower() != b"identity"
+            # Content-Length changes when an answer is rewritten; a refusal is not encoded.
+            dropped = (
+                (b"content-length", b"content-encoding")
+                if self.stream and self.encoded
+                else (b"content-length",)
+            )
             message = {
                 **message,
-                "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"],
+                "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() not in dropped],
             }
             if self.stream:
                 await self.inner(message)
@@ -347,23 +515,42 @@ class _Responder:
         if message["type"] != "http.response.body" or self.stream is None:
             await self.inner(message)
             return
+        if self.encoded:
+            await self.too_large("the answer is encoded (content-encoding) and cannot be checked")
+            return
         self.buffer += message.get("body", b"")
         more = message.get("more_body", False)
         if self.stream:
             out = b""
             start = 0
             for end in _EVENT_END.finditer(self.buffer):
+                if end.end() - start > self.limit:
+                    break
                 out += await self.event(self.buffer[start : end.end()])
                 start = end.end()
             self.buffer = self.buffer[start:]
+            if len(self.buffer) > self.limit:
+                # One event over the cap (whole, or still arriving): the checked ones go first.
+                if out:
+                    await self.inner({"type": "http.response.body", "body": out, "more_body": True})
+                await self.too_large()
+                return
             if not more and self.buffer:
                 out += await self.event(self.buffer)
                 self.buffer = b""
             await self.inner({"type": "http.response.body", "body": out, "more_body": more})
             return
+        if len(self.buffer) > self.limit:
+            await self.too_large()
+            return
         if more:
             return
-        body = await self.json_body(self.buffer)
+        try:
+            document = json.loads(self.buffer)
+        except (ValueError, UnicodeDecodeError):
+            await self.too_large("the answer is not JSON and cannot be checked")
+            return
+        body = await self.checked(self.buffer, document)
         assert self.start is not None
         headers = [*self.start.get("headers", []), (b"content-length", str(len(body)).encode())]
         await self.inner({**self.start, "headers": headers})
@@ -374,10 +561,17 @@ class _Responder:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return body
+        return await self.checked(body, document)
+
+    async def checked(self, body: bytes, document: Any) -> bytes:
+        """`body` (holding `document`) with each message checked: itself when all were allowed."""
         if isinstance(document, list):
-            checked: Any = [await self.exchange.answer(item) for item in document]
+            answers = [await self.exchange.answer(item) for item in document]
+            checked: Any = [answer for answer in answers if answer is not None]
         else:
             checked = await self.exchange.answer(document)
+            if checked is None:
+                return b""  # withheld: nothing of it is sent
         if checked is document or (
             isinstance(document, list) and all(a is b for a, b in zip(checked, document, strict=False))
         ):
@@ -394,6 +588,8 @@ class _Responder:
         checked = await self.json_body(payload)
         if checked is payload:
             return event
+        if not checked:
+            return b""
         kept = [line for line in lines if line and not line.startswith(b"data:")]
         return b"\r\n".join([*kept, b"data: " + checked]) + b"\r\n\r\n"
 
@@ -465,12 +661,12 @@ class GuardedClientSession:
         """``ClientSession.call_tool``, with its arguments and its result checked."""
         server = self._server()
         event = ToolEvent(name=name, server=server, arguments=arguments or {}, ecosystem="mcp")
-        await self._check(f"mcp tools/call {name}", Content(tool=event))
+        await self._check(f"mcp tools/call {name}", tool_content(event))
         result = await self.session.call_tool(name, arguments, *args, **kwargs)
         dumped = result.model_dump(mode="json", by_alias=True, include={"content", "structured_content"})
         if _result_texts(dumped):
             event = event.model_copy(update={"result": dumped})
-            await self._check(f"mcp tools/call {name}", Content(tool=event, kind="response"))
+            await self._check(f"mcp tools/call {name}", tool_content(event))
         return result
 
     async def list_tools(self, *args: Any, **kwargs: Any) -> Any:
@@ -478,7 +674,7 @@ class GuardedClientSession:
         result = await self.session.list_tools(*args, **kwargs)
         for tool in result.tools:
             texts = _result_texts(tool.model_dump(mode="json", by_alias=True, exclude_none=True))
-            await self._check(f"mcp tools/list {tool.name}", Content("\n".join(texts)))
+            await self._check(f"mcp tools/list {tool.name}", Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         return result
 
     async def get_prompt(self, *args: Any, **kwargs: Any) -> Any:
@@ -486,7 +682,7 @@ class GuardedClientSession:
         result = await self.session.get_prompt(*args, **kwargs)
         texts = _result_texts(result.model_dump(mode="json", by_alias=True, exclude_none=True))
         if texts:
-            await self._check("mcp prompts/get", Content("\n".join(texts), kind="response"))
+            await self._check("mcp prompts/get", Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         return result
 
     async def read_resource(self, *args: Any, **kwargs: Any) -> Any:
@@ -499,5 +695,5 @@ class GuardedClientSession:
             if isinstance(item, dict) and isinstance(item.get("text"), str)
         ]
         if texts:
-            await self._check("mcp resources/read", Content("\n".join(texts), kind="response"))
+            await self._check("mcp resources/read", Content("\n".join(texts), kind=TOOL_RESULT_KIND))
         return result

@@ -65,7 +65,7 @@ import re
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -630,7 +630,10 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
     prompt_findings = emulator._findings(prompts)
     response_findings = emulator._findings(responses)
     tool_findings = [
-        (emulator._findings([event.get("input", "")]), emulator._findings([event.get("output", "")]))
+        (
+            emulator._findings(_panw_tool_texts(event, "input")),
+            emulator._findings(_panw_tool_texts(event, "output")),
+        )
         for event in tool_events
     ]
     blocked = bool(prompt_findings or response_findings or any(i or o for i, o in tool_findings))
@@ -675,6 +678,54 @@ def _panw(emulator: Emulator, request: Request, body: _Body) -> Response:
                 if masked is not None:
                     result[f"{side}_masked_data"] = masked
     return JSONResponse(result)
+
+
+def _panw_tool_texts(event: Mapping[str, Any], side: str) -> list[str]:
+    """The strings scanned on one side of a checked ``tool_event``: those `ToolEvent.iter_texts`
+    gives LocalGuard, so that the emulator and LocalGuard judge the same text.
+
+    ``output`` is JSON (decoded); ``input`` is read decoded when it holds a JSON object or array
+    (a client may send plain text there). Every string of the value is read, keys included, a
+    string that holds a JSON object or array decoded in turn. ``tool_invoked`` goes with the
+    input (with the output when there is no input).
+    """
+    if side not in event:
+        return []
+    text: str = event[side]
+    value: Any = text
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if side == "output" or isinstance(decoded, (dict, list)):
+        value = decoded if decoded is not None or text.strip() == "null" else text
+    texts = list(_strings(value))
+    name = event["metadata"].get("tool_invoked")
+    if isinstance(name, str) and (side == "input" or "input" not in event):
+        texts.insert(0, name)
+    return texts
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        stripped = value.lstrip()
+        decoded: Any = None
+        if stripped.startswith(("{", "[")):
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                decoded = None
+        if isinstance(decoded, (dict, list)):
+            yield from _strings(decoded)
+        else:
+            yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _panw_tool_event(event: object) -> dict[str, Any]:
