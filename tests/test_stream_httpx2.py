@@ -84,7 +84,7 @@ class StandIn:
             return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
         async def events() -> AsyncIterator[bytes]:
-            message = {
+            message: dict[str, Any] = {
                 "id": "msg_1",
                 "type": "message",
                 "role": "assistant",
@@ -126,10 +126,12 @@ PROMPT = [{"role": "user", "content": "hi"}]
 
 def openai_texts(url: str, transport: GuardedHttpx2Transport, model: StandIn) -> list[str]:
     """The texts the openai SDK hands over; the stand-in is released at the first one."""
-    api = openai.OpenAI(api_key="k", base_url=url + "/v1", http_client=httpx2.Client(transport=transport))
+    api: Any = openai.OpenAI(
+        api_key="k", base_url=url + "/v1", http_client=httpx2.Client(transport=transport)
+    )
     texts: list[str] = []
     with api:
-        for chunk in api.chat.completions.create(model="m", messages=PROMPT, stream=True):  # type: ignore[arg-type]
+        for chunk in api.chat.completions.create(model="m", messages=PROMPT, stream=True):
             if chunk.choices and chunk.choices[0].delta.content:
                 texts.append(chunk.choices[0].delta.content)
                 model.release.set()
@@ -137,12 +139,12 @@ def openai_texts(url: str, transport: GuardedHttpx2Transport, model: StandIn) ->
 
 
 async def openai_texts_async(url: str, transport: GuardedHttpx2Transport, model: StandIn) -> list[str]:
-    api = openai.AsyncOpenAI(
+    api: Any = openai.AsyncOpenAI(
         api_key="k", base_url=url + "/v1", http_client=httpx2.AsyncClient(transport=transport)
     )
     texts: list[str] = []
     async with api:
-        stream = await api.chat.completions.create(model="m", messages=PROMPT, stream=True)  # type: ignore[arg-type]
+        stream = await api.chat.completions.create(model="m", messages=PROMPT, stream=True)
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 texts.append(chunk.choices[0].delta.content)
@@ -151,10 +153,10 @@ async def openai_texts_async(url: str, transport: GuardedHttpx2Transport, model:
 
 
 def anthropic_texts(url: str, transport: AnthropicTransport, model: StandIn) -> list[str]:
-    api = anthropic.Anthropic(api_key="k", base_url=url, http_client=httpx2.Client(transport=transport))
+    api: Any = anthropic.Anthropic(api_key="k", base_url=url, http_client=httpx2.Client(transport=transport))
     texts: list[str] = []
     with api:
-        for event in api.messages.create(model="m", max_tokens=64, messages=PROMPT, stream=True):  # type: ignore[arg-type]
+        for event in api.messages.create(model="m", max_tokens=64, messages=PROMPT, stream=True):
             if event.type == "content_block_delta" and event.delta.type == "text_delta":
                 texts.append(event.delta.text)
                 model.release.set()
@@ -162,12 +164,12 @@ def anthropic_texts(url: str, transport: AnthropicTransport, model: StandIn) -> 
 
 
 async def anthropic_texts_async(url: str, transport: AnthropicTransport, model: StandIn) -> list[str]:
-    api = anthropic.AsyncAnthropic(
+    api: Any = anthropic.AsyncAnthropic(
         api_key="k", base_url=url, http_client=httpx2.AsyncClient(transport=transport)
     )
     texts: list[str] = []
     async with api:
-        stream = await api.messages.create(model="m", max_tokens=64, messages=PROMPT, stream=True)  # type: ignore[arg-type]
+        stream = await api.messages.create(model="m", max_tokens=64, messages=PROMPT, stream=True)
         async for event in stream:
             if event.type == "content_block_delta" and event.delta.type == "text_delta":
                 texts.append(event.delta.text)
