@@ -16,13 +16,20 @@ are what streaming costs. Default stream options (``stream_first_window=48``, wi
 Targets (issue 14): first byte <= unguarded first byte + one guard latency + 60 ms; total <=
 unguarded total + two guard latencies (+ 10 ms of measurement noise).
 
-Run with ``python benchmarks/bench_stream.py [--rounds N] [--quick]`` (about a minute).
+Then the CPU the scanning costs per event (no server, no network: the middlewares called in
+process with a 2,000-event stream and a guard answering at once; least CPU time of several runs):
+the event reader (`StreamText`), the scanner (`SSEScanner.feed`), the ASGI and the WSGI middleware
+(guarded minus the same stream unguarded). ``--cpu`` prints only that part (run it with
+``PYTHONPATH`` pointing at another checkout to compare two versions of the code).
+
+Run with ``python benchmarks/bench_stream.py [--rounds N] [--quick] [--cpu]`` (about a minute).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import socket
@@ -214,12 +221,130 @@ def run(scenario: Scenario, rounds: int) -> list[str]:
     return rows
 
 
+def cpu_per_event(events: int, runs: int) -> list[str]:
+    """Microseconds of CPU per event: the reader, the scanner, each middleware (in process)."""
+    from guardrails._shapes import StreamText
+    from guardrails._sse import SSEScanner
+    from guardrails.testing import StaticGuard
+
+    raw = [event(i) for i in range(events)]
+    prompt_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(PROMPT)).encode())]
+
+    async def asgi_stream(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for chunk in raw:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    def wsgi_stream(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        yield from raw
+        yield b"data: [DONE]\n\n"
+
+    def through_asgi(app: Any) -> None:
+        async def call() -> None:
+            received = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal received
+                if received:
+                    await asyncio.sleep(3600)
+                received = True
+                return {"type": "http.request", "body": PROMPT, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                await asyncio.sleep(0)  # a server's send lets the loop run
+
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/s",
+                "raw_path": b"/s",
+                "query_string": b"",
+                "headers": prompt_headers,
+                "http_version": "1.1",
+                "scheme": "http",
+                "server": ("127.0.0.1", 80),
+                "client": ("127.0.0.1", 1),
+                "root_path": "",
+            }
+            await app(scope, receive, send)
+
+        asyncio.run(call())
+
+    def through_wsgi(app: Any) -> None:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/s",
+            "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(PROMPT)),
+            "wsgi.input": io.BytesIO(PROMPT),
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+        }
+        body = app(environ, lambda status, headers, exc_info=None: None)
+        try:
+            for _ in body:
+                pass
+        finally:
+            getattr(body, "close", lambda: None)()
+
+    def least(work: Callable[[], object]) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.process_time()
+            work()
+            times.append(time.process_time() - started)
+        return min(times) / events * 1e6
+
+    def read() -> None:
+        reader = StreamText()
+        for chunk in raw:
+            reader(chunk)
+
+    def feed() -> None:
+        scanner = SSEScanner(window_chars=1000, overlap=100, first_window=48)
+        for chunk in raw:
+            scanner.feed(chunk)
+        scanner.finish()
+
+    routes = [Route("/s", scan_response=True)]
+    asgi_guarded = ASGIGuardMiddleware(asgi_stream, guard=StaticGuard(history=0), routes=routes)
+    wsgi_guarded = WSGIGuardMiddleware(wsgi_stream, guard=StaticGuard(history=0), routes=routes)
+    rows = [
+        f"reader (StreamText)          {least(read):6.1f}",
+        f"scanner (SSEScanner.feed)    {least(feed):6.1f}",
+        f"asgi middleware (- unguarded) {least(lambda: through_asgi(asgi_guarded)) - least(lambda: through_asgi(asgi_stream)):5.1f}",
+        f"wsgi middleware (- unguarded) {least(lambda: through_wsgi(wsgi_guarded)) - least(lambda: through_wsgi(wsgi_stream)):5.1f}",
+    ]
+    print(f"## CPU per event (us, least of {runs} runs of {events} events)")
+    for row in rows:
+        print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks the harness only")
+    parser.add_argument("--cpu", action="store_true", help="only the CPU per event, in process")
     args = parser.parse_args()
     logging.getLogger("guardrails").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    if args.cpu or args.quick:
+        cpu_per_event(200 if args.quick else 2000, 1 if args.quick else 15)
+        if args.cpu:
+            return
     rounds = 1 if args.quick else args.rounds
     events, tokens = (5, 200) if args.quick else (20, 2000)
     scenarios = [

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from ._judge import block_categories
 from ._policy import FailOpen, validate_fail_open
 from ._shapes import MessageScope
+from ._stream import StreamOptions
 
 if TYPE_CHECKING:
     from ._body import BodyExtractor
@@ -170,10 +171,22 @@ class Route:
             body re-encoded, ``content-length`` updated), and so does a JSON response of a
             ``scan_response`` route. A body that cannot be rewritten so that it reads exactly as
             the masked content (not JSON, compressed, sensitive data in the query) is blocked.
+        stream_window: the most characters of an event stream's text per check on this route
+            (a ``scan_response`` route). None: the middleware's.
+        stream_first_window: characters of an event stream's first check on this route. None:
+            the middleware's.
+        stream_overlap: characters of a window's end checked again at the start of the next.
+            None: the middleware's.
+        stream_idle_flush: seconds of quiet after which held text is checked and sent; False:
+            never on this route. None: the middleware's.
+
+    A route's stream options override the middleware's one by one (`stream_options`): a chat
+    route can release its first tokens sooner than a bulk export streamed on another.
     """
 
     __slots__ = (
         "_pattern",
+        "_streams",
         "block",
         "extract",
         "fail_open",
@@ -184,6 +197,10 @@ class Route:
         "path",
         "scan_response",
         "scope",
+        "stream_first_window",
+        "stream_idle_flush",
+        "stream_overlap",
+        "stream_window",
     )
 
     def __init__(
@@ -200,6 +217,10 @@ class Route:
         incremental: bool = False,
         block: Collection[str] | None = None,
         mask: bool = False,
+        stream_window: int | None = None,
+        stream_first_window: int | None = None,
+        stream_overlap: int | None = None,
+        stream_idle_flush: float | Literal[False] | None = None,
     ) -> None:
         if isinstance(methods, str):
             raise TypeError("methods must be a sequence of method names, e.g. ('POST',), not a string")
@@ -225,7 +246,41 @@ class Route:
         self.incremental = bool(incremental)
         self.block = block_categories(block)
         self.mask = bool(mask)
+        self.stream_window = stream_window
+        self.stream_first_window = stream_first_window
+        self.stream_overlap = stream_overlap
+        self.stream_idle_flush = stream_idle_flush
+        # Each option checked now (with the defaults for the others): a bad one fails at startup.
+        self._streams: tuple[StreamOptions, StreamOptions] | None = None
+        self.stream_options(StreamOptions())
         self._pattern = _compile(path)
+
+    def stream_options(self, default: StreamOptions) -> StreamOptions:
+        """The stream options of this route: ``default`` (the middleware's) where it says None.
+
+        Raises:
+            ValueError: an option of this route is out of range.
+        """
+        cached = self._streams
+        if cached is not None and cached[0] is default:
+            return cached[1]
+        idle = self.stream_idle_flush
+        if idle is False:
+            idle_flush: float | None = None
+        elif idle is None:
+            idle_flush = default.idle_flush
+        else:
+            idle_flush = idle
+        options = StreamOptions(
+            default.window if self.stream_window is None else self.stream_window,
+            default.first_window if self.stream_first_window is None else self.stream_first_window,
+            default.overlap if self.stream_overlap is None else self.stream_overlap,
+            idle_flush,
+        )
+        if options == default:
+            options = default
+        self._streams = (default, options)
+        return options
 
     def matches(self, method: str, normalized_path: str) -> bool:
         """Whether a request with this method and (already normalised) path is guarded by this route."""
@@ -259,6 +314,10 @@ class Route:
             options.append(f"block={sorted(self.block)!r}")
         if self.mask:
             options.append("mask=True")
+        for name in ("stream_window", "stream_first_window", "stream_overlap", "stream_idle_flush"):
+            value = getattr(self, name)
+            if value is not None:
+                options.append(f"{name}={value!r}")
         return f"Route({', '.join(options)})"
 
     def __eq__(self, other: object) -> bool:
@@ -281,6 +340,10 @@ class Route:
             self.incremental,
             self.block,
             self.mask,
+            self.stream_window,
+            self.stream_first_window,
+            self.stream_overlap,
+            self.stream_idle_flush,
         )
 
 

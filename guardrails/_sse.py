@@ -93,16 +93,27 @@ class SSEScanner:
 
     def feed(self, chunk: bytes) -> list[SSEWindow]:
         """Take the next piece of the stream; return the windows now complete (often none)."""
-        self._partial += chunk
+        if self._partial:
+            self._partial += chunk
+            data = bytes(self._partial)
+            self._partial.clear()
+        else:
+            # The usual case: the chunk starts with an event (no copy of what it holds).
+            data = chunk if type(chunk) is bytes else bytes(chunk)
         windows: list[SSEWindow] = []
+        held = self._held
+        add = self._windows.add
+        text_of = self._event_text
         start = 0
-        for end in _EVENT_END.finditer(self._partial):
-            event = bytes(self._partial[start : end.end()])
-            start = end.end()
-            self._held += event
-            if self._windows.add(self._event_text(event)) or len(self._held) >= self.max_window_bytes:
+        for end in _EVENT_END.finditer(data):
+            stop = end.end()
+            event = data[start:stop]
+            start = stop
+            held += event
+            if add(text_of(event)) or len(held) >= self.max_window_bytes:
                 windows.append(self._cut())
-        del self._partial[:start]
+        if start < len(data):
+            self._partial += data[start:]
         return windows
 
     def flush(self) -> SSEWindow | None:

@@ -556,7 +556,20 @@ class ScanThread(Generic[C, W]):
                 if kind == _CHUNK:
                     self._slots.release()
                     last_chunk = time.monotonic()
-                    for window in scanner.feed(value):
+                    windows = scanner.feed(value)
+                    while not windows:
+                        # Below the window: feed what the helper has read already, without a wait
+                        # (one wake-up of each thread per batch, not per chunk).
+                        try:
+                            kind, value = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if kind != _CHUNK:
+                            backlog.append((kind, value))
+                            break
+                        self._slots.release()
+                        windows = scanner.feed(value)
+                    for window in windows:
                         start(window)
                 elif kind == _END_OF_SOURCE:
                     ended = True

@@ -330,7 +330,7 @@ class GuardMiddleware(GuardedRoutes):
                 inspection,
                 guard if route.scan_response and not head else None,
                 send,
-                stream=self.stream,
+                stream=route.stream_options(self.stream),
                 max_size=self.max_response_size,
             )
             app_send = responder.send

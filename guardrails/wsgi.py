@@ -303,7 +303,7 @@ class GuardMiddleware(GuardedRoutes):
                 start_response,
                 inspection,
                 guard,
-                stream=self.stream,
+                stream=route.stream_options(self.stream),
                 max_size=self.max_response_size,
             )
         if not inspection.unscanned:

@@ -13,10 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardrails import Blocked, LocalGuard, Route, guarded
 from guardrails._encoded_sse import EncodedSSEScanner
-from guardrails._shapes import AnthropicStreamText
+from guardrails._shapes import AnthropicStreamText, StreamText
 from guardrails._sse import SSEScanner
 from guardrails._stream import FirstRefusal, ItemScanner, ItemWindow, ScanThread, StreamOptions, ascan
 from guardrails._windows import TextWindows
@@ -479,3 +481,63 @@ def test_concurrent_sync_checks_release_windows_in_order() -> None:
         scan.close()
     assert finished == ["aaaa", "cccc", "bbbb"]  # the last two checks overlapped
     assert released == ["aaaa", "bbbb", "cccc"]
+
+
+# -- the readers' fast path ---------------------------------------------------------------------------
+
+
+_DELTAS = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": st.one_of(st.none(), st.text(max_size=20)),
+        "role": st.sampled_from(["assistant", "tool"]),
+        "refusal": st.one_of(st.none(), st.text(max_size=10)),
+        "name": st.text(max_size=5),
+        "tool_calls": st.just([{"index": 0, "function": {"arguments": '{"a": 1}'}}]),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    delta=_DELTAS,
+    choices=st.integers(min_value=0, max_value=2),
+    framing=st.sampled_from(["lf", "crlf", "event", "space-less", "two-lines"]),
+)
+def test_the_fast_reading_of_a_chunk_is_the_slow_reading(
+    delta: dict[str, Any], choices: int, framing: str
+) -> None:
+    """Any chunk, any framing: the text read is the same as when read by the general path (CRLF)."""
+    document = {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": i, "delta": delta} for i in range(choices)],
+    }
+    data = json.dumps(document, ensure_ascii=False)
+    slow = ("data: " + data + "\r\n\r\n").encode()  # a CR: never the fast path
+    raw = {
+        "lf": "data: " + data + "\n\n",
+        "crlf": "data: " + data + "\r\n\r\n",
+        "event": "event: chunk\ndata: " + data + "\n\n",
+        "space-less": "data:" + data + "\n\n",
+        "two-lines": "data: " + data + "\ndata: \n\n",
+    }[framing].encode()
+    assert StreamText()(raw) == StreamText()(slow)
+    anthropic_doc = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", **delta}}
+    anthropic_data = json.dumps(anthropic_doc, ensure_ascii=False)
+    fast = ("event: content_block_delta\ndata: " + anthropic_data + "\n\n").encode()
+    assert AnthropicStreamText()(fast) == AnthropicStreamText()(
+        ("data: " + anthropic_data + "\r\n\r\n").encode()
+    )
+
+
+def test_a_chunk_split_anywhere_is_read_as_a_whole() -> None:
+    """The scanner joins a chunk cut mid-event (and mid-character) before reading it."""
+    raw = event("héllo wörld ") * 3 + b"data: [DONE]\n\n"
+    for cut in range(1, len(raw)):
+        scanner = SSEScanner(window_chars=1000, overlap=0)
+        windows = [*scanner.feed(raw[:cut]), *scanner.feed(raw[cut:])]
+        last = scanner.finish()
+        assert windows == []
+        assert last is not None
+        assert last.text == "héllo wörld " * 3
+        assert last.data == raw

@@ -4,8 +4,9 @@ One class for sync and async clients. A subclass says what is checked (`Httpx2Tr
 `prompt_contents`, `answer_contents`, `event_text`) and which exceptions its SDK passes through
 (`blocked`, `sdk_error`); this module does the rest: it asks every check through one `Judge`
 (the pipeline every shell shares), sends the request, reads a JSON answer whole before the client
-sees a byte, and checks an event stream window by window as it streams (`_stream_windows` is the
-one place a stream is read and cut: swap the scanner there).
+sees a byte, and checks an event stream as it streams with the scanner every shell shares
+(`guardrails._stream`: adaptive windows, an idle flush, concurrent checks for remote guards, text
+released in order and only once checked).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx2
@@ -21,11 +23,12 @@ import httpx2
 from .._body import is_json_media_type
 from .._events import DecisionHook, hooks_of, log_extra
 from .._exceptions import Blocked, ExtractionError, GuardrailsError
-from .._guard import GuardSource
+from .._guard import GuardSource, InProcessGuard
 from .._judge import Judge, guard_name
 from .._models import Content
 from .._policy import FailOpen, validate_fail_open
 from .._sse import SSEScanner, SSEWindow
+from .._stream import CHECK_CONCURRENCY, ScanThread, StreamOptions, ascan
 
 if TYPE_CHECKING:
     from .._guard import Guard
@@ -67,21 +70,25 @@ class Httpx2Transport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         scan_response: bool = True,
         fail_open: FailOpen = False,
         stream_window: int = 1000,
-        stream_overlap: int = 100,
+        stream_overlap: int | None = None,
         on_decision: DecisionHook | Iterable[DecisionHook] | None = None,
+        stream_first_window: int = 48,
+        stream_idle_flush: float | None = 0.05,
     ) -> None:
-        if isinstance(stream_window, bool) or not isinstance(stream_window, int) or stream_window < 1:
-            raise ValueError("stream_window must be a positive number of characters")
-        if isinstance(stream_overlap, bool) or not isinstance(stream_overlap, int) or stream_overlap < 0:
-            raise ValueError("stream_overlap must be a number of characters, 0 or more")
+        self.stream = StreamOptions.of(
+            stream_window=stream_window,
+            stream_first_window=stream_first_window,
+            stream_overlap=stream_overlap,
+            stream_idle_flush=stream_idle_flush,
+        )
         if transport is not None and not isinstance(
             transport, (httpx2.BaseTransport, httpx2.AsyncBaseTransport)
         ):
             raise TypeError(f"transport must be an httpx2 transport, not {type(transport).__name__}")
         self.scan_response = scan_response
         self.fail_open = validate_fail_open(fail_open)
-        self.stream_window = stream_window
-        self.stream_overlap = min(stream_overlap, stream_window // 2)
+        self.stream_window = self.stream.window
+        self.stream_overlap = self.stream.overlap
         self.hooks = hooks_of(on_decision)
         self._guards = GuardSource(guard)
         self._transport = transport
@@ -189,9 +196,11 @@ class Httpx2Transport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return contents
 
     def _stream_windows(self) -> SSEScanner:
+        """A new scanner of one event stream, cut by this transport's `StreamOptions`."""
         return SSEScanner(
-            window_chars=self.stream_window,
-            overlap=self.stream_overlap,
+            window_chars=self.stream.window,
+            overlap=self.stream.overlap,
+            first_window=self.stream.first_window,
             max_window_bytes=MAX_WINDOW_BYTES,
             event_text=self.event_text(),
         )
@@ -294,7 +303,12 @@ def _rebuilt(
 
 
 class _SyncEvents(httpx2.SyncByteStream):
-    """An event stream whose windows reach the client once their text is allowed."""
+    """An event stream whose windows reach the client once their text is allowed.
+
+    Read by a helper thread (`ScanThread`), so held text is checked and handed on when the model
+    goes quiet for ``stream_idle_flush`` seconds; a remote guard's checks of successive windows
+    overlap in time (on worker threads), each window still released in order after its own check.
+    """
 
     def __init__(self, transport: Httpx2Transport, response: httpx2.Response, call: Call) -> None:
         self._transport = transport
@@ -302,30 +316,35 @@ class _SyncEvents(httpx2.SyncByteStream):
         self._call = call
 
     def __iter__(self) -> Iterator[bytes]:
-        windows = self._transport._stream_windows()
+        remote = not isinstance(self._call.guard, InProcessGuard)
+        # The helper thread reads the network; closing the response is what ends a read in progress.
+        scan = ScanThread(
+            self._response.iter_bytes(),
+            self._transport._stream_windows(),
+            self._allowed,
+            idle_flush=self._transport.stream.idle_flush,
+            concurrency=CHECK_CONCURRENCY if remote else 1,
+        )
         try:
-            for chunk in self._response.iter_bytes():
-                for window in windows.feed(chunk):
-                    yield self._release(window)
-            last = windows.finish()
-            if last is not None:
-                yield self._release(last)
+            for window in scan:
+                yield window.data
         finally:
             self._response.close()
+            scan.close()
 
-    def _release(self, window: SSEWindow) -> bytes:
-        if window.text:
-            with self._transport._sdk_errors():
-                content = Content(window.text, kind="response", metadata=self._call.metadata)
-                self._call.judge.ask(self._call.guard, content)
-        return window.data
+    def _allowed(self, window: SSEWindow) -> bool:
+        # A Block raises (the transport's `blocked` class) out of the stream's iterator.
+        with self._transport._sdk_errors():
+            content = Content(window.text, kind="response", metadata=self._call.metadata)
+            self._call.judge.ask(self._call.guard, content)
+        return True
 
     def close(self) -> None:
         self._response.close()
 
 
 class _AsyncEvents(httpx2.AsyncByteStream):
-    """`_SyncEvents` for async clients."""
+    """`_SyncEvents` for async clients (`ascan`: checks run in tasks, released in order)."""
 
     def __init__(self, transport: Httpx2Transport, response: httpx2.Response, call: Call) -> None:
         self._transport = transport
@@ -333,23 +352,24 @@ class _AsyncEvents(httpx2.AsyncByteStream):
         self._call = call
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        windows = self._transport._stream_windows()
         try:
-            async for chunk in self._response.aiter_bytes():
-                for window in windows.feed(chunk):
-                    yield await self._release(window)
-            last = windows.finish()
-            if last is not None:
-                yield await self._release(last)
+            windows = ascan(
+                self._response.aiter_bytes(),
+                self._transport._stream_windows(),
+                self._allowed,
+                idle_flush=self._transport.stream.idle_flush,
+            )
+            async with aclosing(windows):
+                async for window in windows:
+                    yield window.data
         finally:
             await self._response.aclose()
 
-    async def _release(self, window: SSEWindow) -> bytes:
-        if window.text:
-            with self._transport._sdk_errors():
-                content = Content(window.text, kind="response", metadata=self._call.metadata)
-                await self._call.judge.aask(self._call.guard, content)
-        return window.data
+    async def _allowed(self, window: SSEWindow) -> bool:
+        with self._transport._sdk_errors():
+            content = Content(window.text, kind="response", metadata=self._call.metadata)
+            await self._call.judge.aask(self._call.guard, content)
+        return True
 
     async def aclose(self) -> None:
         await self._response.aclose()

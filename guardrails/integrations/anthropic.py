@@ -21,8 +21,11 @@ What is checked:
   library) by every string it holds. A body that cannot be parsed is refused (`ExtractionError`).
 - With ``scan_response`` (the default), the answer of a generating call: a JSON message whole,
   before the client sees a byte (its text, thinking and ``tool_use`` inputs; each ``tool_use`` also
-  as a tool call), or an event stream in windows of ``stream_window`` characters of generated
-  text (text, thinking and tool-input deltas), each window's events released only once allowed.
+  as a tool call), or an event stream as it streams with the scanner every shell shares
+  (`guardrails._stream`): windows of generated text (text, thinking and tool-input deltas; a
+  small first window of ``stream_first_window`` characters, then doubling up to
+  ``stream_window``, and whatever is held once the model goes quiet for ``stream_idle_flush``
+  seconds), each window's events released only once allowed, in order.
 
 How the client surfaces it (anthropic 2.x wraps any exception of a transport that is not an
 ``anthropic.AnthropicError`` in ``APIConnectionError`` and retries it): everything this transport
@@ -45,7 +48,7 @@ from anthropic import AnthropicError
 from .._body import json_strings
 from .._exceptions import Blocked, ExtractionError, GuardrailsError
 from .._models import Content
-from .._shapes import event_data
+from .._shapes import AnthropicStreamText
 from ._httpx2 import Call, Httpx2Transport
 from ._tools import anthropic_tool_calls, anthropic_tool_results
 
@@ -179,41 +182,8 @@ def answer_content(body: bytes, call: Call) -> Content | None:
     return Content("\n".join(texts), kind="response", metadata=call.metadata, prompt=call.prompt)
 
 
-class StreamText:
-    """The generated text of each event of one Messages stream: text, thinking and tool-input deltas.
-
-    Blocks opened with content (``content_block_start``) count too; events that carry no model
-    output (``ping``, ``message_delta``...) add nothing. Data that is not JSON is read as text.
-    """
-
-    __slots__ = ()
-
-    def __call__(self, event: bytes) -> str:
-        payload = event_data(event).strip()
-        if not payload:
-            return ""
-        try:
-            document = json.loads(payload)
-        except ValueError:
-            return payload
-        if not isinstance(document, dict):
-            return "\n".join(text for text in json_strings(document) if text)
-        kind = document.get("type")
-        if kind == "content_block_delta":
-            return "".join(_block_texts(document.get("delta")))
-        if kind == "content_block_start":
-            return "".join(
-                _block_texts(
-                    {k: v for k, v in dict(document.get("content_block") or {}).items() if k != "name"}
-                )
-            )
-        if kind == "message_start":
-            message = document.get("message")
-            return "".join(_block_texts(message.get("content"))) if isinstance(message, Mapping) else ""
-        if kind == "completion":
-            completion = document.get("completion")
-            return completion if isinstance(completion, str) else ""
-        return ""
+#: The reader of the generated text of each event of a Messages stream (the shape module's).
+StreamText = AnthropicStreamText
 
 
 class GuardedTransport(Httpx2Transport):
@@ -227,8 +197,13 @@ class GuardedTransport(Httpx2Transport):
         scan_response: also check the model's answers (JSON and streamed).
         fail_open: what a guard failure does: False (raise the `GuardError`, the default), True
             (the call goes on unscanned on transient errors) or ``"always"``.
-        stream_window: characters of streamed text checked at a time.
-        stream_overlap: characters of a window's end checked again at the start of the next.
+        stream_window: the most characters of streamed text per check.
+        stream_overlap: characters of a window's end checked again at the start of the next
+            (default 100).
+        stream_first_window: characters of a stream's first check; each next window doubles, up
+            to ``stream_window`` (a short answer reaches the client after one small check).
+        stream_idle_flush: seconds of quiet from the model after which the held text is checked
+            and handed on without waiting for a window's worth (None: never).
         on_decision: a hook, or hooks, called with every `Decision` of this transport.
 
     Closing the client closes what this transport made, never a ``transport`` or ``guard`` given.
@@ -268,7 +243,7 @@ class GuardedTransport(Httpx2Transport):
         return [content, *anthropic_tool_calls(body, call.metadata)]
 
     def event_text(self) -> Callable[[bytes], str]:
-        return StreamText()
+        return AnthropicStreamText()
 
     def sdk_error(self, error: GuardrailsError) -> GuardrailsError:
         if not isinstance(error, AnthropicError):
