@@ -140,5 +140,6 @@ async def test_killing_redis_mid_run_fails_nothing(running: Fleet, fleet_redis: 
                 group.start_soon(stream, worker, lane)
         assert outcomes == ["allow"] * 320
         stats = [(await client.get(f"{worker}/stats")).json() for worker in running.workers]
-    assert all(s["cache"]["outages"] == 1 for s in stats)
-    assert all(s["cache"]["recoveries"] == 1 and s["cache"]["available"] for s in stats)
+    # At least the one outage; a loaded machine may time out a command once more around the restart.
+    assert all(s["cache"]["outages"] >= 1 for s in stats)
+    assert all(s["cache"]["recoveries"] == s["cache"]["outages"] and s["cache"]["available"] for s in stats)
