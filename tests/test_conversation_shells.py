@@ -147,9 +147,9 @@ def test_a_spent_rate_budget_follows_the_middlewares_policy(
 ) -> None:
     """Fail closed: 503 with Retry-After; fail open: the request goes on unscanned.
 
-    The body's messages and its other strings ("m", the model) are two Trend requests: a burst of 2.
+    The body's messages and its other strings ("m", the model) are one Trend request: a burst of 1.
     """
-    guard = TrendAIGuard(TREND_KEY, base_url=emulator_url, rate_limit=RateLimit(0.01, burst=2))
+    guard = TrendAIGuard(TREND_KEY, base_url=emulator_url, rate_limit=RateLimit(0.01, burst=1))
     with guard, serve(guard, [Route(PATH)], fail_open=fail_open) as url:
         assert post(url, [{"role": "user", "content": "one"}]).status_code == 200
         second = post(url, [{"role": "user", "content": "two"}])

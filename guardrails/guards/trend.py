@@ -222,7 +222,13 @@ class TrendAIGuard(RemoteGuard):
     def _build_requests(self, content: Content) -> list[httpx.Request]:
         check_text_size(content, self.max_text_chars, guard=self.name)
         requests: list[httpx.Request] = []
-        if content.text is not None:
+        messages = content.messages
+        # Text beside chat messages (the other strings of a request body: a model name, settings)
+        # rides in the chat request as one more user message when it fits one window: one vendor
+        # call instead of two, and the text is scanned all the same.
+        if messages is not None and content.text is not None and len(content.text) <= self.window_size:
+            messages = [*messages, {"role": "user", "content": content.text}]
+        elif content.text is not None:
             # Not reached past max_text_chars; kept as the bound on the windows of one field.
             windows = self._windows.split(content.text, guard=self.name)
             key = "prompt" if self.api == "v3" else "guard"
@@ -234,8 +240,8 @@ class TrendAIGuard(RemoteGuard):
             model = content.metadata.get("model")
             if model:
                 body["model"] = model
-            body["messages"] = content.messages
-            scanned = sum(len(text) for message in content.messages for text in message_texts(message))
+            body["messages"] = messages
+            scanned = sum(len(text) for message in messages or () for text in message_texts(message))
             requests.append(self._request(CHAT_REQUEST, body, scanned))
         if content.completion is not None:
             scanned = sum(len(text) for text in Content(completion=content.completion).iter_texts())
