@@ -83,6 +83,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from typing import Any, Literal
 
+try:  # the optional linear-time engine (extra ``re2``): fast phrasing rules on long texts
+    import re2 as _re2  # type: ignore[import-untyped, unused-ignore]
+except ImportError:  # pragma: no cover - exercised when google-re2 is not installed
+    _re2 = None
+
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
 from .._models import Category as CommonCategory
@@ -237,13 +242,19 @@ _LOOKALIKES = str.maketrans(
 )
 
 _ASCII_PUNCTUATION = b'!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'
-_PUNCTUATION_TO_SPACE = bytes.maketrans(_ASCII_PUNCTUATION, b" " * len(_ASCII_PUNCTUATION))
+# Whitespace (what `str.split` splits on) becomes a space too, so that collapsing runs of spaces
+# is all the folded text needs (`_collapsed`).
+_ASCII_SPACES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_PUNCTUATION_TO_SPACE = bytes.maketrans(
+    _ASCII_PUNCTUATION + _ASCII_SPACES, b" " * len(_ASCII_PUNCTUATION + _ASCII_SPACES)
+)
 
 
 class _WordTable(dict[int, int]):
     """A `str.translate` table: look-alike letters to Latin, other non-word characters to a space.
 
-    Word characters (letters, digits, whitespace, the apostrophe) map to themselves. One translate
+    Word characters (letters, digits, the apostrophe) map to themselves, whitespace to a space (so
+    that collapsing runs of spaces is all the folded text needs). One translate
     with this table costs a third of a translate with `_LOOKALIKES` then a regex substitution
     (1 MB of accented text: ~40 ms against ~145 ms). Entries are computed on first sight and kept,
     up to a bound, so that a text of every code point cannot grow it without limit.
@@ -253,7 +264,7 @@ class _WordTable(dict[int, int]):
 
     def __missing__(self, code: int) -> int:
         char = chr(code)
-        value = code if (char.isalnum() or char.isspace() or char == "'") and char != "_" else 32
+        value = code if (char.isalnum() or char == "'") and char != "_" else 32
         if len(self) < self._BOUND:
             self[code] = value
         return value
@@ -297,6 +308,18 @@ def _fold(clean: str, table: _WordTable) -> str:
     return clean.casefold().translate(table)
 
 
+def _collapsed(folded: str) -> str:
+    """`" ".join(folded.split())` for a folded text (whose only whitespace is the space).
+
+    No list of words: on 1 MB of short words (``"act as " * n``) the split alone takes ~50 ms.
+    Each pass halves every run of spaces, so a run of n spaces takes log2(n) passes over a text
+    that shrinks as fast.
+    """
+    while "  " in folded:
+        folded = folded.replace("  ", " ")
+    return folded.strip(" ")
+
+
 def _words_of(clean: str) -> list[str]:
     return _fold(clean, _WORDS).split()
 
@@ -317,7 +340,8 @@ class _Views:
     clean: str
     folded: tuple[str, ...]  # normalised, padded with spaces so " word " finds whole words; two
     # forms when the text has blank-looking characters (read as nothing, and as spaces)
-    words: set[str]
+    words: set[str] | None  # the words of `folded`, to skip rules with none of their anchors; None
+    # for a long text when google-re2 is there (the rules run on it in milliseconds anyway)
     shape: bytes  # see _SHAPE
     digits: int  # ASCII digits in `clean`
     keyish: bool  # has a run of characters long enough to be an API key
@@ -335,20 +359,22 @@ class _Views:
                     marked = marked.replace(blank, "\x00")
             if not marked.isascii():
                 marked = unicodedata.normalize("NFKC", _INVISIBLE_NOT_BLANK.sub("", marked))
-        forms: tuple[list[str], ...]
+        forms: tuple[str, ...]
         if "\x00" not in marked:
-            clean, forms = marked, (_words_of(marked),)
+            clean, forms = marked, (_collapsed(_fold(marked, _WORDS)),)
         else:
             # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
             clean = marked.replace("\x00", "")
             marks = _fold(marked, _WORDS_KEEPING_NUL)
-            forms = (marks.replace("\x00", "").split(), marks.replace("\x00", " ").split())
-        words = set(forms[0]).union(*forms[1:])
+            forms = (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
+        words: set[str] | None = None
+        if _re2 is None or len(clean) < _RE2_FROM:
+            words = set(forms[0].split()).union(*(form.split() for form in forms[1:]))
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
         shape = encoded.translate(_SHAPE)
         keyish = _KEY_RUN in encoded.translate(_KEYISH)
-        folded = tuple(f" {' '.join(form)} " for form in forms)
+        folded = tuple(f" {form} " for form in forms)
         return cls(clean, folded, words, shape, shape.count(48), keyish)
 
 
@@ -774,15 +800,20 @@ class _Rule:
     min_digits: int = 0  # runs only when the text has this many ASCII digits
     shape: bytes = b""  # runs only when the text's shape contains this
     keyish: bool = False  # runs only when the text has a long run of API-key characters
+    linear: Any = None  # the pattern for google-re2 (`_linear`), searched instead on long texts
 
     def matches(self, views: _Views) -> bool:
-        if self.anchors is not None and self.anchors.isdisjoint(views.words):
+        if self.anchors is not None and views.words is not None and self.anchors.isdisjoint(views.words):
             return False
         if views.digits < self.min_digits or self.shape not in views.shape:
             return False
         if self.keyish and not views.keyish:
             return False
         for text in views.folded if self.on_folded else (views.clean,):
+            if self.linear is not None and len(text) >= _RE2_FROM:
+                if self.linear.search(text) is not None:
+                    return True
+                continue
             for pattern, needs in self.patterns:
                 if needs and not any(need in text for need in needs):
                     continue
@@ -817,9 +848,44 @@ class _Rule:
         return found
 
 
+# Texts at least this long have their phrasing rules searched by google-re2 when it is installed:
+# below it, the anchor words skip most rules and a call into re2 (which encodes the text to UTF-8)
+# costs more than it saves.
+_RE2_FROM = 4096
+
+# Every character a folded text can hold but "\w" does not match: the space (the only whitespace
+# left after the collapse), the apostrophe, and ASCII control characters (kept by the ASCII fold).
+# Everything else in a folded text is alphanumeric ("_" is punctuation, turned into a space).
+_NOT_WORD_IN_FOLDED = r"[^ '\x00-\x1f\x7f]"
+
+
+def _linear(pattern: str) -> Any:
+    r"""`pattern`, a phrasing pattern, compiled by google-re2, or None (not installed, or no rewrite).
+
+    google-re2 runs in time linear in the text by construction (an automaton, no backtracking),
+    where `re` retries at every word of a text like ``"act as " * n`` (1 MB: ~0.25 s against
+    ~3 ms). It has no lookaround, so the pattern is rewritten into one that matches the same
+    folded texts: the final ``(?= )`` consumes its space instead (a search finds a match exactly
+    when the original finds one; the span differs, so only `_Rule.matches` uses it), and ``\w``
+    becomes the class of every character a folded text holds that ``\w`` matches.
+    """
+    if _re2 is None or not pattern.endswith("(?= )"):
+        return None
+    rewritten = pattern[: -len("(?= )")].replace("\\w", _NOT_WORD_IN_FOLDED) + " "
+    if re.search(r"\(\?<?[=!]", rewritten):
+        return None
+    options = _re2.Options()
+    options.max_mem = 32 << 20
+    return _re2.compile(rewritten, options)
+
+
 def _phrasing(category: Category, rule: str, pattern: str) -> _Rule:
     return _Rule(
-        Finding(category, rule), ((re.compile(pattern), ()),), on_folded=True, anchors=_ANCHORS[rule]
+        Finding(category, rule),
+        ((re.compile(pattern), ()),),
+        on_folded=True,
+        anchors=_ANCHORS[rule],
+        linear=_linear(pattern),
     )
 
 
@@ -962,6 +1028,11 @@ _FRAME_WORDS = frozenset(
         *("never", "not", "don't", "dont", "doesn't", "mustn't", "shouldn't", "won't", "cannot"),
         *("can't", "refuse", "decline", "if", "when", "whenever", "should", "under"),
     )
+)
+# The same, searched in a long folded text (" word "); views of long texts have words only with no
+# google-re2, so this is re2's when it is used.
+_FRAME_WORD_SEARCH: Any = (re if _re2 is None else _re2).compile(
+    " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
 )
 # A clause ends at any character but letters, digits, spaces, apostrophes, commas and hyphens.
 _CLAUSE_END = re.compile(r"[^\w\s',\-]+|_+")
@@ -1228,7 +1299,12 @@ class LocalGuard(InProcessGuard):
     @staticmethod
     def _defended(rule: _Rule, views: _Views) -> bool:
         """Whether a phrasing rule's every match is in a clause that forbids it (see above)."""
-        if not rule.on_folded or _FRAME_WORDS.isdisjoint(views.words):
+        if not rule.on_folded:
+            return False
+        if views.words is None:
+            if not any(_FRAME_WORD_SEARCH.search(folded) for folded in views.folded):
+                return False
+        elif _FRAME_WORDS.isdisjoint(views.words):
             return False
         rest = _undefended(rule, views.clean)
         return rest is not None and not rule.matches(_Views.of(rest))
