@@ -345,6 +345,10 @@ class _Views:
     shape: bytes  # see _SHAPE
     digits: int  # ASCII digits in `clean`
     keyish: bool  # has a run of characters long enough to be an API key
+    # With `words` None: the built-in phrasing rules that match `folded` (one google-re2 Set pass),
+    # and whether a frame word is there (see `_defended`).
+    linear_found: frozenset[Finding] | None = None
+    frame_words: bool = True
 
     @classmethod
     def of(cls, text: str) -> _Views:
@@ -367,15 +371,23 @@ class _Views:
             clean = marked.replace("\x00", "")
             marks = _fold(marked, _WORDS_KEEPING_NUL)
             forms = (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
+        folded = tuple(f" {form} " for form in forms)
         words: set[str] | None = None
-        if _re2 is None or len(clean) < _RE2_FROM:
+        linear_found: frozenset[Finding] | None = None
+        frame_words = True
+        if _LINEAR_SET is None or len(clean) < _RE2_FROM:
             words = set(forms[0].split()).union(*(form.split() for form in forms[1:]))
+        else:
+            hits: set[int] = set()
+            for form in folded:
+                hits.update(_LINEAR_SET.Match(form.encode("utf-8", "surrogatepass")) or ())
+            linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
+            frame_words = len(_LINEAR_RULES) in hits
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
         shape = encoded.translate(_SHAPE)
         keyish = _KEY_RUN in encoded.translate(_KEYISH)
-        folded = tuple(f" {form} " for form in forms)
-        return cls(clean, folded, words, shape, shape.count(48), keyish)
+        return cls(clean, folded, words, shape, shape.count(48), keyish, linear_found, frame_words)
 
 
 # --- phrasing detectors (on the folded text: " word word ... ") ----------------------------------
@@ -809,11 +821,9 @@ class _Rule:
             return False
         if self.keyish and not views.keyish:
             return False
+        if self.linear is not None and views.linear_found is not None:
+            return self.finding in views.linear_found
         for text in views.folded if self.on_folded else (views.clean,):
-            if self.linear is not None and len(text) >= _RE2_FROM:
-                if self.linear.search(text) is not None:
-                    return True
-                continue
             for pattern, needs in self.patterns:
                 if needs and not any(need in text for need in needs):
                     continue
@@ -1029,11 +1039,8 @@ _FRAME_WORDS = frozenset(
         *("can't", "refuse", "decline", "if", "when", "whenever", "should", "under"),
     )
 )
-# The same, searched in a long folded text (" word "); views of long texts have words only with no
-# google-re2, so this is re2's when it is used.
-_FRAME_WORD_SEARCH: Any = (re if _re2 is None else _re2).compile(
-    " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
-)
+# The same, as a pattern for the google-re2 Set that reads long texts (`_linear_set`).
+_FRAME_WORD_PATTERN = " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
 # A clause ends at any character but letters, digits, spaces, apostrophes, commas and hyphens.
 _CLAUSE_END = re.compile(r"[^\w\s',\-]+|_+")
 
@@ -1301,10 +1308,7 @@ class LocalGuard(InProcessGuard):
         """Whether a phrasing rule's every match is in a clause that forbids it (see above)."""
         if not rule.on_folded:
             return False
-        if views.words is None:
-            if not any(_FRAME_WORD_SEARCH.search(folded) for folded in views.folded):
-                return False
-        elif _FRAME_WORDS.isdisjoint(views.words):
+        if not views.frame_words or (views.words is not None and _FRAME_WORDS.isdisjoint(views.words)):
             return False
         rest = _undefended(rule, views.clean)
         return rest is not None and not rule.matches(_Views.of(rest))
@@ -1429,3 +1433,29 @@ class LocalGuard(InProcessGuard):
         if self._extra_names:
             options.append(f"extra_patterns={list(self._extra_names)!r}")
         return f"LocalGuard({', '.join(options)})"
+
+
+def _linear_set() -> Any:
+    """One google-re2 Set of every built-in phrasing pattern, and the frame words last, or None.
+
+    One pass over a long text finds which rules match: a tenth of the time of one search per rule
+    (1 MB: ~2.5 ms against ~25 ms). `Set.Match` reports no error, so it matters that it cannot
+    fail once compiled: RE2's automaton bails out of a text that keeps filling its cache only for a
+    single pattern, which falls back to another engine ("RE2::Set cannot fall back, so we just
+    have to keep on keeping on", re2/dfa.cc), and a budget too small for the automaton makes
+    `Compile` fail, here at import. So no index back means no match.
+    """
+    if _re2 is None:
+        return None
+    options = _re2.Options()
+    options.max_mem = 64 << 20
+    linear_set = _re2.Set.SearchSet(options)
+    for rule in _LINEAR_RULES:
+        linear_set.Add(rule.linear.pattern)
+    linear_set.Add(_FRAME_WORD_PATTERN)
+    linear_set.Compile()
+    return linear_set
+
+
+_LINEAR_RULES: tuple[_Rule, ...] = tuple(rule for rule in _BUILTIN_RULES if rule.linear is not None)
+_LINEAR_SET: Any = _linear_set()
