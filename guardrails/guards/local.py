@@ -338,8 +338,7 @@ class _Views:
     """The forms of one text the rules look at, each computed once."""
 
     clean: str
-    folded: tuple[str, ...]  # normalised, padded with spaces so " word " finds whole words; two
-    # forms when the text has blank-looking characters (read as nothing, and as spaces)
+    marked: str  # `clean` with NUL where blank-looking characters were (see `of`)
     words: set[str] | None  # the words of `folded`, to skip rules with none of their anchors; None
     # for a long text when google-re2 is there (the rules run on it in milliseconds anyway)
     shape: bytes  # see _SHAPE
@@ -349,10 +348,24 @@ class _Views:
     # and whether a frame word is there (see `_defended`).
     linear_found: frozenset[Finding] | None = None
     frame_words: bool = True
+    _folded: tuple[str, ...] | None = None
+
+    @property
+    def folded(self) -> tuple[str, ...]:
+        """The normalised text, padded with spaces so " word " finds whole words.
+
+        Two forms when the text has blank-looking characters (read as nothing, and as spaces).
+        Computed on first use: a long text read by the google-re2 Set needs it only for
+        `extra_patterns`.
+        """
+        if self._folded is None:
+            self._folded = tuple(f" {form} " for form in _forms(self.marked, _fold))
+        return self._folded
 
     @classmethod
     def of(cls, text: str) -> _Views:
         marked = text
+        long = _LINEAR_SET is not None and len(text) >= _RE2_FROM
         if not text.isascii():
             # Blank-looking characters become NUL (itself invisible) before NFKC, which would
             # compose the Hangul fillers as jamo, slowly; NUL marks where they were, so that the
@@ -362,33 +375,98 @@ class _Views:
                 if blank in marked:
                     marked = marked.replace(blank, "\x00")
             if not marked.isascii():
-                marked = unicodedata.normalize("NFKC", _INVISIBLE_NOT_BLANK.sub("", marked))
-        forms: tuple[str, ...]
-        if "\x00" not in marked:
-            clean, forms = marked, (_collapsed(_fold(marked, _WORDS)),)
-        else:
-            # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
-            clean = marked.replace("\x00", "")
-            marks = _fold(marked, _WORDS_KEEPING_NUL)
-            forms = (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
-        folded = tuple(f" {form} " for form in forms)
-        words: set[str] | None = None
-        linear_found: frozenset[Finding] | None = None
-        frame_words = True
-        if _LINEAR_SET is None or len(clean) < _RE2_FROM:
-            words = set(forms[0].split()).union(*(form.split() for form in forms[1:]))
-        else:
-            hits: set[int] = set()
-            for form in folded:
-                hits.update(_LINEAR_SET.Match(form.encode("utf-8", "surrogatepass")) or ())
-            linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
-            frame_words = len(_LINEAR_RULES) in hits
+                marked = _without_invisible(marked) if long else _INVISIBLE_NOT_BLANK.sub("", marked)
+                marked = unicodedata.normalize("NFKC", marked)
+        # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
+        clean = marked.replace("\x00", "") if "\x00" in marked else marked
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
         shape = encoded.translate(_SHAPE)
         keyish = _KEY_RUN in encoded.translate(_KEYISH)
-        return cls(clean, folded, words, shape, shape.count(48), keyish, linear_found, frame_words)
+        if not long:
+            forms = _forms(marked, _fold)
+            words = set(forms[0].split()).union(*(form.split() for form in forms[1:]))
+            folded = tuple(f" {form} " for form in forms)
+            return cls(clean, marked, words, shape, shape.count(48), keyish, _folded=folded)
+        hits: set[int] = set()
+        for form in _forms(marked, _fold_for_set):
+            hits.update(_LINEAR_SET.Match(f" {form} ".encode("utf-8", "surrogatepass")) or ())
+        linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
+        frame_words = len(_LINEAR_RULES) in hits
+        return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words)
 
+
+def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ...]:
+    """The folded, collapsed forms of a marked text: one, or two when it has blanks (NUL)."""
+    if "\x00" not in marked:
+        return (_collapsed(fold(marked, _WORDS)),)
+    marks = fold(marked, _WORDS_KEEPING_NUL)
+    return (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
+
+
+# A text the google-re2 Set reads has more than this many different invisible characters, or
+# different non-ASCII characters, only when it is made to be slow: the rest goes the per-character way.
+_FEW_KINDS = 24
+_NON_ASCII_BYTE = re.compile(b"[\x80-\xff]")
+
+
+def _without_invisible(text: str) -> str:
+    """`_INVISIBLE_NOT_BLANK.sub("", text)`, for a long text: each kind removed by `bytes.replace`.
+
+    `re.sub` pays ~0.5 us per run it removes (1 MB of letters and zero-width spaces alternating:
+    ~0.2 s) and ~50 ns per character it reads past; google-re2 finds the next invisible character
+    in the UTF-8 bytes, and one `bytes.replace` removes every character of its kind.
+    """
+    encoded = text.encode("utf-8", "surrogatepass")
+    position = kinds = 0
+    while kinds < _FEW_KINDS:
+        found = _INVISIBLE_LINEAR.search(encoded, position)
+        if found is None:
+            return encoded.decode("utf-8", "surrogatepass")
+        position = found.start()
+        for kind in set(encoded[position : found.end()].decode("utf-8")):
+            encoded = encoded.replace(kind.encode("utf-8"), b"")
+            kinds += 1
+    return _INVISIBLE_NOT_BLANK.sub("", encoded.decode("utf-8", "surrogatepass"))
+
+
+def _fold_for_set(clean: str, table: _WordTable) -> str:
+    """`_fold`, but every non-ASCII letter or digit left becomes "Z": what the Set needs, faster.
+
+    A per-character `str.translate` costs ~70-140 ms on 1 MB of non-ASCII text. The Set's patterns
+    (`_linear`) are written in lower-case ASCII and read a non-ASCII letter or digit only as "a
+    word character", as they read "Z" (a casefolded text has no capitals): so each different
+    non-ASCII character is replaced everywhere at once by `bytes.replace`, its look-alike, a
+    space, or "Z". Past `_FEW_KINDS` of them, the rest goes through `str.translate`.
+    """
+    encoded = (
+        clean.casefold()
+        .encode("utf-8", "surrogatepass")
+        .translate(_FOLD_FOR_SET[table is _WORDS_KEEPING_NUL])
+    )
+    position = 0
+    for _ in range(_FEW_KINDS):
+        found = _NON_ASCII_BYTE.search(encoded, position)
+        if found is None:
+            return encoded.decode("ascii")
+        position = found.start()
+        lead = encoded[position]
+        size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+        char = encoded[position : position + size].decode("utf-8", "surrogatepass")
+        value = table[ord(char)]
+        encoded = encoded.replace(
+            encoded[position : position + size], b"Z" if value == ord(char) else chr(value).encode("utf-8")
+        )
+    return encoded.decode("utf-8", "surrogatepass").translate(table)
+
+
+def _ascii_fold_table(keep_nul: bool) -> bytes:
+    """`_WordTable`'s mapping of the ASCII characters, as a bytes table (other bytes unchanged)."""
+    table = _WORDS_KEEPING_NUL if keep_nul else _WORDS
+    return bytes(table[code] if code < 128 else code for code in range(256))
+
+
+_FOLD_FOR_SET = (_ascii_fold_table(False), _ascii_fold_table(True))
 
 # --- phrasing detectors (on the folded text: " word word ... ") ----------------------------------
 
@@ -1459,3 +1537,15 @@ def _linear_set() -> Any:
 
 _LINEAR_RULES: tuple[_Rule, ...] = tuple(rule for rule in _BUILTIN_RULES if rule.linear is not None)
 _LINEAR_SET: Any = _linear_set()
+_INVISIBLE_LINEAR: Any = (
+    None
+    if _re2 is None
+    else _re2.compile(
+        "["
+        + "".join(
+            f"\\x{{{lo:x}}}-\\x{{{hi:x}}}"
+            for lo, hi in sorted((*_without(_DEFAULT_IGNORABLE, _BLANKS), *_without(_OTHER_FORMAT, _BLANKS)))
+        )
+        + "]+"
+    )
+)
