@@ -67,7 +67,11 @@ _PHRASES = st.one_of(
         [phrase, phrase[: len(phrase) // 2], phrase[len(phrase) // 3 :], phrase.upper()]
     )
 )
-_TOKENS = st.one_of(_PHRASES, st.sampled_from(_VOCABULARY), st.sampled_from(_ODD), st.text(max_size=3))
+# Near and real API keys: each key pattern's google-re2 superset, generated, often cut short.
+_KEYS = st.one_of(
+    *(st.from_regex(local._key_superset(pattern.pattern), fullmatch=True) for pattern, _ in local._API_KEYS)
+).flatmap(lambda key: st.sampled_from([key, key[:-1], key[: len(key) // 2] + "_" + key[len(key) // 2 :]]))
+_TOKENS = st.one_of(_KEYS, _PHRASES, st.sampled_from(_VOCABULARY), st.sampled_from(_ODD), st.text(max_size=3))
 _TEXTS = st.lists(_TOKENS, max_size=40).flatmap(
     lambda tokens: st.lists(
         st.sampled_from([" ", "", "  ", ", ", ". ", "\u2800"]), min_size=len(tokens), max_size=len(tokens)

@@ -348,6 +348,7 @@ class _Views:
     # and whether a frame word is there (see `_defended`).
     linear_found: frozenset[Finding] | None = None
     frame_words: bool = True
+    encoded: bytes | None = None  # `clean` in UTF-8, for a long text when google-re2 is there
     _folded: tuple[str, ...] | None = None
 
     @property
@@ -393,7 +394,7 @@ class _Views:
             hits.update(_LINEAR_SET.Match(f" {form} ".encode("utf-8", "surrogatepass")) or ())
         linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
         frame_words = len(_LINEAR_RULES) in hits
-        return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words)
+        return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words, encoded)
 
 
 def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ...]:
@@ -871,6 +872,42 @@ _API_KEYS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
 )
 
 
+def _key_superset(pattern: str) -> str:
+    """A `_key` pattern for google-re2: it matches wherever the pattern does, and maybe more.
+
+    The lookbehind becomes "a character that is not a key character, or the start, before the
+    head", the end lookahead "one after it, or the end"; the "sk-" key's two lookaheads (a digit
+    and a capital somewhere in the run) become a run that holds both, in either order, of any
+    length (the length is left to `re`).
+    """
+    head, _, rest = pattern.partition("(?<!")
+    tail = rest[len(_KEY_CHAR) + len(head) + 1 :]
+    tail = tail.replace(
+        f"(?={_KEY_CHAR}*[0-9])(?={_KEY_CHAR}*[A-Z]){_KEY_CHAR}{{20,}}",
+        f"(?:{_KEY_CHAR}*[0-9]{_KEY_CHAR}*[A-Z]|{_KEY_CHAR}*[A-Z]{_KEY_CHAR}*[0-9]){_KEY_CHAR}*",
+    )
+    return f"(?:^|[^0-9A-Za-z_-]){head}{tail.replace(_KEY_END, '(?:[^0-9A-Za-z_-]|$)')}"
+
+
+def _prefilter(patterns: Sequence[str]) -> Any:
+    """A google-re2 Set of `patterns` (each one's index is its pattern's), or None without re2.
+
+    The patterns are ASCII and read the UTF-8 bytes as Latin-1: a byte of a non-ASCII character,
+    or of a lone surrogate (which is not valid UTF-8), is then one character that is not a key
+    character, as that character is for `re`.
+    """
+    if _re2 is None:
+        return None
+    options = _re2.Options()
+    options.max_mem = 32 << 20
+    options.encoding = _re2.Options.Encoding.LATIN1
+    prefilter = _re2.Set.SearchSet(options)
+    for pattern in patterns:
+        prefilter.Add(pattern)
+    prefilter.Compile()
+    return prefilter
+
+
 def _is_api_key(match: re.Match[str]) -> bool:
     return _starts_word(match, also="_-")
 
@@ -891,6 +928,9 @@ class _Rule:
     shape: bytes = b""  # runs only when the text's shape contains this
     keyish: bool = False  # runs only when the text has a long run of API-key characters
     linear: Any = None  # the pattern for google-re2 (`_linear`), searched instead on long texts
+    # On a long text, with google-re2: a Set of supersets of `patterns` (one each, same order);
+    # only the patterns whose superset matches run.
+    prefilter: Any = None
 
     def matches(self, views: _Views) -> bool:
         if self.anchors is not None and views.words is not None and self.anchors.isdisjoint(views.words):
@@ -901,9 +941,14 @@ class _Rule:
             return False
         if self.linear is not None and views.linear_found is not None:
             return self.finding in views.linear_found
+        candidates = None
+        if self.prefilter is not None and views.encoded is not None:
+            candidates = set(self.prefilter.Match(views.encoded) or ())
         for text in views.folded if self.on_folded else (views.clean,):
-            for pattern, needs in self.patterns:
+            for index, (pattern, needs) in enumerate(self.patterns):
                 if needs and not any(need in text for need in needs):
+                    continue
+                if candidates is not None and index not in candidates:
                     continue
                 if self.accept is None:
                     if pattern.search(text) is not None:
@@ -1010,6 +1055,7 @@ _BUILTIN_RULES: tuple[_Rule, ...] = (
         on_folded=False,
         accept=_is_api_key,
         keyish=True,
+        prefilter=_prefilter([_key_superset(pattern.pattern) for pattern, _ in _API_KEYS]),
     ),
     _phrasing("harmful_content", "weapons", _WEAPONS),
     _phrasing("harmful_content", "self_harm", _SELF_HARM),
