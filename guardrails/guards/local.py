@@ -407,8 +407,14 @@ def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ..
 
 # A text the google-re2 Set reads has more than this many different invisible characters, or
 # different non-ASCII characters, only when it is made to be slow: the rest goes the per-character way.
-_FEW_KINDS = 24
+_FEW_KINDS = 12
 _NON_ASCII_BYTE = re.compile(b"[\x80-\xff]")
+
+
+def _char_at(encoded: bytes, position: int) -> bytes:
+    """The UTF-8 bytes of the character that starts at `position` (a lead byte, not ASCII)."""
+    lead = encoded[position]
+    return encoded[position : position + (2 if lead < 0xE0 else 3 if lead < 0xF0 else 4)]
 
 
 def _without_invisible(text: str) -> str:
@@ -425,9 +431,8 @@ def _without_invisible(text: str) -> str:
         if found is None:
             return encoded.decode("utf-8", "surrogatepass")
         position = found.start()
-        for kind in set(encoded[position : found.end()].decode("utf-8")):
-            encoded = encoded.replace(kind.encode("utf-8"), b"")
-            kinds += 1
+        encoded = encoded.replace(_char_at(encoded, position), b"")
+        kinds += 1
     return _INVISIBLE_NOT_BLANK.sub("", encoded.decode("utf-8", "surrogatepass"))
 
 
@@ -451,13 +456,10 @@ def _fold_for_set(clean: str, table: _WordTable) -> str:
         if found is None:
             return encoded.decode("ascii")
         position = found.start()
-        lead = encoded[position]
-        size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
-        char = encoded[position : position + size].decode("utf-8", "surrogatepass")
-        value = table[ord(char)]
-        encoded = encoded.replace(
-            encoded[position : position + size], b"Z" if value == ord(char) else chr(value).encode("utf-8")
-        )
+        char = _char_at(encoded, position)
+        code = ord(char.decode("utf-8", "surrogatepass"))
+        value = table[code]
+        encoded = encoded.replace(char, b"Z" if value == code else chr(value).encode("utf-8"))
     return encoded.decode("utf-8", "surrogatepass").translate(table)
 
 
@@ -1583,6 +1585,7 @@ def _linear_set() -> Any:
 
 _LINEAR_RULES: tuple[_Rule, ...] = tuple(rule for rule in _BUILTIN_RULES if rule.linear is not None)
 _LINEAR_SET: Any = _linear_set()
+# One invisible character (not blank-looking), for google-re2 on UTF-8 bytes (`_without_invisible`).
 _INVISIBLE_LINEAR: Any = (
     None
     if _re2 is None
@@ -1592,6 +1595,6 @@ _INVISIBLE_LINEAR: Any = (
             f"\\x{{{lo:x}}}-\\x{{{hi:x}}}"
             for lo, hi in sorted((*_without(_DEFAULT_IGNORABLE, _BLANKS), *_without(_OTHER_FORMAT, _BLANKS)))
         )
-        + "]+"
+        + "]"
     )
 )
