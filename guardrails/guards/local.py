@@ -60,10 +60,18 @@ times every rule on its literal prefixes repeated at n and 4n characters). Each 
 only when one of its key words is present, and each data rule only when the text has enough digits
 or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of microseconds. The
 Unicode clean-up is done once per text (blank characters are read both ways from one folded
-text). The worst cases for 1 MB are texts made of one rule's key words or prefixes repeated
-(``"act as " * n``, ``"sk-" * n``), where `re` attempts a match at every word, and non-ASCII text,
-which goes through NFKC and a per-character translation: 0.1-0.35 s on a small shared machine,
-no more than a minimal pass of the same patterns over the same normalised text
+text).
+
+Long texts (4 KB and more) take faster paths when google-re2 is installed (the ``re2`` extra,
+``pip install guardrails-middleware[re2]``): one re2 Set pass finds every phrasing rule that
+matches (re2 is linear by construction; `re` tried a match at every word of ``"act as " * n``),
+the API-key patterns run only when their re2 superset matches, and the Unicode clean-up removes
+invisible characters and folds letters kind by kind (`bytes.replace`) instead of character by
+character, for up to a dozen different kinds. Same findings either way (a differential test
+compares them). On a small shared machine, 1 MB of a rule's key words or prefixes repeated, or of
+accented text, takes 10-60 ms with re2 (0.1-0.5 s without); the worst cases left are texts with
+many different non-ASCII letters or invisible characters (a Chinese text, a string of tag
+characters), which still go through a per-character translation: 0.15-0.5 s per MB
 (``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
 Python call per candidate.
 
