@@ -416,6 +416,7 @@ def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ..
 # A text the google-re2 Set reads has more than this many different invisible characters, or
 # different non-ASCII characters, only when it is made to be slow: the rest goes the per-character way.
 _FEW_KINDS = 12
+_SAMPLE = 1 << 16  # characters at the start of a text where the kinds are counted first
 _NON_ASCII_BYTE = re.compile(b"[\x80-\xff]")
 
 
@@ -453,6 +454,9 @@ def _fold_for_set(clean: str, table: _WordTable) -> str:
     non-ASCII character is replaced everywhere at once by `bytes.replace`, its look-alike, a
     space, or "Z". Past `_FEW_KINDS` of them, the rest goes through `str.translate`.
     """
+    sample = clean[:_SAMPLE]
+    if len(set(sample)) - len(set(sample.encode("ascii", "ignore"))) > _FEW_KINDS:
+        return _fold(clean, table)  # many kinds already at the start (e.g. Chinese): no attempt
     encoded = (
         clean.casefold()
         .encode("utf-8", "surrogatepass")
