@@ -69,7 +69,7 @@ the API-key patterns run only when their re2 superset matches, and the Unicode c
 invisible characters and folds letters kind by kind (`bytes.replace`) instead of character by
 character, for up to a dozen different kinds. Same findings either way (a differential test
 compares them). On a small shared machine, 1 MB of a rule's key words or prefixes repeated, or of
-accented text, takes 10-60 ms with re2 (0.1-0.5 s without); the worst cases left are texts with
+accented text, takes 15-80 ms with re2 (0.1-0.5 s without); the worst cases left are texts with
 many different non-ASCII letters or invisible characters (a Chinese text, a string of tag
 characters), which still go through a per-character translation: 0.15-0.5 s per MB
 (``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
