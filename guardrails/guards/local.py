@@ -60,10 +60,18 @@ times every rule on its literal prefixes repeated at n and 4n characters). Each 
 only when one of its key words is present, and each data rule only when the text has enough digits
 or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of microseconds. The
 Unicode clean-up is done once per text (blank characters are read both ways from one folded
-text). The worst cases for 1 MB are texts made of one rule's key words or prefixes repeated
-(``"act as " * n``, ``"sk-" * n``), where `re` attempts a match at every word, and non-ASCII text,
-which goes through NFKC and a per-character translation: 0.1-0.35 s on a small shared machine,
-no more than a minimal pass of the same patterns over the same normalised text
+text).
+
+Long texts (4 KB and more) take faster paths when google-re2 is installed (the ``re2`` extra,
+``pip install guardrails-middleware[re2]``): one re2 Set pass finds every phrasing rule that
+matches (re2 is linear by construction; `re` tried a match at every word of ``"act as " * n``),
+the API-key patterns run only when their re2 superset matches, and the Unicode clean-up removes
+invisible characters and folds letters kind by kind (`bytes.replace`) instead of character by
+character, for up to a dozen different kinds. Same findings either way (a differential test
+compares them). On a small shared machine, 1 MB of a rule's key words or prefixes repeated, or of
+accented text, takes 15-80 ms with re2 (0.1-0.5 s without); the worst cases left are texts with
+many different non-ASCII letters or invisible characters (a Chinese text, a string of tag
+characters), which still go through a per-character translation: 0.15-0.5 s per MB
 (``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
 Python call per candidate.
 
@@ -82,6 +90,11 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+try:  # the optional linear-time engine (extra ``re2``): fast phrasing rules on long texts
+    import re2 as _re2  # type: ignore[import-untyped, unused-ignore]
+except ImportError:  # pragma: no cover - exercised when google-re2 is not installed
+    _re2 = None
 
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
@@ -237,13 +250,19 @@ _LOOKALIKES = str.maketrans(
 )
 
 _ASCII_PUNCTUATION = b'!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'
-_PUNCTUATION_TO_SPACE = bytes.maketrans(_ASCII_PUNCTUATION, b" " * len(_ASCII_PUNCTUATION))
+# Whitespace (what `str.split` splits on) becomes a space too, so that collapsing runs of spaces
+# is all the folded text needs (`_collapsed`).
+_ASCII_SPACES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_PUNCTUATION_TO_SPACE = bytes.maketrans(
+    _ASCII_PUNCTUATION + _ASCII_SPACES, b" " * len(_ASCII_PUNCTUATION + _ASCII_SPACES)
+)
 
 
 class _WordTable(dict[int, int]):
     """A `str.translate` table: look-alike letters to Latin, other non-word characters to a space.
 
-    Word characters (letters, digits, whitespace, the apostrophe) map to themselves. One translate
+    Word characters (letters, digits, the apostrophe) map to themselves, whitespace to a space (so
+    that collapsing runs of spaces is all the folded text needs). One translate
     with this table costs a third of a translate with `_LOOKALIKES` then a regex substitution
     (1 MB of accented text: ~40 ms against ~145 ms). Entries are computed on first sight and kept,
     up to a bound, so that a text of every code point cannot grow it without limit.
@@ -253,7 +272,7 @@ class _WordTable(dict[int, int]):
 
     def __missing__(self, code: int) -> int:
         char = chr(code)
-        value = code if (char.isalnum() or char.isspace() or char == "'") and char != "_" else 32
+        value = code if (char.isalnum() or char == "'") and char != "_" else 32
         if len(self) < self._BOUND:
             self[code] = value
         return value
@@ -297,6 +316,18 @@ def _fold(clean: str, table: _WordTable) -> str:
     return clean.casefold().translate(table)
 
 
+def _collapsed(folded: str) -> str:
+    """`" ".join(folded.split())` for a folded text (whose only whitespace is the space).
+
+    No list of words: on 1 MB of short words (``"act as " * n``) the split alone takes ~50 ms.
+    Each pass halves every run of spaces, so a run of n spaces takes log2(n) passes over a text
+    that shrinks as fast.
+    """
+    while "  " in folded:
+        folded = folded.replace("  ", " ")
+    return folded.strip(" ")
+
+
 def _words_of(clean: str) -> list[str]:
     return _fold(clean, _WORDS).split()
 
@@ -315,16 +346,35 @@ class _Views:
     """The forms of one text the rules look at, each computed once."""
 
     clean: str
-    folded: tuple[str, ...]  # normalised, padded with spaces so " word " finds whole words; two
-    # forms when the text has blank-looking characters (read as nothing, and as spaces)
-    words: set[str]
+    marked: str  # `clean` with NUL where blank-looking characters were (see `of`)
+    words: set[str] | None  # the words of `folded`, to skip rules with none of their anchors; None
+    # for a long text when google-re2 is there (the rules run on it in milliseconds anyway)
     shape: bytes  # see _SHAPE
     digits: int  # ASCII digits in `clean`
     keyish: bool  # has a run of characters long enough to be an API key
+    # With `words` None: the built-in phrasing rules that match `folded` (one google-re2 Set pass),
+    # and whether a frame word is there (see `_defended`).
+    linear_found: frozenset[Finding] | None = None
+    frame_words: bool = True
+    encoded: bytes | None = None  # `clean` in UTF-8, for a long text when google-re2 is there
+    _folded: tuple[str, ...] | None = None
+
+    @property
+    def folded(self) -> tuple[str, ...]:
+        """The normalised text, padded with spaces so " word " finds whole words.
+
+        Two forms when the text has blank-looking characters (read as nothing, and as spaces).
+        Computed on first use: a long text read by the google-re2 Set needs it only for
+        `extra_patterns`.
+        """
+        if self._folded is None:
+            self._folded = tuple(f" {form} " for form in _forms(self.marked, _fold))
+        return self._folded
 
     @classmethod
     def of(cls, text: str) -> _Views:
         marked = text
+        long = _LINEAR_SET is not None and len(text) >= _RE2_FROM
         if not text.isascii():
             # Blank-looking characters become NUL (itself invisible) before NFKC, which would
             # compose the Hangul fillers as jamo, slowly; NUL marks where they were, so that the
@@ -334,23 +384,104 @@ class _Views:
                 if blank in marked:
                     marked = marked.replace(blank, "\x00")
             if not marked.isascii():
-                marked = unicodedata.normalize("NFKC", _INVISIBLE_NOT_BLANK.sub("", marked))
-        forms: tuple[list[str], ...]
-        if "\x00" not in marked:
-            clean, forms = marked, (_words_of(marked),)
-        else:
-            # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
-            clean = marked.replace("\x00", "")
-            marks = _fold(marked, _WORDS_KEEPING_NUL)
-            forms = (marks.replace("\x00", "").split(), marks.replace("\x00", " ").split())
-        words = set(forms[0]).union(*forms[1:])
+                marked = _without_invisible(marked) if long else _INVISIBLE_NOT_BLANK.sub("", marked)
+                marked = unicodedata.normalize("NFKC", marked)
+        # The data detectors read blanks as nothing ("4111<blank>1111..." is a card).
+        clean = marked.replace("\x00", "") if "\x00" in marked else marked
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
         shape = encoded.translate(_SHAPE)
         keyish = _KEY_RUN in encoded.translate(_KEYISH)
-        folded = tuple(f" {' '.join(form)} " for form in forms)
-        return cls(clean, folded, words, shape, shape.count(48), keyish)
+        if not long:
+            forms = _forms(marked, _fold)
+            words = set(forms[0].split()).union(*(form.split() for form in forms[1:]))
+            folded = tuple(f" {form} " for form in forms)
+            return cls(clean, marked, words, shape, shape.count(48), keyish, _folded=folded)
+        hits: set[int] = set()
+        for form in _forms(marked, _fold_for_set):
+            hits.update(_LINEAR_SET.Match(f" {form} ".encode("utf-8", "surrogatepass")) or ())
+        linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
+        frame_words = len(_LINEAR_RULES) in hits
+        return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words, encoded)
 
+
+def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ...]:
+    """The folded, collapsed forms of a marked text: one, or two when it has blanks (NUL)."""
+    if "\x00" not in marked:
+        return (_collapsed(fold(marked, _WORDS)),)
+    marks = fold(marked, _WORDS_KEEPING_NUL)
+    return (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
+
+
+# A text the google-re2 Set reads has more than this many different invisible characters, or
+# different non-ASCII characters, only when it is made to be slow: the rest goes the per-character way.
+_FEW_KINDS = 12
+_SAMPLE = 1 << 16  # characters at the start of a text where the kinds are counted first
+_NON_ASCII_BYTE = re.compile(b"[\x80-\xff]")
+
+
+def _char_at(encoded: bytes, position: int) -> bytes:
+    """The UTF-8 bytes of the character that starts at `position` (a lead byte, not ASCII)."""
+    lead = encoded[position]
+    return encoded[position : position + (2 if lead < 0xE0 else 3 if lead < 0xF0 else 4)]
+
+
+def _without_invisible(text: str) -> str:
+    """`_INVISIBLE_NOT_BLANK.sub("", text)`, for a long text: each kind removed by `bytes.replace`.
+
+    `re.sub` pays ~0.5 us per run it removes (1 MB of letters and zero-width spaces alternating:
+    ~0.2 s) and ~50 ns per character it reads past; google-re2 finds the next invisible character
+    in the UTF-8 bytes, and one `bytes.replace` removes every character of its kind.
+    """
+    encoded = text.encode("utf-8", "surrogatepass")
+    position = kinds = 0
+    while kinds < _FEW_KINDS:
+        found = _INVISIBLE_LINEAR.search(encoded, position)
+        if found is None:
+            return encoded.decode("utf-8", "surrogatepass")
+        position = found.start()
+        encoded = encoded.replace(_char_at(encoded, position), b"")
+        kinds += 1
+    return _INVISIBLE_NOT_BLANK.sub("", encoded.decode("utf-8", "surrogatepass"))
+
+
+def _fold_for_set(clean: str, table: _WordTable) -> str:
+    """`_fold`, but every non-ASCII letter or digit left becomes "Z": what the Set needs, faster.
+
+    A per-character `str.translate` costs ~70-140 ms on 1 MB of non-ASCII text. The Set's patterns
+    (`_linear`) are written in lower-case ASCII and read a non-ASCII letter or digit only as "a
+    word character", as they read "Z" (a casefolded text has no capitals): so each different
+    non-ASCII character is replaced everywhere at once by `bytes.replace`, its look-alike, a
+    space, or "Z". Past `_FEW_KINDS` of them, the rest goes through `str.translate`.
+    """
+    sample = clean[:_SAMPLE]
+    if len(set(sample)) - len(set(sample.encode("ascii", "ignore"))) > _FEW_KINDS:
+        return _fold(clean, table)  # many kinds already at the start (e.g. Chinese): no attempt
+    encoded = (
+        clean.casefold()
+        .encode("utf-8", "surrogatepass")
+        .translate(_FOLD_FOR_SET[table is _WORDS_KEEPING_NUL])
+    )
+    position = 0
+    for _ in range(_FEW_KINDS):
+        found = _NON_ASCII_BYTE.search(encoded, position)
+        if found is None:
+            return encoded.decode("ascii")
+        position = found.start()
+        char = _char_at(encoded, position)
+        code = ord(char.decode("utf-8", "surrogatepass"))
+        value = table[code]
+        encoded = encoded.replace(char, b"Z" if value == code else chr(value).encode("utf-8"))
+    return encoded.decode("utf-8", "surrogatepass").translate(table)
+
+
+def _ascii_fold_table(keep_nul: bool) -> bytes:
+    """`_WordTable`'s mapping of the ASCII characters, as a bytes table (other bytes unchanged)."""
+    table = _WORDS_KEEPING_NUL if keep_nul else _WORDS
+    return bytes(table[code] if code < 128 else code for code in range(256))
+
+
+_FOLD_FOR_SET = (_ascii_fold_table(False), _ascii_fold_table(True))
 
 # --- phrasing detectors (on the folded text: " word word ... ") ----------------------------------
 
@@ -755,6 +886,42 @@ _API_KEYS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
 )
 
 
+def _key_superset(pattern: str) -> str:
+    """A `_key` pattern for google-re2: it matches wherever the pattern does, and maybe more.
+
+    The lookbehind becomes "a character that is not a key character, or the start, before the
+    head", the end lookahead "one after it, or the end"; the "sk-" key's two lookaheads (a digit
+    and a capital somewhere in the run) become a run that holds both, in either order, of any
+    length (the length is left to `re`).
+    """
+    head, _, rest = pattern.partition("(?<!")
+    tail = rest[len(_KEY_CHAR) + len(head) + 1 :]
+    tail = tail.replace(
+        f"(?={_KEY_CHAR}*[0-9])(?={_KEY_CHAR}*[A-Z]){_KEY_CHAR}{{20,}}",
+        f"(?:{_KEY_CHAR}*[0-9]{_KEY_CHAR}*[A-Z]|{_KEY_CHAR}*[A-Z]{_KEY_CHAR}*[0-9]){_KEY_CHAR}*",
+    )
+    return f"(?:^|[^0-9A-Za-z_-]){head}{tail.replace(_KEY_END, '(?:[^0-9A-Za-z_-]|$)')}"
+
+
+def _prefilter(patterns: Sequence[str]) -> Any:
+    """A google-re2 Set of `patterns` (each one's index is its pattern's), or None without re2.
+
+    The patterns are ASCII and read the UTF-8 bytes as Latin-1: a byte of a non-ASCII character,
+    or of a lone surrogate (which is not valid UTF-8), is then one character that is not a key
+    character, as that character is for `re`.
+    """
+    if _re2 is None:
+        return None
+    options = _re2.Options()
+    options.max_mem = 32 << 20
+    options.encoding = _re2.Options.Encoding.LATIN1
+    prefilter = _re2.Set.SearchSet(options)
+    for pattern in patterns:
+        prefilter.Add(pattern)
+    prefilter.Compile()
+    return prefilter
+
+
 def _is_api_key(match: re.Match[str]) -> bool:
     return _starts_word(match, also="_-")
 
@@ -774,17 +941,28 @@ class _Rule:
     min_digits: int = 0  # runs only when the text has this many ASCII digits
     shape: bytes = b""  # runs only when the text's shape contains this
     keyish: bool = False  # runs only when the text has a long run of API-key characters
+    linear: Any = None  # the pattern for google-re2 (`_linear`), searched instead on long texts
+    # On a long text, with google-re2: a Set of supersets of `patterns` (one each, same order);
+    # only the patterns whose superset matches run.
+    prefilter: Any = None
 
     def matches(self, views: _Views) -> bool:
-        if self.anchors is not None and self.anchors.isdisjoint(views.words):
+        if self.anchors is not None and views.words is not None and self.anchors.isdisjoint(views.words):
             return False
         if views.digits < self.min_digits or self.shape not in views.shape:
             return False
         if self.keyish and not views.keyish:
             return False
+        if self.linear is not None and views.linear_found is not None:
+            return self.finding in views.linear_found
+        candidates = None
+        if self.prefilter is not None and views.encoded is not None:
+            candidates = set(self.prefilter.Match(views.encoded) or ())
         for text in views.folded if self.on_folded else (views.clean,):
-            for pattern, needs in self.patterns:
+            for index, (pattern, needs) in enumerate(self.patterns):
                 if needs and not any(need in text for need in needs):
+                    continue
+                if candidates is not None and index not in candidates:
                     continue
                 if self.accept is None:
                     if pattern.search(text) is not None:
@@ -817,9 +995,44 @@ class _Rule:
         return found
 
 
+# Texts at least this long have their phrasing rules searched by google-re2 when it is installed:
+# below it, the anchor words skip most rules and a call into re2 (which encodes the text to UTF-8)
+# costs more than it saves.
+_RE2_FROM = 4096
+
+# Every character a folded text can hold but "\w" does not match: the space (the only whitespace
+# left after the collapse), the apostrophe, and ASCII control characters (kept by the ASCII fold).
+# Everything else in a folded text is alphanumeric ("_" is punctuation, turned into a space).
+_NOT_WORD_IN_FOLDED = r"[^ '\x00-\x1f\x7f]"
+
+
+def _linear(pattern: str) -> Any:
+    r"""`pattern`, a phrasing pattern, compiled by google-re2, or None (not installed, or no rewrite).
+
+    google-re2 runs in time linear in the text by construction (an automaton, no backtracking),
+    where `re` retries at every word of a text like ``"act as " * n`` (1 MB: ~0.25 s against
+    ~3 ms). It has no lookaround, so the pattern is rewritten into one that matches the same
+    folded texts: the final ``(?= )`` consumes its space instead (a search finds a match exactly
+    when the original finds one; the span differs, so only `_Rule.matches` uses it), and ``\w``
+    becomes the class of every character a folded text holds that ``\w`` matches.
+    """
+    if _re2 is None or not pattern.endswith("(?= )"):
+        return None
+    rewritten = pattern[: -len("(?= )")].replace("\\w", _NOT_WORD_IN_FOLDED) + " "
+    if re.search(r"\(\?<?[=!]", rewritten):
+        return None
+    options = _re2.Options()
+    options.max_mem = 32 << 20
+    return _re2.compile(rewritten, options)
+
+
 def _phrasing(category: Category, rule: str, pattern: str) -> _Rule:
     return _Rule(
-        Finding(category, rule), ((re.compile(pattern), ()),), on_folded=True, anchors=_ANCHORS[rule]
+        Finding(category, rule),
+        ((re.compile(pattern), ()),),
+        on_folded=True,
+        anchors=_ANCHORS[rule],
+        linear=_linear(pattern),
     )
 
 
@@ -856,6 +1069,7 @@ _BUILTIN_RULES: tuple[_Rule, ...] = (
         on_folded=False,
         accept=_is_api_key,
         keyish=True,
+        prefilter=_prefilter([_key_superset(pattern.pattern) for pattern, _ in _API_KEYS]),
     ),
     _phrasing("harmful_content", "weapons", _WEAPONS),
     _phrasing("harmful_content", "self_harm", _SELF_HARM),
@@ -963,6 +1177,8 @@ _FRAME_WORDS = frozenset(
         *("can't", "refuse", "decline", "if", "when", "whenever", "should", "under"),
     )
 )
+# The same, as a pattern for the google-re2 Set that reads long texts (`_linear_set`).
+_FRAME_WORD_PATTERN = " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
 # A clause ends at any character but letters, digits, spaces, apostrophes, commas and hyphens.
 _CLAUSE_END = re.compile(r"[^\w\s',\-]+|_+")
 
@@ -1228,7 +1444,9 @@ class LocalGuard(InProcessGuard):
     @staticmethod
     def _defended(rule: _Rule, views: _Views) -> bool:
         """Whether a phrasing rule's every match is in a clause that forbids it (see above)."""
-        if not rule.on_folded or _FRAME_WORDS.isdisjoint(views.words):
+        if not rule.on_folded:
+            return False
+        if not views.frame_words or (views.words is not None and _FRAME_WORDS.isdisjoint(views.words)):
             return False
         rest = _undefended(rule, views.clean)
         return rest is not None and not rule.matches(_Views.of(rest))
@@ -1353,3 +1571,42 @@ class LocalGuard(InProcessGuard):
         if self._extra_names:
             options.append(f"extra_patterns={list(self._extra_names)!r}")
         return f"LocalGuard({', '.join(options)})"
+
+
+def _linear_set() -> Any:
+    """One google-re2 Set of every built-in phrasing pattern, and the frame words last, or None.
+
+    One pass over a long text finds which rules match: a tenth of the time of one search per rule
+    (1 MB: ~2.5 ms against ~25 ms). `Set.Match` reports no error, so it matters that it cannot
+    fail once compiled: RE2's automaton bails out of a text that keeps filling its cache only for a
+    single pattern, which falls back to another engine ("RE2::Set cannot fall back, so we just
+    have to keep on keeping on", re2/dfa.cc), and a budget too small for the automaton makes
+    `Compile` fail, here at import. So no index back means no match.
+    """
+    if _re2 is None:
+        return None
+    options = _re2.Options()
+    options.max_mem = 64 << 20
+    linear_set = _re2.Set.SearchSet(options)
+    for rule in _LINEAR_RULES:
+        linear_set.Add(rule.linear.pattern)
+    linear_set.Add(_FRAME_WORD_PATTERN)
+    linear_set.Compile()
+    return linear_set
+
+
+_LINEAR_RULES: tuple[_Rule, ...] = tuple(rule for rule in _BUILTIN_RULES if rule.linear is not None)
+_LINEAR_SET: Any = _linear_set()
+# One invisible character (not blank-looking), for google-re2 on UTF-8 bytes (`_without_invisible`).
+_INVISIBLE_LINEAR: Any = (
+    None
+    if _re2 is None
+    else _re2.compile(
+        "["
+        + "".join(
+            f"\\x{{{lo:x}}}-\\x{{{hi:x}}}"
+            for lo, hi in sorted((*_without(_DEFAULT_IGNORABLE, _BLANKS), *_without(_OTHER_FORMAT, _BLANKS)))
+        )
+        + "]"
+    )
+)
