@@ -18,8 +18,9 @@ Each row times one of our paths and a minimal hand-written version doing the sam
 - ``unguarded route``: a route the guarded app does not guard, vs no middleware (µs added).
 - ``remote acheck``: `TrendAIGuard.acheck` at concurrency 100 against the emulator pinned to its
   own core vs a raw aiohttp loop posting the same bytes: client CPU µs per check and checks/s.
-- ``import``: a fresh interpreter importing ``guardrails`` and resolving every public name vs a
-  bare interpreter: CPU ms of the child process (user + sys), median of several.
+- ``import``: a fresh interpreter importing ``guardrails`` and the common names (``guarded``,
+  ``LocalGuard``, ``Route``), and resolving every public name, vs a bare interpreter: CPU ms of
+  the child process (user + sys), median of several, with the bytecode cached.
 
 The machine these run on is small and shared: read the ratios, which are measured side by side.
 With ``GUARDRAILS_BENCH_SUMMARY`` naming a file, the summary rows are appended to it as JSON lines
@@ -568,9 +569,18 @@ def bench_remote(quick: bool) -> None:
                 session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
 
                 async def raw() -> object:
-                    async with session.post(url, headers=headers, data=body) as response:
-                        response.raise_for_status()
-                        return json.loads(await response.read())["action"]
+                    # One retry when the server closed a pooled connection as it was reused (its
+                    # keep-alive expiry is 5 s; a round on a loaded machine can leave connections
+                    # idle that long): any real client needs it, and the guard's retry does it.
+                    for attempt in (1, 2):
+                        try:
+                            async with session.post(url, headers=headers, data=body) as response:
+                                response.raise_for_status()
+                                return json.loads(await response.read())["action"]
+                        except aiohttp.ServerDisconnectedError:
+                            if attempt == 2:
+                                raise
+                    raise AssertionError("unreachable")
 
                 async def ours() -> object:
                     return await guard.acheck(PROMPT)
@@ -636,11 +646,25 @@ IMPORT_EVERYTHING = (
 )
 
 
+# Bytecode cached, as an installed package has it: with PYTHONDONTWRITEBYTECODE set (as on the
+# shared machine) every import of the worktree's modules would compile their source again, which
+# measures the compiler, not the import. The cache goes to a directory of its own.
+_PYCACHE = Path(tempfile.gettempdir()) / f"bench_floors_pycache_{os.getuid()}"
+
+
+def _child_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(_PYCACHE)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+# What most apps import: the decorator, the in-process guard, a route.
+COMMON_NAMES = "import guardrails\nfrom guardrails import guarded, LocalGuard, Route"
+
+
 def _child_cpu_ms(code: str) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(
-        [sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=_child_env())
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
 
@@ -651,18 +675,29 @@ def bench_import(quick: bool) -> None:
         "bare interpreter": "pass",
         "import guardrails": "import guardrails",
         "from guardrails import guarded": "from guardrails import guarded",
+        "guarded, LocalGuard, Route": COMMON_NAMES,
         "every public name but testing": IMPORT_EVERYTHING,
     }
     samples: dict[str, list[float]] = {name: [] for name in variants}
+    _child_cpu_ms(IMPORT_EVERYTHING)  # writes the bytecode cache (see `_child_env`)
     for _ in range(runs):
         for name, code in variants.items():
             samples[name].append(_child_cpu_ms(code))
     medians = {name: statistics.median(values) for name, values in samples.items()}
-    print(f"\n## 5. import (CPU ms of a fresh interpreter, user + sys, median of {runs})")
+    print(f"\n## 5. import (CPU ms of a fresh interpreter, user + sys, bytecode cached, median of {runs})")
     bare = medians["bare interpreter"]
     for name, value in medians.items():
         extra = "" if name == "bare interpreter" else f"  (+{value - bare:.0f} ms)"
         print(f"  {name:32} {value:6.0f} ms{extra}")
+    common = medians["guarded, LocalGuard, Route"]
+    add_row(
+        "import guardrails (guarded, LocalGuard, Route)",
+        f"{common:.0f} ms",
+        f"{bare:.0f} ms bare",
+        common / bare,
+        "<= 120 ms",
+        common <= 120,
+    )
     ours = medians["every public name but testing"]
     add_row(
         "import guardrails (every name)",

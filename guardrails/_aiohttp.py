@@ -100,7 +100,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = session
         return session
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, request: httpx.Request) -> aiohttp.ClientResponse:
         timeouts = request.extensions.get("timeout", {})
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -109,15 +109,60 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_read=timeouts.get("read"),
         )
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _OWN_HEADERS]
+        try:
+            body = request.content  # a guard's body is bytes, already in memory
+        except httpx.RequestNotRead:
+            body = await request.aread()
         with _mapped_errors(request):
-            response = await self._session_now().request(
+            return await self._session_now().request(
                 request.method,
                 str(request.url),
                 headers=headers,
-                data=await request.aread(),
+                data=body,
                 allow_redirects=False,
                 timeout=timeout,
             )
+
+    async def send_read(self, request: httpx.Request, max_bytes: int) -> tuple[httpx.Response, bool]:
+        """Send `request`; read the answer whole when it is small and plain.
+
+        The guards' common case is an unencoded answer whose declared length is within
+        ``max_bytes``: it is read in one call and handed back as a read `httpx.Response` (the same
+        status, headers and body `handle_async_request` would stream), which skips httpx's stream
+        and decoder machinery. Any other answer (no declared length, longer, encoded) comes back
+        as `handle_async_request` gives it, unread, for the caller to read under its cap.
+
+        Returns:
+            The response, and whether its body is already read.
+        """
+        response = await self._send(request)
+        length = response.content_length
+        encoding = response.headers.get("Content-Encoding")
+        if (
+            length is None
+            or length > max_bytes
+            or (encoding is not None and encoding.strip().lower() != "identity")
+        ):
+            return self._wrap(response, request), False
+        try:
+            with _mapped_errors(request):
+                body = await response.read()
+        finally:
+            response.release()
+        read = httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            content=body,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+        return read, True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return self._wrap(await self._send(request), request)
+
+    @staticmethod
+    def _wrap(response: aiohttp.ClientResponse, request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             response.status,
             headers=list(response.raw_headers),

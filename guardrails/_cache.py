@@ -34,7 +34,6 @@ calls the guard itself.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import hashlib
@@ -45,12 +44,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-import anyio
 from pydantic import SecretStr
 
 from ._models import Content, Verdict
+
+if TYPE_CHECKING:
+    import anyio
 
 logger = logging.getLogger("guardrails")
 
@@ -332,7 +333,7 @@ class _Latch:
             pass
 
 
-_Done = TypeVar("_Done", _Latch, anyio.Event)
+_Done = TypeVar("_Done", _Latch, "anyio.Event")
 
 
 class _Flight(Generic[_Done]):
@@ -354,6 +355,8 @@ class _Flight(Generic[_Done]):
 
 def _event_loop() -> object:
     # Waiters are keyed by event loop: an anyio.Event belongs to the loop that made it.
+    import asyncio  # here: loaded already when a loop runs; not at import (tens of ms)
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:  # pragma: no cover - trio: one loop per thread
@@ -437,6 +440,8 @@ class VerdictMemo:
                 flight = self._tasks.get(slot)
                 leader = flight is None
                 if flight is None:
+                    import anyio  # here, not at import: importing it costs milliseconds
+
                     flight = self._tasks[slot] = _Flight(anyio.Event())
             if leader:
                 return await self._alead(slot, flight, call)
@@ -500,6 +505,8 @@ class VerdictMemo:
             raise
         finally:
             if leased and shared is not None:
+                import anyio
+
                 with anyio.CancelScope(shield=True):
                     await _aquietly(shared.arelease, key=slot[1])
             # Cancelled or not, the waiters must wake: with no outcome, one of them takes the lead.

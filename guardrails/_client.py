@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import importlib.util
 import logging
 import math
 import ssl
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Collection
@@ -72,6 +74,19 @@ logger = logging.getLogger("guardrails")
 
 # Slack given to the async shell's hard deadline over the per-operation timeouts.
 _DEADLINE_MARGIN = 0.05
+
+if sys.version_info >= (3, 11):
+    # The hard deadline of an async check: asyncio's own timeout (one loop timer), a fraction of
+    # the CPU of an anyio cancel scope; the async pools are asyncio's in any case.
+    _hard_deadline = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _hard_deadline(seconds: float) -> AsyncGenerator[None, None]:
+        with anyio.fail_after(seconds):
+            yield
+
+
 _REDACTED = "[redacted]"
 # A truncated message may end with the start of the key: redact such a tail from this many chars.
 _MIN_KEY_FRAGMENT = 4
@@ -515,7 +530,7 @@ class RemoteGuard:
         pool = await self._async_pool()
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
-            with anyio.fail_after(self.timeout + _DEADLINE_MARGIN):
+            async with _hard_deadline(self.timeout + _DEADLINE_MARGIN):
                 if len(requests) == 1:
                     return await self._arun(pool.transport, requests[0], deadline)
                 verdicts = await self._arun_windows(pool, requests, deadline)

@@ -344,7 +344,14 @@ def _send_sync(
 async def _send_async(
     transport: httpx.AsyncBaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
 ) -> httpx.Response:
-    response = await transport.handle_async_request(request)
+    send_read = getattr(transport, "send_read", None)  # `AiohttpTransport`: small answers read whole
+    response: httpx.Response
+    if send_read is not None:
+        response, read = await send_read(request, max_bytes)
+        if read:
+            return response
+    else:
+        response = await transport.handle_async_request(request)
     response.request = request
     if _plain_and_small(response, max_bytes):
         try:

@@ -25,6 +25,7 @@ first decision, never at ``import guardrails``.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
@@ -57,6 +58,7 @@ class _Telemetry:
         "calls",
         "decisions",
         "duration",
+        "idle",
         "scanned",
         "tracer",
     )
@@ -94,6 +96,19 @@ class _Telemetry:
             self._tracing_unset = _never
         if meter_provider is not None:
             self._metrics_unset = _never
+        self.idle = self._idle_check()
+
+    def _idle_check(self) -> Any:
+        """One function for `wanted`'s question, "is neither provider set?", asked at every
+        decision: the two module globals read in one frame, not through the two checks above."""
+        tracing, metrics = self._tracing_unset, self._metrics_unset
+        if tracing is _never or metrics is _never:
+            return _never
+        trace_module = sys.modules.get("opentelemetry.trace")
+        metrics_module = sys.modules.get("opentelemetry.metrics._internal")
+        if trace_module is None or metrics_module is None:  # pragma: no cover - another layout
+            return lambda: tracing() and metrics()
+        return lambda: trace_module._TRACER_PROVIDER is None and metrics_module._METER_PROVIDER is None
 
     def emit(self, decision: Decision) -> None:
         if not self._tracing_unset():
@@ -195,7 +210,7 @@ def wanted() -> bool:
         telemetry = _load_global()
         if telemetry is None:
             return False
-    return not (telemetry._tracing_unset() and telemetry._metrics_unset())
+    return not telemetry.idle()
 
 
 def emit(decision: Decision) -> None:

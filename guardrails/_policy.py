@@ -199,6 +199,8 @@ class CircuitBreaker:
     _probe: int = field(default=0, init=False, repr=False)  # seq of the probe out, 0 for none
     _seq: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    # The permit of an ordinary call in the current epoch: immutable, so shared by every such call.
+    _closed_permit: Permit = field(default=Permit(False, 0), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 0 or self.cooldown < 0:
@@ -207,6 +209,8 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         """Closed, open or half-open, as of now."""
+        if self._state is BreakerState.CLOSED:
+            return BreakerState.CLOSED  # only a call's failure leaves it, never the clock: no lock
         with self._lock:
             return self._current_state(self.clock())
 
@@ -229,12 +233,18 @@ class CircuitBreaker:
             The call's `Permit`. A probe's caller must end it with `record_success`,
             `record_failure` or, if it learnt nothing, `release`.
         """
+        # Closed (the common case) without the lock: the permit's epoch is read first, so a call
+        # that sees it closed is one that started before any opening after that epoch.
+        permit = self._closed_permit
+        if self._state is BreakerState.CLOSED and permit.epoch == self._epoch:
+            return permit
         with self._lock:
             if self.failure_threshold == 0:
                 return Permit(False, self._epoch)
             state = self._current_state(self.clock())
             if state is BreakerState.CLOSED:
-                return Permit(False, self._epoch)
+                self._closed_permit = permit = Permit(False, self._epoch)
+                return permit
             if state is BreakerState.HALF_OPEN and not self._probe:
                 self._seq += 1
                 self._probe = self._seq
@@ -245,6 +255,8 @@ class CircuitBreaker:
 
     def record_success(self, permit: Permit | None = None) -> None:
         """The guard answered: close the breaker."""
+        if self._state is BreakerState.CLOSED and not self._failures and not self._probe:
+            return  # nothing to change (as after nearly every call): no lock
         with self._lock:
             self._state = BreakerState.CLOSED
             self._failures = 0

@@ -179,6 +179,36 @@ _BLANKS: tuple[tuple[int, int], ...] = (
 )
 
 
+class _LazyPattern:
+    """A built-in regular expression compiled at its first use, not at import.
+
+    Compiling the built-in rules costs tens of milliseconds, paid by every app that imports
+    guardrails whether it uses `LocalGuard` or not. The first attribute looked up compiles the
+    pattern and stores its methods on this object, so that later calls find them as plain
+    attributes, at the cost of the compiled pattern's own.
+    """
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self._args = (pattern, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        compiled = re.compile(*self._args)
+        for attribute in _PATTERN_ATTRIBUTES:
+            setattr(self, attribute, getattr(compiled, attribute))
+        return getattr(compiled, name)
+
+
+_PATTERN_ATTRIBUTES: tuple[str, ...] = ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn")
+_PATTERN_ATTRIBUTES += ("split", "pattern", "flags", "groups", "groupindex", "scanner")
+
+
+def _lazy(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """`re.compile(pattern, flags)`, compiled at first use (see `_LazyPattern`)."""
+    return _LazyPattern(pattern, flags)  # type: ignore[return-value]
+
+
 def _char_class(*tables: tuple[tuple[int, int], ...]) -> str:
     ranges = sorted(r for table in tables for r in table)
     return (
@@ -188,7 +218,7 @@ def _char_class(*tables: tuple[tuple[int, int], ...]) -> str:
     )
 
 
-_INVISIBLE = re.compile(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+")
+_INVISIBLE = _lazy(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+")
 _BLANK_CHARS = "".join(chr(code) for lo, hi in _BLANKS for code in range(lo, hi + 1))
 
 
@@ -208,7 +238,7 @@ def _without(
 
 
 # Every invisible character but the blank-looking ones, which `_Views.of` reads two ways.
-_INVISIBLE_NOT_BLANK = re.compile(
+_INVISIBLE_NOT_BLANK = _lazy(
     _char_class(_without(_DEFAULT_IGNORABLE, _BLANKS), _without(_OTHER_FORMAT, _BLANKS)) + "+"
 )
 
@@ -754,7 +784,7 @@ def _starts_word(match: re.Match[str], *, also: str = "") -> bool:
 # up to 19 digits at every position of a long digit run (1 MB of digits took ~0.7 s).
 # The lookbehinds come after the first digit so that `re` looks for candidates with its fast
 # character-set scan rather than trying the lookbehinds at every position.
-_CARD = re.compile(r"[2-6](?<![^\W_][2-6])(?<![0-9][ -][2-6])[0-9]*(?:[ -][0-9]+)*")
+_CARD = _lazy(r"[2-6](?<![^\W_][2-6])(?<![0-9][ -][2-6])[0-9]*(?:[ -][0-9]+)*")
 _LONGEST_CARD = 19 + 18  # digits, and a separator between each two
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # Luhn: every second digit from the right is doubled, and a two-digit result counts as its digit sum.
@@ -784,9 +814,7 @@ def _is_card(match: re.Match[str]) -> bool:
 # Never issued: area 000, 666 and 900-999, group 00, serial 0000. Not preceded by a letter, digit or
 # dash, not followed by one, nor by a dash and a digit (a longer number). Everything is in the
 # pattern, so a text full of near-misses costs no Python call per match.
-_SSN = re.compile(
-    r"(?<![^\W_])(?<!-)(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9A-Za-z]|-[0-9])"
-)
+_SSN = _lazy(r"(?<![^\W_])(?<!-)(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9A-Za-z]|-[0-9])")
 
 
 # Length of the IBAN of each country in the SWIFT IBAN registry.
@@ -805,7 +833,7 @@ _IBAN_LENGTHS: dict[str, int] = {
 # Electronic (compact) or print format (groups of four separated by single spaces), upper case.
 # Bounded, so linear; it starts only at the start of a word, so that a long run of capitals and
 # digits is not a candidate (and a Python check) at every position.
-_IBAN = re.compile(r"[A-Z](?<![^\W_][A-Z])[A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
+_IBAN = _lazy(r"[A-Z](?<![^\W_][A-Z])[A-Z][0-9][0-9](?: ?[0-9A-Z]){11,31}")
 
 
 _IBAN_DIGITS = str.maketrans({chr(code): str(code - 55) for code in range(65, 91)})
@@ -831,8 +859,8 @@ def _is_iban(match: re.Match[str]) -> bool:
     return int((iban[4:] + iban[:4]).translate(_IBAN_DIGITS)) % 97 == 1
 
 
-_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
-_PRIVATE_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PRIVATE_KEY = _lazy(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PRIVATE_KEY_END = _lazy(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
 _KEY_CHAR = "[0-9A-Za-z_-]"
 _KEY_END = f"(?!{_KEY_CHAR})"
@@ -856,7 +884,7 @@ def _key(head: str, tail: str) -> str:
 
 # Each pattern with the fixed strings one of which it needs: `in` finds those faster than a regex.
 _API_KEYS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
-    (re.compile(pattern), needs)
+    (_lazy(pattern), needs)
     for pattern, needs in (
         # AWS access key id
         (_key("(?:AKIA|ASIA|ABIA|ACCA)", f"[0-9A-Z]{{16}}{_KEY_END}"), ("AKIA", "ASIA", "ABIA", "ACCA")),
@@ -1029,7 +1057,7 @@ def _linear(pattern: str) -> Any:
 def _phrasing(category: Category, rule: str, pattern: str) -> _Rule:
     return _Rule(
         Finding(category, rule),
-        ((re.compile(pattern), ()),),
+        ((_lazy(pattern), ()),),
         on_folded=True,
         anchors=_ANCHORS[rule],
         linear=_linear(pattern),
@@ -1150,7 +1178,7 @@ _REQUESTED = _any(
     f"{_REQUESTER} {_ASKS}",
     "(?:(?:you are|you're|you get) )?(?:asked|told|instructed|requested|prompted|ordered) to",
 )
-_FRAME_BEFORE = re.compile(
+_FRAME_BEFORE = _lazy(
     "(?: (?:please|and|but|also|so|always))*"
     + _any(
         f"(?: {_MODEL})?(?: {_MODAL})? {_NEGATION}",
@@ -1162,10 +1190,10 @@ _FRAME_BEFORE = re.compile(
         " (?:tells?|asks?|instructs?|wants?|requests?|telling|asking|instructing)(?: you)? to",
     )
 )
-_FRAME_CONDITION = re.compile(f"(?: (?:and|but|also|so))? (?:if|when|whenever|should) {_REQUESTED}")
+_FRAME_CONDITION = _lazy(f"(?: (?:and|but|also|so))? (?:if|when|whenever|should) {_REQUESTED}")
 # The refusal ends the clause: "..., refuse." or "..., decline politely", not "..., do not comply
 # with your rules" (which would say something else after it).
-_REFUSAL_AFTER = re.compile(
+_REFUSAL_AFTER = _lazy(
     f"(?: ,)? {_REFUSE}(?: (?:it|them|this|that|politely|firmly|to do so|to comply|the request"
     "|such requests|that request))* $"
 )
@@ -1180,7 +1208,7 @@ _FRAME_WORDS = frozenset(
 # The same, as a pattern for the google-re2 Set that reads long texts (`_linear_set`).
 _FRAME_WORD_PATTERN = " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
 # A clause ends at any character but letters, digits, spaces, apostrophes, commas and hyphens.
-_CLAUSE_END = re.compile(r"[^\w\s',\-]+|_+")
+_CLAUSE_END = _lazy(r"[^\w\s',\-]+|_+")
 
 
 def _fold_clause(clause: str) -> str:
@@ -1298,7 +1326,7 @@ def _located(content: Content) -> list[tuple[str, str | None]] | None:
 
 # --- masking: spans found in the cleaned text, put back on the original string --------------------
 
-_REMOVED = re.compile(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+|\x00+")
+_REMOVED = _lazy(_char_class(_DEFAULT_IGNORABLE, _OTHER_FORMAT, _BLANKS) + "+|\x00+")
 
 
 def _mask(text: str, clean: str, spans: Sequence[tuple[int, int]]) -> str | None:
