@@ -34,7 +34,7 @@ from urllib.parse import unquote
 from ._judge import block_categories
 from ._policy import FailOpen, validate_fail_open
 from ._shapes import MessageScope
-from ._stream import StreamOptions
+from ._stream_options import StreamOptions
 
 if TYPE_CHECKING:
     from ._body import BodyExtractor

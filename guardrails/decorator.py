@@ -28,11 +28,12 @@ from ._judge import Judge, MaskCallback, block_categories
 from ._masking import replace_strings, replacements, same_texts
 from ._models import Content, ToolEvent, _plain
 from ._policy import FailOpen, validate_fail_open
-from ._stream import FirstRefusal, ItemScanner, ItemWindow, StreamOptions, ascan, scan
+from ._stream_options import StreamOptions
 from .integrations._tools import tool_content
 
 if TYPE_CHECKING:
     from ._guard import Guard
+    from ._stream import FirstRefusal, ItemScanner, ItemWindow
 
 __all__ = ["OnBlock", "ResponseExtractor", "guarded"]
 
@@ -129,6 +130,9 @@ class _Held:
     __slots__ = ("_decoder", "_refusal", "core", "prompt", "scanner")
 
     def __init__(self, core: _Guarded, prompt: str | None) -> None:
+        # The scanner's drivers (asyncio, threads) load with the first guarded stream, not at import.
+        from ._stream import FirstRefusal, ItemScanner
+
         self.core = core
         self.prompt = prompt
         # Async checks run concurrently: the Blocked of the first window in stream order is kept.
@@ -527,6 +531,8 @@ class _Guarded:
             return (yield from stream)
         # Items are held until the text they add is checked: none is yielded unchecked.
         held = self.held(prompt)
+        from ._stream import scan
+
         try:
             with closing(scan(stream, held.scanner, held.check)) as windows:
                 for window in windows:
@@ -568,6 +574,8 @@ class _Guarded:
             # Items are held until the text they add is checked (the held text is checked early
             # when the generator goes quiet for stream_idle_flush seconds).
             held = self.held(prompt)
+            from ._stream import ascan
+
             windows = ascan(stream, held.scanner, held.acheck, idle_flush=self.stream.idle_flush)
             async with aclosing(windows):
                 async for window in windows:
