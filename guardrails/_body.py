@@ -240,14 +240,22 @@ def parse_json(
     Raises:
         InvalidBody: not JSON, too deep, a number too long.
     """
+    return _load(data, _decoder(max_number_length), max_depth, _check_depth)
+
+
+def _load(
+    data: bytes,
+    decoder: json.JSONDecoder,
+    max_depth: int,
+    check_depth: Callable[[Any, int], None],
+) -> Any:
+    """Decode `data` as ``json.loads(bytes)`` does, with `decoder`, then bound its depth."""
     try:
         # What json.loads(bytes) does: detect UTF-8/16/32 (BOM or not), decode with surrogatepass.
         text = data.decode(json.detect_encoding(data), "surrogatepass")
         if text.startswith("\ufeff"):
             raise ValueError("a BOM json.loads would refuse")
-        return_value = _decoder(max_number_length).decode(text)
-    except InvalidBody:
-        raise
+        document = decoder.decode(text)
     except RecursionError as exc:
         raise InvalidBody("the JSON body is nested too deeply", code="too_deep") from exc
     except (ValueError, UnicodeDecodeError) as exc:
@@ -255,8 +263,8 @@ def parse_json(
         raise InvalidBody("the request body is not valid JSON", code="invalid_json") from exc
     # Brackets bound the depth from above (some may be in strings): most bodies need no walk.
     if data.count(b"[") + data.count(b"{") > max_depth:
-        _check_depth(return_value, max_depth)
-    return return_value
+        check_depth(document, max_depth)
+    return document
 
 
 def json_strings(value: Any) -> Iterator[str]:
@@ -327,18 +335,7 @@ def _parse_pairs(data: bytes, *, max_depth: int, max_number_length: int) -> Any:
     keys, another parser the first, so every value is scanned; a 101-digit number is valid JSON
     (Python converts up to 4,300 digits), so it is not a reason to refuse the body.
     """
-    try:
-        text = data.decode(json.detect_encoding(data), "surrogatepass")
-        if text.startswith("\ufeff"):
-            raise ValueError("a BOM json.loads would refuse")
-        document = _pairs_decoder(max_number_length).decode(text)
-    except RecursionError as exc:
-        raise InvalidBody("the JSON body is nested too deeply", code="too_deep") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidBody("the request body is not valid JSON", code="invalid_json") from exc
-    if data.count(b"[") + data.count(b"{") > max_depth:
-        _check_pairs_depth(document, max_depth)
-    return document
+    return _load(data, _pairs_decoder(max_number_length), max_depth, _check_pairs_depth)
 
 
 def _pairs_texts(document: Any) -> Iterator[str]:

@@ -63,7 +63,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--text-field", default="prompt", help="the field holding the text (default prompt)")
     parser.add_argument("--label-field", default="label", help="the field holding the label (default label)")
     parser.add_argument("--concurrency", type=_positive_int, default=8, metavar="N", help="checks in flight")
-    parser.add_argument("--rate", type=_positive_float, metavar="R", help="checks per second for the run")
+    parser.add_argument("--rate", type=positive_float, metavar="R", help="checks per second for the run")
     parser.add_argument("--out", metavar="DIR", help="keep results (resumable) and write the reports here")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     parser.add_argument("--show-text", action="store_true", help="put row text in the results and reports")
@@ -79,7 +79,8 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _positive_float(value: str) -> float:
+def positive_float(value: str) -> float:
+    """An argparse type: a number greater than 0 (``--rate`` here, ``check --timeout`` too)."""
     try:
         number = float(value)
     except ValueError:

@@ -191,17 +191,7 @@ class Judge:
         finally:
             if token is not None:
                 meter_var.reset(token)
-        # A narrowed content (incremental) cannot be written back over the whole call: no masking.
-        settled = self.settle(
-            verdict,
-            kind=content.kind,
-            latency=_perf() - started,
-            meter=meter,
-            mask=mask if plan is None else None,
-        )
-        if plan is not None:
-            plan.remember(settled)
-        return settled
+        return self._conclude(verdict, content.kind, _perf() - started, meter, plan, mask)
 
     async def aask(
         self, guard: Guard, content: Content, *, mask: MaskCallback | None = None
@@ -223,13 +213,21 @@ class Judge:
         finally:
             if token is not None:
                 meter_var.reset(token)
+        return self._conclude(verdict, content.kind, _perf() - started, meter, plan, mask)
+
+    def _conclude(
+        self,
+        verdict: Verdict,
+        kind: str,
+        latency: float,
+        meter: Meter | None,
+        plan: _incremental.Plan | None,
+        mask: MaskCallback | None,
+    ) -> Verdict:
+        """Settle a guard's answer, and remember the messages an incremental check allowed."""
         # A narrowed content (incremental) cannot be written back over the whole call: no masking.
         settled = self.settle(
-            verdict,
-            kind=content.kind,
-            latency=_perf() - started,
-            meter=meter,
-            mask=mask if plan is None else None,
+            verdict, kind=kind, latency=latency, meter=meter, mask=mask if plan is None else None
         )
         if plan is not None:
             plan.remember(settled)

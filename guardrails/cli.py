@@ -99,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         help="check the text as a prompt (default) or as a model response",
     )
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
-    check.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="deadline of the check")
+    check.add_argument(
+        "--timeout", type=_eval_cli.positive_float, metavar="SECONDS", help="deadline of the check"
+    )
 
     emulator = commands.add_parser(
         "emulator",
@@ -112,16 +114,6 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080)")
     _eval_cli.add_parser(commands)
     return parser
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {value!r}")
-    return number
 
 
 def _guard_spec(value: str) -> str:
