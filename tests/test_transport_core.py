@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ import openai
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from guardrails import Decision, ExtractionError, LocalGuard
@@ -30,6 +30,8 @@ from guardrails.integrations import anthropic as guarded_anthropic
 from guardrails.integrations.openai import GuardedHttpx2Transport, GuardedTransport, OpenAIBlocked
 from guardrails.testing import FakeGuard
 from tests.servers import run_asgi
+from tests.test_anthropic import StandIn as AnthropicStandIn
+from tests.test_httpx2_openai import StandIn as OpenAIStandIn
 
 pytestmark = pytest.mark.anyio
 
@@ -42,73 +44,40 @@ KINDS = ["httpx", "httpx2"]
 
 
 class StandIn:
-    """An OpenAI- and Anthropic-compatible model that records every request it receives."""
+    """The OpenAI and Anthropic stand-ins of test_httpx2_openai and test_anthropic on one server,
+    recording every request they receive (its JSON body, its declared and its real length)."""
 
     def __init__(self) -> None:
-        self.reply = "fine"
+        self.openai = OpenAIStandIn()
+        self.anthropic = AnthropicStandIn()
         self.received: list[dict[str, Any]] = []
         self.app = Starlette(
             routes=[
-                Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/conversations", self.conversations, methods=["POST"]),
-                Route("/v1/messages", self.messages, methods=["POST"]),
+                Route("/v1/chat/completions", self._recorded(self.openai.chat), methods=["POST"]),
+                Route("/v1/conversations", self._recorded(self.conversations), methods=["POST"]),
+                Route("/v1/messages", self._recorded(self.anthropic.messages), methods=["POST"]),
             ]
         )
 
-    async def _record(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        body: dict[str, Any] = json.loads(raw)
-        self.received.append(
-            {"path": request.url.path, "body": body, "length": request.headers["content-length"], "raw": raw}
-        )
-        return body
+    def reset(self, reply: str = "fine") -> None:
+        self.openai.reply = self.anthropic.reply = reply
+        self.received.clear()
 
-    async def chat(self, request: Request) -> Response:
-        body = await self._record(request)
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": self.reply}
-            choice = {"index": 0, "message": message, "finish_reason": "stop"}
-            return JSONResponse(
-                {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]}
+    def _recorded(
+        self, answer: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            raw = await request.body()  # kept by Starlette for the stand-in's own read
+            length = request.headers["content-length"]
+            self.received.append(
+                {"path": request.url.path, "body": json.loads(raw), "length": length, "raw": raw}
             )
+            return await answer(request)
 
-        async def events() -> AsyncIterator[bytes]:
-            for start in range(0, len(self.reply), 4):
-                delta = {
-                    "index": 0,
-                    "delta": {"content": self.reply[start : start + 4]},
-                    "finish_reason": None,
-                }
-                chunk = {
-                    "id": "c",
-                    "object": "chat.completion.chunk",
-                    "created": 0,
-                    "model": "m",
-                    "choices": [delta],
-                }
-                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
-            yield b"data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return endpoint
 
     async def conversations(self, request: Request) -> Response:
-        await self._record(request)
         return JSONResponse({"id": "conv_1", "object": "conversation", "created_at": 0, "metadata": {}})
-
-    async def messages(self, request: Request) -> Response:
-        await self._record(request)
-        return JSONResponse(
-            {
-                "id": "msg_1",
-                "type": "message",
-                "role": "assistant",
-                "model": "m",
-                "content": [{"type": "text", "text": self.reply}],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": 1, "output_tokens": 1},
-            }
-        )
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +89,8 @@ def served() -> Iterator[tuple[StandIn, str]]:
 
 @pytest.fixture
 def model(served: tuple[StandIn, str]) -> tuple[StandIn, str]:
-    stand_in, url = served
-    stand_in.reply = "fine"
-    stand_in.received.clear()
-    return stand_in, url
+    served[0].reset()
+    return served
 
 
 def transport_of(kind: str, guard: Any, **options: Any) -> Any:
@@ -248,7 +215,7 @@ def test_the_same_case_behaves_the_same_over_httpx_and_httpx2(
     """Each option (roles, last_turn, block, mask, streams) does the same on either transport."""
     stand_in, url = model
     case = CASES[name]
-    stand_in.reply = case.reply
+    stand_in.reset(case.reply)
     seen: list[Decision] = []
     with openai_client(kind, url, LocalGuard(), on_decision=seen.append, **case.options) as client:
         if case.blocked:
@@ -313,7 +280,7 @@ def test_a_body_that_is_not_json_is_refused(model: tuple[StandIn, str], kind: st
 async def test_the_async_clients_take_the_same_options(model: tuple[StandIn, str], kind: str) -> None:
     """roles and mask on the async side of each transport."""
     stand_in, url = model
-    stand_in.reply = SSN_ANSWER
+    stand_in.reset(SSN_ANSWER)
     async with async_openai_client(kind, url, LocalGuard(), roles=("user",), mask=True) as client:
         completion = await client.chat.completions.create(
             model="m", messages=[{"role": "system", "content": ATTACK}, {"role": "user", "content": CARD}]
@@ -373,7 +340,7 @@ def test_anthropic_takes_roles_and_last_turn(model: tuple[StandIn, str]) -> None
 def test_anthropic_masks_the_request_and_monitors_outside_block(model: tuple[StandIn, str]) -> None:
     """mask=True sends the masked card and hands the answer back masked; block= monitors the rest."""
     stand_in, url = model
-    stand_in.reply = SSN_ANSWER
+    stand_in.reset(SSN_ANSWER)
     seen: list[Decision] = []
     with anthropic_client(url, LocalGuard(), mask=True, on_decision=seen.append) as client:
         message = client.messages.create(
