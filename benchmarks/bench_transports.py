@@ -8,7 +8,7 @@ network's. The overhead is guarded minus bare, per package.
 
 ``--trees A B`` measures the package trees A and B (``PYTHONPATH`` each, e.g. a checkout before
 and after a change) in child processes, in alternating rounds so that machine load hits each
-alike, and prints both with the ratio after / before.
+alike, and prints both with the ratio after / before. Every figure is the least of its rounds.
 
 Run ``PYTHONPATH=. python benchmarks/bench_transports.py`` (about 10 s); ``--quick`` for tiny counts.
 """
@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from _load import fmt, median, print_table, ratio
+from _load import fmt, print_table, ratio
 
 COMPLETION = json.dumps(
     {
@@ -81,7 +81,8 @@ def _steps() -> dict[str, Callable[[], object]]:
 
 
 def _measure(count: int, rounds: int) -> dict[str, float]:
-    """Median CPU microseconds per request of each row over `rounds` rounds of `count` requests."""
+    """CPU microseconds per request of each row: the least of `rounds` rounds of `count` requests
+    (the least is the figure machine load disturbs least: load only ever adds CPU time)."""
     steps = _steps()
     for step in steps.values():  # warm up
         for _ in range(10 if count < 100 else 50):
@@ -93,7 +94,7 @@ def _measure(count: int, rounds: int) -> dict[str, float]:
             for _ in range(count):
                 step()
             figures[name].append((time.process_time() - started) / count * 1e6)
-    return {name: median(values) for name, values in figures.items()}
+    return {name: min(values) for name, values in figures.items()}
 
 
 def _child(tree: str, count: int, rounds: int) -> dict[str, float]:
@@ -128,7 +129,7 @@ def main() -> None:
                 [f"overhead {package}", fmt(cpu[f"guarded {package}"] - cpu[f"bare {package}"], ".1f")]
             )
         print_table(
-            "guarded OpenAI transports, CPU us per request (median of rounds)", ["row", "cpu us"], rows
+            "guarded OpenAI transports, CPU us per request (least of rounds)", ["row", "cpu us"], rows
         )
     else:
         before, after = options.trees
@@ -137,8 +138,7 @@ def main() -> None:
             for tree in (before, after):
                 runs[tree].append(_child(tree, count, rounds))
         by_tree = {
-            tree: {name: median([run[name] for run in figures]) for name in ROWS}
-            for tree, figures in runs.items()
+            tree: {name: min(run[name] for run in figures) for name in ROWS} for tree, figures in runs.items()
         }
         rows = [
             [
@@ -163,7 +163,7 @@ def main() -> None:
                 ]
             )
         print_table(
-            "guarded OpenAI transports, CPU us per request (median of rounds)",
+            "guarded OpenAI transports, CPU us per request (least of rounds)",
             ["row", "before", "after", "after/before"],
             rows,
             note=f"before: {before}; after: {after}",
