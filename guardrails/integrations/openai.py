@@ -83,6 +83,7 @@ from .._shapes import (
     request_content,
 )
 from ._tools import openai_tool_calls, openai_tool_results
+from ._transport_core import MAX_WINDOW_BYTES as MAX_WINDOW_BYTES  # kept importable from here
 from ._transport_core import Api, TransportCore, wire_of
 
 try:
