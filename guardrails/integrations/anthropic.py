@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from anthropic import AnthropicError
@@ -48,9 +48,10 @@ from anthropic import AnthropicError
 from .._body import json_strings
 from .._exceptions import Blocked, ExtractionError, GuardrailsError
 from .._models import Content
-from .._shapes import AnthropicStreamText
-from ._httpx2 import Call, Httpx2Transport
+from .._shapes import ALL_MESSAGES, AnthropicStreamText, MessageScope
+from ._httpx2 import Httpx2Transport
 from ._tools import anthropic_tool_calls, anthropic_tool_results
+from ._transport_core import Api, endpoint_by_path
 
 __all__ = ["AnthropicBlocked", "GuardedTransport"]
 
@@ -75,7 +76,8 @@ _SETTINGS = frozenset(
 )
 # Keys of content blocks that name the block's kind or wire it up, not text of the conversation.
 _BLOCK_WIRING = frozenset({"type", "id", "tool_use_id", "cache_control", "media_type", "signature"})
-_GENERATING = frozenset({"messages", "complete"})
+_ENDPOINTS = {"/messages": "messages", "/complete": "complete"}
+_GENERATING = frozenset(_ENDPOINTS.values())
 
 
 class AnthropicBlocked(Blocked, AnthropicError):
@@ -116,8 +118,12 @@ def _block_texts(value: Any) -> Iterator[str]:
             yield from _block_texts(item)
 
 
-def request_content(endpoint: str, body: bytes, path: str) -> Content | None:
+def request_content(
+    endpoint: str, body: bytes, path: str, scope: MessageScope = ALL_MESSAGES
+) -> Content | None:
     """What to check in a request body; None when it holds no text.
+
+    `scope` narrows the chat messages checked (the ``system`` prompt is one, of role ``system``).
 
     Raises:
         ExtractionError: the body is not the JSON object the endpoint takes.
@@ -140,13 +146,14 @@ def request_content(endpoint: str, body: bytes, path: str) -> Content | None:
         if not isinstance(turns, list) or not all(isinstance(m, Mapping) for m in turns):
             raise ExtractionError("the messages request has no list of messages")
         system = "\n".join(text for text in _block_texts(document.get("system")) if text)
-        if system:
-            messages.append({"role": "system", "content": system})
+        messages.append({"role": "system", "content": system})
         for turn in turns:
             role = turn.get("role")
             text = "\n".join(text for text in _block_texts(turn.get("content")) if text)
-            if text:
-                messages.append({"role": role if role in ("user", "assistant") else "user", "content": text})
+            messages.append({"role": role if role in ("user", "assistant") else "user", "content": text})
+        if scope.narrows:
+            messages = [messages[index] for index in scope.select(messages)]
+        messages = [message for message in messages if message["content"]]
         handled = ("messages", "system")
     rest = [
         text
@@ -160,17 +167,15 @@ def request_content(endpoint: str, body: bytes, path: str) -> Content | None:
     return Content("\n".join(rest) if rest else None, messages=messages or None, metadata=metadata)
 
 
-def answer_content(body: bytes, call: Call) -> Content | None:
+def answer_content(
+    body: bytes, *, metadata: Mapping[str, str] | None = None, prompt: str | None = None
+) -> Content | None:
     """What to check in a JSON answer: every string of its content blocks (any other JSON: all)."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         text = body.decode("utf-8", "replace")
-        return (
-            Content(text, kind="response", metadata=call.metadata, prompt=call.prompt)
-            if text.strip()
-            else None
-        )
+        return Content(text, kind="response", metadata=metadata, prompt=prompt) if text.strip() else None
     if isinstance(document, dict) and isinstance(document.get("content"), list):
         texts = [text for text in _block_texts(document["content"]) if text]
     elif isinstance(document, dict) and isinstance(document.get("completion"), str):
@@ -179,71 +184,50 @@ def answer_content(body: bytes, call: Call) -> Content | None:
         texts = [text for text in json_strings(document) if text]
     if not texts:
         return None
-    return Content("\n".join(texts), kind="response", metadata=call.metadata, prompt=call.prompt)
+    return Content("\n".join(texts), kind="response", metadata=metadata, prompt=prompt)
 
 
 #: The reader of the generated text of each event of a Messages stream (the shape module's).
 StreamText = AnthropicStreamText
 
 
+def endpoint_of(method: str, path: str, media_type: str) -> str | None:
+    """What a request is (``messages``, ``complete``, ``other``); None: it passes unchecked."""
+    return endpoint_by_path(method, path, media_type, _ENDPOINTS)
+
+
+def _tool_results(endpoint: str, body: bytes, metadata: Mapping[str, str]) -> list[Content]:
+    return anthropic_tool_results(body, metadata) if endpoint == "messages" else []
+
+
+#: How Anthropic API calls are read.
+ANTHROPIC_API = Api(
+    generating=_GENERATING,
+    endpoint=endpoint_of,
+    request=request_content,
+    tool_results=_tool_results,
+    answer=answer_content,
+    tool_calls=anthropic_tool_calls,
+    event_text=AnthropicStreamText,
+)
+
+
 class GuardedTransport(Httpx2Transport):
     """An httpx2 transport, sync and async, that checks Anthropic API calls with a guard.
 
-    Args:
-        guard: the guard asked; None: `guard_from_env()`, resolved at the first checked call.
-        transport: the httpx2 transport that sends the requests (``httpx2.MockTransport`` in
-            tests); by default an ``httpx2.HTTPTransport()`` or ``httpx2.AsyncHTTPTransport()``,
-            made at first use.
-        scan_response: also check the model's answers (JSON and streamed).
-        fail_open: what a guard failure does: False (raise the `GuardError`, the default), True
-            (the call goes on unscanned on transient errors) or ``"always"``.
-        stream_window: the most characters of streamed text per check.
-        stream_overlap: characters of a window's end checked again at the start of the next
-            (default 100).
-        stream_first_window: characters of a stream's first check; each next window doubles, up
-            to ``stream_window`` (a short answer reaches the client after one small check).
-        stream_idle_flush: seconds of quiet from the model after which the held text is checked
-            and handed on without waiting for a window's worth (None: never).
-        on_decision: a hook, or hooks, called with every `Decision` of this transport.
+    It takes the arguments of the OpenAI `guardrails.integrations.openai.GuardedTransport` (the
+    same code: `guardrails.integrations._transport_core`), with ``transport`` an httpx2 transport
+    (``httpx2.MockTransport`` in tests; by default an ``httpx2.HTTPTransport()`` or
+    ``httpx2.AsyncHTTPTransport()``, made at first use): ``guard``, ``scan_response``,
+    ``fail_open``, ``on_decision``, the ``stream_*`` windows, and ``roles``/``last_turn`` (the
+    ``system`` prompt is a message of role ``system``; ``tool_result`` blocks are in ``user``
+    turns), ``incremental``, ``block`` and ``mask`` (the masked strings rewritten in the JSON body).
 
     Closing the client closes what this transport made, never a ``transport`` or ``guard`` given.
     """
 
+    api = ANTHROPIC_API
     blocked = AnthropicBlocked
-
-    def endpoint(self, method: str, path: str, media_type: str) -> str | None:
-        if method not in ("POST", "PUT", "PATCH"):
-            return None
-        path = path.rstrip("/")
-        if path.endswith("/messages"):
-            return "messages"
-        if path.endswith("/complete"):
-            return "complete"
-        if media_type.startswith("multipart/") or media_type == "application/octet-stream":
-            return None  # file uploads
-        return "other"
-
-    def generating(self, endpoint: str) -> bool:
-        return endpoint in _GENERATING
-
-    def prompt_contents(self, call: Call, body: bytes) -> list[Content]:
-        content = request_content(call.endpoint, body, call.metadata["route"])
-        if content is None:
-            return []
-        call.metadata = content.metadata
-        call.prompt = content.as_text()
-        if call.endpoint != "messages":
-            return [content]
-        return [content, *anthropic_tool_results(body, call.metadata)]
-
-    def answer_contents(self, call: Call, body: bytes) -> list[Content]:
-        content = answer_content(body, call)
-        if content is None:
-            return []
-        return [content, *anthropic_tool_calls(body, call.metadata)]
-
-    def event_text(self) -> Callable[[bytes], str]:
-        return AnthropicStreamText()
 
     def sdk_error(self, error: GuardrailsError) -> GuardrailsError:
         if not isinstance(error, AnthropicError):
