@@ -99,6 +99,7 @@ except ImportError:  # pragma: no cover - exercised when google-re2 is not insta
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
 from .._models import Category as CommonCategory
+from . import _local_vector
 
 __all__ = ["RULES", "Category", "Finding", "LocalGuard", "normalize"]
 
@@ -463,6 +464,9 @@ def _without_invisible(text: str) -> str:
     ~0.2 s) and ~50 ns per character it reads past; google-re2 finds the next invisible character
     in the UTF-8 bytes, and one `bytes.replace` removes every character of its kind.
     """
+    vector = _vector_tables()
+    if vector is not None:
+        return _local_vector.without_invisible(vector, text)
     encoded = text.encode("utf-8", "surrogatepass")
     position = kinds = 0
     while kinds < _FEW_KINDS:
@@ -484,6 +488,9 @@ def _fold_for_set(clean: str, table: _WordTable) -> str:
     non-ASCII character is replaced everywhere at once by `bytes.replace`, its look-alike, a
     space, or "Z". Past `_FEW_KINDS` of them, the rest goes through `str.translate`.
     """
+    vector = None if clean.isascii() else _vector_tables()
+    if vector is not None:
+        return _local_vector.fold(vector, clean.casefold(), keep_nul=table is _WORDS_KEEPING_NUL)
     sample = clean[:_SAMPLE]
     if len(set(sample)) - len(set(sample.encode("ascii", "ignore"))) > _FEW_KINDS:
         return _fold(clean, table)  # many kinds already at the start (e.g. Chinese): no attempt
@@ -503,6 +510,14 @@ def _fold_for_set(clean: str, table: _WordTable) -> str:
         value = table[code]
         encoded = encoded.replace(char, b"Z" if value == code else chr(value).encode("utf-8"))
     return encoded.decode("utf-8", "surrogatepass").translate(table)
+
+
+def _vector_tables() -> _local_vector.Tables | None:
+    """numpy's per-code-point tables for the clean-up of long texts (`_local_vector`), or None."""
+    return _local_vector.tables(
+        (*_without(_DEFAULT_IGNORABLE, _BLANKS), *_without(_OTHER_FORMAT, _BLANKS)),
+        {code: ord(latin) for code, latin in _LOOKALIKES.items() if isinstance(latin, str)},
+    )
 
 
 def _ascii_fold_table(keep_nul: bool) -> bytes:
