@@ -429,8 +429,8 @@ class _Views:
             folded = tuple(f" {form} " for form in forms)
             return cls(clean, marked, words, shape, shape.count(48), keyish, _folded=folded)
         hits: set[int] = set()
-        for form in _forms(marked, _fold_for_set):
-            hits.update(_LINEAR_SET.Match(f" {form} ".encode("utf-8", "surrogatepass")) or ())
+        for form in _set_forms(marked, encoded):
+            hits.update(_LINEAR_SET.Match(form) or ())
         linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
         frame_words = len(_LINEAR_RULES) in hits
         return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words, encoded)
@@ -442,6 +442,27 @@ def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ..
         return (_collapsed(fold(marked, _WORDS)),)
     marks = fold(marked, _WORDS_KEEPING_NUL)
     return (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
+
+
+def _set_forms(marked: str, encoded: bytes) -> tuple[bytes, ...]:
+    """`_forms` for the google-re2 Set, padded, in UTF-8 (`encoded` is `marked` without NUL, in UTF-8).
+
+    An ASCII text is folded in one `bytes.translate` of its bytes (lower case, punctuation to
+    spaces), with no `str` copies in between.
+    """
+    if not marked.isascii():
+        return tuple(f" {form} ".encode("utf-8", "surrogatepass") for form in _forms(marked, _fold_for_set))
+    if "\x00" not in marked:
+        return (b" " + _collapsed_bytes(encoded.translate(_LOWER_FOLD[0])) + b" ",)
+    marks = marked.encode("ascii").translate(_LOWER_FOLD[1])
+    return tuple(b" " + _collapsed_bytes(marks.replace(b"\x00", blank)) + b" " for blank in (b"", b" "))
+
+
+def _collapsed_bytes(folded: bytes) -> bytes:
+    """`_collapsed`, on bytes."""
+    while b"  " in folded:
+        folded = folded.replace(b"  ", b" ")
+    return folded.strip(b" ")
 
 
 # A text the google-re2 Set reads has more than this many different invisible characters, or
@@ -527,6 +548,11 @@ def _ascii_fold_table(keep_nul: bool) -> bytes:
 
 
 _FOLD_FOR_SET = (_ascii_fold_table(False), _ascii_fold_table(True))
+# The same, capitals to lower case too: `str.casefold` of an ASCII text is its `lower`.
+_LOWER_FOLD = tuple(
+    table.translate(bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"))
+    for table in _FOLD_FOR_SET
+)
 
 # --- phrasing detectors (on the folded text: " word word ... ") ----------------------------------
 
@@ -1261,6 +1287,10 @@ def _undefended(rule: _Rule, clean: str) -> str | None:
     return " . ".join(kept) if defended else None
 
 
+# Contents with more strings than this are checked in joined texts, not string by string
+# (`LocalGuard._scan`).
+_FEW_PARTS = 8
+
 # --- where each text is: its role, and how to put a masked copy back ------------------------------
 
 _Slot = tuple[Any, Any]  # (container, key): container[key] is one checked string
@@ -1502,34 +1532,86 @@ class LocalGuard(InProcessGuard):
             return self._rules
         return self._roleless_rules
 
-    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> tuple[list[Finding], list[_Views]]:
-        """The findings, and the views of each part (kept for masking)."""
+    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> tuple[list[Finding], list[_Views | None]]:
+        """The findings, and the views of each part (kept for masking; None: not computed)."""
         parts = list(texts)
         found: set[Finding] = set()
-        views = [self._find(text, self._rules_for(role), found) for text, role in parts]
-        if len(parts) > 1:
-            # Each message and content part is checked on its own, then all of them in order, so
-            # that a phrase split across two parts is found: joined with a space for a split
-            # between words ("ignore all previous" + "instructions"), which is how a model reads
-            # adjacent parts; joined with nothing for a split inside a word ("ignore all previ" +
-            # "ous instructions"). Only the phrasing rules: gluing two numbers together ("order
-            # 4111 1111" + "1111 1111") would make card numbers no one wrote, and no data format
-            # spans a line break, which is how vendors see the parts (`Content.as_text`). A
-            # finding in a joined text spans a boundary; the cost is two more passes of the
-            # phrasing rules over the content. The prompt-attack rules see only the parts of the
-            # roles they apply to.
-            groups = [
-                (parts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))
+        if len(parts) <= _FEW_PARTS:
+            views: list[_Views | None] = [
+                self._find(text, self._rules_for(role), found) for text, role in parts
             ]
-            attack_rules = tuple(r for r in self._phrasing_rules if r.finding.category == "prompt_attack")
-            attack_parts = [(text, role) for text, role in parts if self._rules_for(role) is self._rules]
-            groups.append((attack_parts, attack_rules))
-            for group, rules in groups:
-                if len(group) > 1 and rules:
-                    texts_only = [text for text, _ in group]
-                    for joined in (" ".join(texts_only), "".join(texts_only)):
-                        self._find(joined, rules, found)
-        return self._in_table_order(found), views
+            if len(parts) > 1:
+                self._find_joined(parts, found)
+            return self._in_table_order(found), views
+        # Many parts: what each part's own check would find is found in fewer, longer texts, so
+        # that the cost is not a Python pass per part (1 MB as 16,000 messages took ~0.4 s).
+        # The data rules on all parts joined by line breaks find exactly what they find in the
+        # parts one by one: no data pattern matches a line break, and a line break before or
+        # after a match is read as the start or end of a text. A phrasing rule that matches no
+        # part matches nothing in the parts joined by spaces (the words of each part are there,
+        # between spaces); only a rule that matches there but is excused by a forbidding frame
+        # (which may reach across parts) is checked part by part.
+        recheck = self._find_joined(parts, found, every_group=True)
+        for rule in recheck:
+            for text, role in parts:
+                if rule.finding not in found and rule in self._rules_for(role):
+                    self._find(text, (rule,), found)
+        return self._in_table_order(found), [None] * len(parts)
+
+    def _find_joined(
+        self, parts: list[tuple[str, str | None]], found: set[Finding], *, every_group: bool = False
+    ) -> list[_Rule]:
+        """Add the findings of the phrasing rules in the parts joined in order.
+
+        Each message and content part is checked on its own, then all of them in order, so that
+        a phrase split across two parts is found: joined with a space for a split between words
+        ("ignore all previous" + "instructions"), which is how a model reads adjacent parts;
+        joined with nothing for a split inside a word ("ignore all previ" + "ous
+        instructions"). Only the phrasing rules: gluing two numbers together ("order 4111
+        1111" + "1111 1111") would make card numbers no one wrote, and no data format spans a
+        line break, which is how vendors see the parts (`Content.as_text`). A finding in a
+        joined text spans a boundary; the cost is two more passes of the phrasing rules over the
+        content. The prompt-attack rules see only the parts of the roles they apply to.
+
+        Returns the rules that match the parts joined by spaces but were excused there by a
+        forbidding frame (see `_defended`). With `every_group` (the parts were not checked one by
+        one), a group of one part is checked too, and the data rules on all parts joined by line
+        breaks.
+        """
+        groups = [(parts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))]
+        attack_rules = tuple(r for r in self._phrasing_rules if r.finding.category == "prompt_attack")
+        attack_parts = [(text, role) for text, role in parts if self._rules_for(role) is self._rules]
+        groups.append((attack_parts, attack_rules))
+        excused: list[_Rule] = []
+        # A line break folds to a space as a space does, so that with `every_group` the parts
+        # joined by line breaks serve the data rules too; each joined text is read once when every
+        # part is in both groups (the prompt-attack rules apply to every role).
+        spaced = "\n" if every_group else " "
+        joined_views: dict[tuple[str, int], _Views] = {}
+        for group, rules in groups:
+            if not rules or len(group) < (1 if every_group else 2):
+                continue
+            texts_only = [text for text, _ in group]
+            for separator in (spaced, "") if len(texts_only) > 1 else (spaced,):
+                key = (separator, len(group))
+                if key not in joined_views:
+                    joined_views[key] = _Views.of(separator.join(texts_only))
+                views = joined_views[key]
+                for rule in rules:
+                    if rule.finding not in found and rule.matches(views):
+                        if not self._defended(rule, views):
+                            found.add(rule.finding)
+                        elif separator == spaced:
+                            excused.append(rule)
+        if every_group:
+            data = tuple(rule for rule in self._data_rules if rule.finding not in found)
+            everything = ("\n", len(parts))
+            if data:
+                views = joined_views.get(everything) or _Views.of("\n".join(text for text, _ in parts))
+                for rule in data:
+                    if rule.finding not in found and rule.matches(views):
+                        found.add(rule.finding)
+        return [rule for rule in dict.fromkeys(excused) if rule.finding not in found]
 
     def _decide(self, content: Content) -> Verdict:
         located = _located(content)
@@ -1552,18 +1634,20 @@ class LocalGuard(InProcessGuard):
         )
 
     def _masked(
-        self, content: Content, views_of_parts: Sequence[_Views], found: Collection[Finding]
+        self, content: Content, views_of_parts: Sequence[_Views | None], found: Collection[Finding]
     ) -> Content | None:
         """A copy of `content` with every sensitive span masked, or None if that cannot be done.
 
-        `views_of_parts` are the views `_scan` computed for each string, in `_slots` order.
+        `views_of_parts` are the views `_scan` computed for each string, in `_slots` order (None
+        where it computed none).
         """
         messages, completion = copy.deepcopy(content.messages), copy.deepcopy(content.completion)
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
         slots += [slot for slot, _ in _slots(None, messages, completion)]
         rules = [rule for rule in self._data_rules if rule.finding in found]
-        for (container, key), views in zip(slots, views_of_parts, strict=True):
+        for (container, key), computed in zip(slots, views_of_parts, strict=True):
+            views = _Views.of(container[key]) if computed is None else computed
             spans = [span for rule in rules for span in rule.spans(views)]
             if not spans:
                 continue  # no data rule matches this string
