@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -56,6 +57,11 @@ _PROSE = (
 
 def _repeated(unit: str, size: int) -> str:
     return (unit * (size // len(unit) + 1))[:size]
+
+
+def _spoilt(unit: str, size: int) -> str:
+    """`unit` repeated, ended by a key character that spoils a match."""
+    return _repeated(unit, size)[:-1] + "_"
 
 
 def _ending_with(tail: str, size: int) -> str:
@@ -111,8 +117,8 @@ def families() -> dict[str, dict[str, Builder]]:
         for pattern, _ in rule.patterns:
             for prefix in literal_prefixes(pattern):
                 name = f"{rule.finding.rule}: {prefix.strip()!r}*"
-                prefixes[name] = lambda size, p=prefix: _repeated(p, size)
-                prefixes[name + "+_"] = lambda size, p=prefix: _repeated(p, size)[:-1] + "_"
+                prefixes[name] = functools.partial(_repeated, prefix)
+                prefixes[name + "+_"] = functools.partial(_spoilt, prefix)
     invisible = _invisible_chars()
     tags = "".join(chr(0xE0020 + i) for i in range(96))
     symbols = "".join(chr(code) for code in range(0x2190, 0x2190 + 96))  # arrows: not word characters
