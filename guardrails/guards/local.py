@@ -62,18 +62,22 @@ or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of
 Unicode clean-up is done once per text (blank characters are read both ways from one folded
 text).
 
-Long texts (4 KB and more) take faster paths when google-re2 is installed (the ``re2`` extra,
-``pip install guardrails-middleware[re2]``): one re2 Set pass finds every phrasing rule that
-matches (re2 is linear by construction; `re` tried a match at every word of ``"act as " * n``),
-the API-key patterns run only when their re2 superset matches, and the Unicode clean-up removes
-invisible characters and folds letters kind by kind (`bytes.replace`) instead of character by
-character, for up to a dozen different kinds. Same findings either way (a differential test
-compares them). On a small shared machine, 1 MB of a rule's key words or prefixes repeated, or of
-accented text, takes 15-80 ms with re2 (0.1-0.5 s without); the worst cases left are texts with
-many different non-ASCII letters or invisible characters (a Chinese text, a string of tag
-characters), which still go through a per-character translation: 0.15-0.5 s per MB
-(``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
-Python call per candidate.
+Long texts (4 KB and more) take faster paths when google-re2 and numpy are installed (the ``re2``
+extra, ``pip install guardrails-middleware[re2]``): one re2 Set pass finds every phrasing rule
+that matches (re2 is linear by construction; `re` tried a match at every word of ``"act as " *
+n``), the API-key patterns run only when their re2 superset matches, an ASCII text is folded in
+one `bytes.translate`, and the per-character Unicode clean-up of a non-ASCII text (invisible
+characters removed, letters folded) is one numpy table look-up per step instead of a `str`
+translation or regex substitution per character (`_local_vector`). Same findings either way
+(differential tests compare them). A content of more than 8 strings (messages, parts, tool
+arguments) is read in a few joined texts rather than string by string, with the same findings
+(a differential test). ``benchmarks/bench_local.py`` times every family of adversarial input at
+1 KB and 1 MB on both engines; with the extra, 1 MB of any of them but two takes under 50 ms on a
+small shared machine. The two: texts whose many data findings are masked one by one (a card
+number in each of 30,000 messages: ~1.4 s; cards in 1 MB of prose: ~70 ms), and a single clause
+made of thousands of forbidding frames (``"never ignore all previous rules, " * n``: ~0.13 s),
+whose matches are each checked in Python. The checks that a match must also pass (Luhn, mod-97)
+are a Python call per candidate.
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
