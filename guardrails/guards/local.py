@@ -331,10 +331,14 @@ def _shape_of(byte: int) -> int:
 _SHAPE = bytes.maketrans(bytes(range(256)), bytes(_shape_of(byte) for byte in range(256)))
 
 # Characters API keys are made of become "x", all others a space: every key format listed below
-# has a run of at least 15 of them, which ordinary prose rarely has.
+# but two has a run of at least 15 of them, which ordinary prose rarely has. The two (a Slack
+# webhook, a JSON Web Token: dots and slashes between short runs) are found by their fixed
+# strings (`_SHORT_KEYS`); they were once skipped too, so that such a key was found or not
+# depending on what else the text held.
 _KEY_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
 _KEYISH = bytes.maketrans(bytes(range(256)), bytes(120 if byte in _KEY_CHARS else 32 for byte in range(256)))
 _KEY_RUN = b"x" * 15
+_SHORT_KEYS = (("hooks.slack.com",), ("eyJ",))  # the `needs` of the key patterns with no long run
 
 
 def _clean(text: str) -> str:
@@ -1030,7 +1034,8 @@ class _Rule:
     anchors: frozenset[str] | None = None  # runs only when one of these words is present
     min_digits: int = 0  # runs only when the text has this many ASCII digits
     shape: bytes = b""  # runs only when the text's shape contains this
-    keyish: bool = False  # runs only when the text has a long run of API-key characters
+    keyish: bool = False  # runs only when the text has a long run of API-key characters, but
+    # for its patterns that need no long run (`_SHORT_KEYS`)
     linear: Any = None  # the pattern for google-re2 (`_linear`), searched instead on long texts
     # On a long text, with google-re2: a Set of supersets of `patterns` (one each, same order);
     # only the patterns whose superset matches run.
@@ -1041,8 +1046,7 @@ class _Rule:
             return False
         if views.digits < self.min_digits or self.shape not in views.shape:
             return False
-        if self.keyish and not views.keyish:
-            return False
+        short_only = self.keyish and not views.keyish  # only the patterns of `_SHORT_KEYS` can match
         if self.linear is not None and views.linear_found is not None:
             return self.finding in views.linear_found
         candidates = None
@@ -1051,6 +1055,8 @@ class _Rule:
         for text in views.folded if self.on_folded else (views.clean,):
             for index, (pattern, needs) in enumerate(self.patterns):
                 if needs and not any(need in text for need in needs):
+                    continue
+                if short_only and needs not in _SHORT_KEYS:
                     continue
                 if candidates is not None and index not in candidates:
                     continue
@@ -1679,6 +1685,17 @@ class LocalGuard(InProcessGuard):
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
         slots += [slot for slot, _ in _slots(None, messages, completion)]
         rules = [rule for rule in self._data_rules if rule.finding in found]
+        if len(slots) != len(views_of_parts):
+            return None
+        if any(views is None for views in views_of_parts):
+            masked_texts = self._masked_joined([container[key] for container, key in slots], rules)
+            if masked_texts is None:
+                return None
+            for (container, key), masked_text in zip(slots, masked_texts, strict=True):
+                if masked_text is not None:
+                    container[key] = masked_text
+            text = box["text"]
+            return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
         for (container, key), computed in zip(slots, views_of_parts, strict=True):
             views = _Views.of(container[key]) if computed is None else computed
             spans = [span for rule in rules for span in rule.spans(views)]
@@ -1694,6 +1711,45 @@ class LocalGuard(InProcessGuard):
             container[key] = masked
         text = box["text"]
         return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
+
+    def _masked_joined(self, texts: list[str], rules: list[_Rule]) -> list[str | None] | None:
+        """Each of `texts` masked (None: nothing to mask in it), or None if that cannot be done.
+
+        For a content of many strings (`_scan` read them joined): the spans are found in all the
+        strings joined by line breaks, which hold the same matches (see `_scan`), and put back
+        on each string; the masked strings are checked again joined. The cleaned text of the
+        joined strings is the cleaned strings joined (a line break is left alone by NFKC and
+        stops it from composing across), which is checked rather than assumed.
+        """
+        views = _Views.of("\n".join(texts))
+        spans = sorted(span for rule in rules for span in rule.spans(views))
+        cleans = [text if text.isascii() else _Views.of(text).clean for text in texts]
+        starts: list[int] = []
+        offset = 0
+        for clean in cleans:
+            starts.append(offset)
+            offset += len(clean) + 1
+        if "\n".join(cleans) != views.clean:
+            return None
+        spans_of: dict[int, list[tuple[int, int]]] = {}
+        for start, end in spans:
+            index = bisect.bisect_right(starts, start) - 1
+            # No data pattern matches a line break; a private key's span runs to its END line,
+            # or to the end of its own string when that has none.
+            end = min(end, starts[index] + len(cleans[index]))
+            spans_of.setdefault(index, []).append((start - starts[index], end - starts[index]))
+        masked: list[str | None] = [None] * len(texts)
+        for index, local_spans in spans_of.items():
+            masked[index] = _mask(texts[index], cleans[index], local_spans)
+            # What a shell forwards must not still hold what was masked (a span that did not map).
+            if masked[index] is None:
+                return None
+        recheck = _Views.of(
+            "\n".join(text if new is None else new for text, new in zip(texts, masked, strict=True))
+        )
+        if any(rule.matches(recheck) for rule in self._data_rules):
+            return None
+        return masked
 
     def _detailed(
         self, verdict_id: str, action: Action, reasons: list[str], found: list[Finding]
