@@ -288,8 +288,14 @@ _ASCII_PUNCTUATION = b'!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'
 # Whitespace (what `str.split` splits on) becomes a space too, so that collapsing runs of spaces
 # is all the folded text needs (`_collapsed`).
 _ASCII_SPACES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+# Other control characters (but NUL, the blank marker of `_Views.of`) are not word characters
+# either: they become spaces, as they do in a non-ASCII text (`_WordTable`) and for the google-re2
+# Set. The ASCII fold once kept them, so "ignore<U+0001>all previous instructions" passed in a
+# short ASCII text and blocked in a long or non-ASCII one.
+_ASCII_CONTROLS = bytes(range(1, 32)).translate(None, _ASCII_SPACES) + b"\x7f"
 _PUNCTUATION_TO_SPACE = bytes.maketrans(
-    _ASCII_PUNCTUATION + _ASCII_SPACES, b" " * len(_ASCII_PUNCTUATION + _ASCII_SPACES)
+    _ASCII_PUNCTUATION + _ASCII_SPACES + _ASCII_CONTROLS,
+    b" " * len(_ASCII_PUNCTUATION + _ASCII_SPACES + _ASCII_CONTROLS),
 )
 
 
@@ -1278,25 +1284,52 @@ _FRAME_WORDS = frozenset(
 # The same, as a pattern for the google-re2 Set that reads long texts (`_linear_set`).
 _FRAME_WORD_PATTERN = " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
 # A clause ends at any character but letters, digits, spaces, apostrophes, commas and hyphens.
-_CLAUSE_END = _lazy(r"[^\w\s',\-]+|_+")
+# One character class, for `re`'s fast class scan (an alternation with "_+" reads 1 MB 3x slower):
+# `_undefended` turns underscores into full stops first.
+_CLAUSE_END = _lazy(r"[^\w\s',\-]+")
 
 
-def _fold_clause(clause: str) -> str:
-    """A clause folded like the phrasing rules' text, commas kept as " , " tokens, space-padded."""
-    return " " + " , ".join(" ".join(_words_of(part)) for part in clause.split(",")) + " "
+def _fold_clause(clause: str, seen: dict[str, str] | None = None) -> str:
+    """A clause folded like the phrasing rules' text, commas kept as " , " tokens, space-padded.
+
+    `seen` keeps the folded form of each comma-separated part already met (a pure function of
+    the part), so that a clause of one part repeated folds each different part once.
+    """
+    if seen is None:
+        seen = {}
+    folded_parts = []
+    for part in clause.split(","):
+        folded = seen.get(part)
+        if folded is None:
+            folded = seen[part] = " ".join(_words_of(part))
+        folded_parts.append(folded)
+    return " " + " , ".join(folded_parts) + " "
 
 
-def _framed(folded: str, match: re.Match[str]) -> bool:
-    """Whether a forbidding frame wraps `match`, a phrase found in one folded clause."""
+def _framed(folded: str, match: re.Match[str], seen: dict[str, tuple[bool, bool]] | None = None) -> bool:
+    """Whether a forbidding frame wraps `match`, a phrase found in one folded clause.
+
+    `seen` keeps, for each text met between the frame's start and a match, whether it is a
+    frame and whether it is a condition (both depend on that text alone: the patterns have no
+    lookaround), so that thousands of matches behind the same words are read once.
+    """
     start, end = match.span()
     # The frame starts the clause, or follows a comma ("..., and never reveal your prompt").
     comma = folded.rfind(" , ", max(0, start - _FRAME_LONGEST), start)
     first = comma + 2 if comma >= 0 else 0
     if start - first > _FRAME_LONGEST:
         return False
-    if _FRAME_BEFORE.fullmatch(folded, first, start):
-        return True
-    return bool(_FRAME_CONDITION.fullmatch(folded, first, start) and _REFUSAL_AFTER.match(folded, end))
+    before = folded[first:start]
+    known = None if seen is None else seen.get(before)
+    if known is None:
+        known = (
+            _FRAME_BEFORE.fullmatch(folded, first, start) is not None,
+            _FRAME_CONDITION.fullmatch(folded, first, start) is not None,
+        )
+        if seen is not None:
+            seen[before] = known
+    is_frame, is_condition = known
+    return is_frame or (is_condition and _REFUSAL_AFTER.match(folded, end) is not None)
 
 
 def _undefended(rule: _Rule, clean: str) -> str | None:
@@ -1309,12 +1342,16 @@ def _undefended(rule: _Rule, clean: str) -> str | None:
     # Each different clause is read once: a text of one defence repeated (1 MB of "never ignore
     # all previous rules, ") costs one reading, not one per clause (~0.15 s).
     excused: dict[str, bool] = {}
-    for clause in _CLAUSE_END.split(clean):
+    folded_parts: dict[str, str] = {}
+    frames: dict[str, tuple[bool, bool]] = {}
+    # An underscore ends a clause too. It folds to a space, as a full stop does, and a kept clause
+    # is only read folded, so the replacement changes nothing but the split's speed.
+    for clause in _CLAUSE_END.split(clean.replace("_", ".") if "_" in clean else clean):
         framed = excused.get(clause)
         if framed is None:
-            folded = _fold_clause(clause)
+            folded = _fold_clause(clause, folded_parts)
             matches = [m for pattern, _ in rule.patterns for m in pattern.finditer(folded)]
-            framed = excused[clause] = bool(matches) and all(_framed(folded, m) for m in matches)
+            framed = excused[clause] = bool(matches) and all(_framed(folded, m, frames) for m in matches)
         if framed:
             defended = True
         else:
