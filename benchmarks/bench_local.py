@@ -64,10 +64,6 @@ def _spoilt(unit: str, size: int) -> str:
     return _repeated(unit, size)[:-1] + "_"
 
 
-def _ending_with(tail: str, size: int) -> str:
-    return _repeated(_PROSE, size - len(tail) - 1) + " " + tail
-
-
 def _alternating(chars: str, size: int, letter: str = "a") -> str:
     return _repeated("".join(letter + char for char in chars), size)
 

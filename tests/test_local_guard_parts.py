@@ -49,7 +49,7 @@ def _both_ways(guard: LocalGuard, content: Content) -> tuple[Any, Any]:
     return (one_by_one.reasons, one_by_one.masked), (joined.reasons, joined.masked)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_MESSAGES, st.booleans())
 def test_many_parts_checked_joined_find_what_one_by_one_finds(
     messages: list[tuple[str, str]], user_only: bool
