@@ -219,6 +219,14 @@ def test_blank_looking_characters_both_inside_and_between_words() -> None:
     assert LocalGuard().findings(text) == _OVERRIDE
 
 
+@pytest.mark.parametrize("char", ["\x01", "\x08", "\x1b", "\x7f"], ids=lambda char: f"U+{ord(char):04X}")
+def test_control_character_between_words_reads_as_a_space(char: str) -> None:
+    """In an ASCII text as in a non-ASCII or long one, a control character separates words."""
+    text = _PHRASE.replace(" ", char)
+    assert LocalGuard().findings(text) == _OVERRIDE
+    assert LocalGuard().findings(text + " \u00e9") == _OVERRIDE
+
+
 def test_invisible_characters_inside_an_api_key_do_not_hide_it() -> None:
     """The data detectors also see the text without default-ignorable characters."""
     key = "AKIA" + "IOSFODNN7EXAMPLE"

@@ -62,18 +62,22 @@ or the right prefix, which is what keeps a check of a 1 KB prompt in the tens of
 Unicode clean-up is done once per text (blank characters are read both ways from one folded
 text).
 
-Long texts (4 KB and more) take faster paths when google-re2 is installed (the ``re2`` extra,
-``pip install guardrails-middleware[re2]``): one re2 Set pass finds every phrasing rule that
-matches (re2 is linear by construction; `re` tried a match at every word of ``"act as " * n``),
-the API-key patterns run only when their re2 superset matches, and the Unicode clean-up removes
-invisible characters and folds letters kind by kind (`bytes.replace`) instead of character by
-character, for up to a dozen different kinds. Same findings either way (a differential test
-compares them). On a small shared machine, 1 MB of a rule's key words or prefixes repeated, or of
-accented text, takes 15-80 ms with re2 (0.1-0.5 s without); the worst cases left are texts with
-many different non-ASCII letters or invisible characters (a Chinese text, a string of tag
-characters), which still go through a per-character translation: 0.15-0.5 s per MB
-(``benchmarks/bench_local.py``). The checks that a match must also pass (Luhn, mod-97) are a
-Python call per candidate.
+Long texts (4 KB and more) take faster paths when google-re2 and numpy are installed (the ``re2``
+extra, ``pip install guardrails-middleware[re2]``): one re2 Set pass finds every phrasing rule
+that matches (re2 is linear by construction; `re` tried a match at every word of ``"act as " *
+n``), the API-key patterns run only when their re2 superset matches, an ASCII text is folded in
+one `bytes.translate`, and the per-character Unicode clean-up of a non-ASCII text (invisible
+characters removed, letters folded) is one numpy table look-up per step instead of a `str`
+translation or regex substitution per character (`_local_vector`). Same findings either way
+(differential tests compare them). A content of more than 8 strings (messages, parts, tool
+arguments) is read in a few joined texts rather than string by string, with the same findings
+(a differential test). ``benchmarks/bench_local.py`` times every family of adversarial input at
+1 KB and 1 MB on both engines; with the extra, 1 MB of most of them takes 10-50 ms on a small
+shared machine. Slower: masking thousands of separate findings, each a Python call (a card number
+in each of 30,000 messages: ~0.65 s), a single clause made of thousands of forbidding frames
+(``"never ignore all previous rules, " * n``: ~0.1 s), whose matches are each checked in Python,
+and 1 MB cut into tens of thousands of parts (~0.1 s: a Python step per part to know its role).
+The checks that a match must also pass (Luhn, mod-97) are a Python call per candidate.
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
@@ -99,6 +103,7 @@ except ImportError:  # pragma: no cover - exercised when google-re2 is not insta
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
 from .._models import Category as CommonCategory
+from . import _local_vector
 
 __all__ = ["RULES", "Category", "Finding", "LocalGuard", "normalize"]
 
@@ -283,8 +288,14 @@ _ASCII_PUNCTUATION = b'!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'
 # Whitespace (what `str.split` splits on) becomes a space too, so that collapsing runs of spaces
 # is all the folded text needs (`_collapsed`).
 _ASCII_SPACES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+# Other control characters (but NUL, the blank marker of `_Views.of`) are not word characters
+# either: they become spaces, as they do in a non-ASCII text (`_WordTable`) and for the google-re2
+# Set. The ASCII fold once kept them, so "ignore<U+0001>all previous instructions" passed in a
+# short ASCII text and blocked in a long or non-ASCII one.
+_ASCII_CONTROLS = bytes(range(1, 32)).translate(None, _ASCII_SPACES) + b"\x7f"
 _PUNCTUATION_TO_SPACE = bytes.maketrans(
-    _ASCII_PUNCTUATION + _ASCII_SPACES, b" " * len(_ASCII_PUNCTUATION + _ASCII_SPACES)
+    _ASCII_PUNCTUATION + _ASCII_SPACES + _ASCII_CONTROLS,
+    b" " * len(_ASCII_PUNCTUATION + _ASCII_SPACES + _ASCII_CONTROLS),
 )
 
 
@@ -326,10 +337,14 @@ def _shape_of(byte: int) -> int:
 _SHAPE = bytes.maketrans(bytes(range(256)), bytes(_shape_of(byte) for byte in range(256)))
 
 # Characters API keys are made of become "x", all others a space: every key format listed below
-# has a run of at least 15 of them, which ordinary prose rarely has.
+# but two has a run of at least 15 of them, which ordinary prose rarely has. The two (a Slack
+# webhook, a JSON Web Token: dots and slashes between short runs) are found by their fixed
+# strings (`_SHORT_KEYS`); they were once skipped too, so that such a key was found or not
+# depending on what else the text held.
 _KEY_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
 _KEYISH = bytes.maketrans(bytes(range(256)), bytes(120 if byte in _KEY_CHARS else 32 for byte in range(256)))
 _KEY_RUN = b"x" * 15
+_SHORT_KEYS = (("hooks.slack.com",), ("eyJ",))  # the `needs` of the key patterns with no long run
 
 
 def _clean(text: str) -> str:
@@ -428,8 +443,8 @@ class _Views:
             folded = tuple(f" {form} " for form in forms)
             return cls(clean, marked, words, shape, shape.count(48), keyish, _folded=folded)
         hits: set[int] = set()
-        for form in _forms(marked, _fold_for_set):
-            hits.update(_LINEAR_SET.Match(f" {form} ".encode("utf-8", "surrogatepass")) or ())
+        for form in _set_forms(marked, encoded):
+            hits.update(_LINEAR_SET.Match(form) or ())
         linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
         frame_words = len(_LINEAR_RULES) in hits
         return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words, encoded)
@@ -441,6 +456,33 @@ def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ..
         return (_collapsed(fold(marked, _WORDS)),)
     marks = fold(marked, _WORDS_KEEPING_NUL)
     return (_collapsed(marks.replace("\x00", "")), _collapsed(marks.replace("\x00", " ")))
+
+
+def _set_forms(marked: str, encoded: bytes) -> tuple[bytes, ...]:
+    """`_forms` for the google-re2 Set, padded, in UTF-8 (`encoded` is `marked` without NUL, in UTF-8).
+
+    An ASCII text is folded in one `bytes.translate` of its bytes (lower case, punctuation to
+    spaces), with no `str` copies in between.
+    """
+    if not marked.isascii():
+        return tuple(f" {form} ".encode("utf-8", "surrogatepass") for form in _forms(marked, _fold_for_set))
+    if "\x00" not in marked:
+        return (b" " + _collapsed_bytes(encoded.translate(_LOWER_FOLD[0])) + b" ",)
+    marks = marked.encode("ascii").translate(_LOWER_FOLD[1])
+    return tuple(b" " + _collapsed_bytes(marks.replace(b"\x00", blank)) + b" " for blank in (b"", b" "))
+
+
+def _collapsed_bytes(folded: bytes) -> bytes:
+    """`_collapsed`, on bytes.
+
+    Stripped first, and long runs shortened 32 and 4 spaces at a time: 1 MB of spaces (a text of
+    blank characters read as spaces) took ~20 ms in halving passes, most of it the first one.
+    """
+    folded = folded.strip(b" ")
+    for run in (b" " * 32, b" " * 4, b"  "):
+        while run in folded:
+            folded = folded.replace(run, b" ")
+    return folded
 
 
 # A text the google-re2 Set reads has more than this many different invisible characters, or
@@ -463,6 +505,9 @@ def _without_invisible(text: str) -> str:
     ~0.2 s) and ~50 ns per character it reads past; google-re2 finds the next invisible character
     in the UTF-8 bytes, and one `bytes.replace` removes every character of its kind.
     """
+    vector = _vector_tables()
+    if vector is not None:
+        return _local_vector.without_invisible(vector, text)
     encoded = text.encode("utf-8", "surrogatepass")
     position = kinds = 0
     while kinds < _FEW_KINDS:
@@ -484,6 +529,9 @@ def _fold_for_set(clean: str, table: _WordTable) -> str:
     non-ASCII character is replaced everywhere at once by `bytes.replace`, its look-alike, a
     space, or "Z". Past `_FEW_KINDS` of them, the rest goes through `str.translate`.
     """
+    vector = None if clean.isascii() else _vector_tables()
+    if vector is not None:
+        return _local_vector.fold(vector, clean.casefold(), keep_nul=table is _WORDS_KEEPING_NUL)
     sample = clean[:_SAMPLE]
     if len(set(sample)) - len(set(sample.encode("ascii", "ignore"))) > _FEW_KINDS:
         return _fold(clean, table)  # many kinds already at the start (e.g. Chinese): no attempt
@@ -505,6 +553,14 @@ def _fold_for_set(clean: str, table: _WordTable) -> str:
     return encoded.decode("utf-8", "surrogatepass").translate(table)
 
 
+def _vector_tables() -> _local_vector.Tables | None:
+    """numpy's per-code-point tables for the clean-up of long texts (`_local_vector`), or None."""
+    return _local_vector.tables(
+        (*_without(_DEFAULT_IGNORABLE, _BLANKS), *_without(_OTHER_FORMAT, _BLANKS)),
+        {code: ord(latin) for code, latin in _LOOKALIKES.items() if isinstance(latin, str)},
+    )
+
+
 def _ascii_fold_table(keep_nul: bool) -> bytes:
     """`_WordTable`'s mapping of the ASCII characters, as a bytes table (other bytes unchanged)."""
     table = _WORDS_KEEPING_NUL if keep_nul else _WORDS
@@ -512,6 +568,11 @@ def _ascii_fold_table(keep_nul: bool) -> bytes:
 
 
 _FOLD_FOR_SET = (_ascii_fold_table(False), _ascii_fold_table(True))
+# The same, capitals to lower case too: `str.casefold` of an ASCII text is its `lower`.
+_LOWER_FOLD = tuple(
+    table.translate(bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"))
+    for table in _FOLD_FOR_SET
+)
 
 # --- phrasing detectors (on the folded text: " word word ... ") ----------------------------------
 
@@ -816,6 +877,17 @@ def _is_card(match: re.Match[str]) -> bool:
 # pattern, so a text full of near-misses costs no Python call per match.
 _SSN = _lazy(r"(?<![^\W_])(?<!-)(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9A-Za-z]|-[0-9])")
 
+# `_SSN` for google-re2 (no lookaround), on the UTF-8 bytes read as Latin-1 (`_prefilter`): the
+# same on ASCII text, and more elsewhere (a non-ASCII letter before the number is not seen as
+# one). `re` tries `_SSN` at every digit (1 MB of "000-00-0000" repeated: ~70 ms); re2 reads
+# the text once, and `re` runs only when this matches.
+_SSN_SUPERSET = (
+    "(?:^|[^0-9A-Za-z-])"
+    "(?:00[1-9]|0[1-9][0-9]|[1-57-8][0-9]{2}|6(?:[0-57-9][0-9]|6[0-57-9]))"
+    "-(?:0[1-9]|[1-9][0-9])"
+    "-(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+    "(?:$|[^0-9A-Za-z-]|-(?:$|[^0-9]))"
+)
 
 # Length of the IBAN of each country in the SWIFT IBAN registry.
 _IBAN_LENGTHS: dict[str, int] = {
@@ -968,7 +1040,8 @@ class _Rule:
     anchors: frozenset[str] | None = None  # runs only when one of these words is present
     min_digits: int = 0  # runs only when the text has this many ASCII digits
     shape: bytes = b""  # runs only when the text's shape contains this
-    keyish: bool = False  # runs only when the text has a long run of API-key characters
+    keyish: bool = False  # runs only when the text has a long run of API-key characters, but
+    # for its patterns that need no long run (`_SHORT_KEYS`)
     linear: Any = None  # the pattern for google-re2 (`_linear`), searched instead on long texts
     # On a long text, with google-re2: a Set of supersets of `patterns` (one each, same order);
     # only the patterns whose superset matches run.
@@ -979,8 +1052,7 @@ class _Rule:
             return False
         if views.digits < self.min_digits or self.shape not in views.shape:
             return False
-        if self.keyish and not views.keyish:
-            return False
+        short_only = self.keyish and not views.keyish  # only the patterns of `_SHORT_KEYS` can match
         if self.linear is not None and views.linear_found is not None:
             return self.finding in views.linear_found
         candidates = None
@@ -989,6 +1061,8 @@ class _Rule:
         for text in views.folded if self.on_folded else (views.clean,):
             for index, (pattern, needs) in enumerate(self.patterns):
                 if needs and not any(need in text for need in needs):
+                    continue
+                if short_only and needs not in _SHORT_KEYS:
                     continue
                 if candidates is not None and index not in candidates:
                     continue
@@ -1072,6 +1146,7 @@ def _data(
     needs: tuple[str, ...] = (),
     min_digits: int = 0,
     shape: bytes = b"",
+    superset: str = "",
 ) -> _Rule:
     return _Rule(
         Finding("sensitive_information", rule),
@@ -1080,6 +1155,7 @@ def _data(
         accept=accept,
         min_digits=min_digits,
         shape=shape,
+        prefilter=_prefilter([superset]) if superset else None,
     )
 
 
@@ -1088,7 +1164,7 @@ _BUILTIN_RULES: tuple[_Rule, ...] = (
     _phrasing("prompt_attack", "system_prompt_exfiltration", _SYSTEM_PROMPT_EXFILTRATION),
     _phrasing("prompt_attack", "jailbreak_roleplay", _JAILBREAK_ROLEPLAY),
     _data("credit_card", _CARD, _is_card, min_digits=13, shape=b"000"),
-    _data("us_ssn", _SSN, shape=b"000-00-0000"),
+    _data("us_ssn", _SSN, shape=b"000-00-0000", superset=_SSN_SUPERSET),
     _data("iban", _IBAN, _is_iban, shape=b"AA00"),
     _data("private_key", _PRIVATE_KEY, needs=("PRIVATE KEY",)),
     _Rule(
@@ -1208,25 +1284,52 @@ _FRAME_WORDS = frozenset(
 # The same, as a pattern for the google-re2 Set that reads long texts (`_linear_set`).
 _FRAME_WORD_PATTERN = " (?:" + "|".join(sorted(_FRAME_WORDS)) + ") "
 # A clause ends at any character but letters, digits, spaces, apostrophes, commas and hyphens.
-_CLAUSE_END = _lazy(r"[^\w\s',\-]+|_+")
+# One character class, for `re`'s fast class scan (an alternation with "_+" reads 1 MB 3x slower):
+# `_undefended` turns underscores into full stops first.
+_CLAUSE_END = _lazy(r"[^\w\s',\-]+")
 
 
-def _fold_clause(clause: str) -> str:
-    """A clause folded like the phrasing rules' text, commas kept as " , " tokens, space-padded."""
-    return " " + " , ".join(" ".join(_words_of(part)) for part in clause.split(",")) + " "
+def _fold_clause(clause: str, seen: dict[str, str] | None = None) -> str:
+    """A clause folded like the phrasing rules' text, commas kept as " , " tokens, space-padded.
+
+    `seen` keeps the folded form of each comma-separated part already met (a pure function of
+    the part), so that a clause of one part repeated folds each different part once.
+    """
+    if seen is None:
+        seen = {}
+    folded_parts = []
+    for part in clause.split(","):
+        folded = seen.get(part)
+        if folded is None:
+            folded = seen[part] = " ".join(_words_of(part))
+        folded_parts.append(folded)
+    return " " + " , ".join(folded_parts) + " "
 
 
-def _framed(folded: str, match: re.Match[str]) -> bool:
-    """Whether a forbidding frame wraps `match`, a phrase found in one folded clause."""
+def _framed(folded: str, match: re.Match[str], seen: dict[str, tuple[bool, bool]] | None = None) -> bool:
+    """Whether a forbidding frame wraps `match`, a phrase found in one folded clause.
+
+    `seen` keeps, for each text met between the frame's start and a match, whether it is a
+    frame and whether it is a condition (both depend on that text alone: the patterns have no
+    lookaround), so that thousands of matches behind the same words are read once.
+    """
     start, end = match.span()
     # The frame starts the clause, or follows a comma ("..., and never reveal your prompt").
     comma = folded.rfind(" , ", max(0, start - _FRAME_LONGEST), start)
     first = comma + 2 if comma >= 0 else 0
     if start - first > _FRAME_LONGEST:
         return False
-    if _FRAME_BEFORE.fullmatch(folded, first, start):
-        return True
-    return bool(_FRAME_CONDITION.fullmatch(folded, first, start) and _REFUSAL_AFTER.match(folded, end))
+    before = folded[first:start]
+    known = None if seen is None else seen.get(before)
+    if known is None:
+        known = (
+            _FRAME_BEFORE.fullmatch(folded, first, start) is not None,
+            _FRAME_CONDITION.fullmatch(folded, first, start) is not None,
+        )
+        if seen is not None:
+            seen[before] = known
+    is_frame, is_condition = known
+    return is_frame or (is_condition and _REFUSAL_AFTER.match(folded, end) is not None)
 
 
 def _undefended(rule: _Rule, clean: str) -> str | None:
@@ -1236,15 +1339,29 @@ def _undefended(rule: _Rule, clean: str) -> str | None:
     """
     kept: list[str] = []
     defended = False
-    for clause in _CLAUSE_END.split(clean):
-        folded = _fold_clause(clause)
-        matches = [m for pattern, _ in rule.patterns for m in pattern.finditer(folded)]
-        if matches and all(_framed(folded, m) for m in matches):
+    # Each different clause is read once: a text of one defence repeated (1 MB of "never ignore
+    # all previous rules, ") costs one reading, not one per clause (~0.15 s).
+    excused: dict[str, bool] = {}
+    folded_parts: dict[str, str] = {}
+    frames: dict[str, tuple[bool, bool]] = {}
+    # An underscore ends a clause too. It folds to a space, as a full stop does, and a kept clause
+    # is only read folded, so the replacement changes nothing but the split's speed.
+    for clause in _CLAUSE_END.split(clean.replace("_", ".") if "_" in clean else clean):
+        framed = excused.get(clause)
+        if framed is None:
+            folded = _fold_clause(clause, folded_parts)
+            matches = [m for pattern, _ in rule.patterns for m in pattern.finditer(folded)]
+            framed = excused[clause] = bool(matches) and all(_framed(folded, m, frames) for m in matches)
+        if framed:
             defended = True
         else:
             kept.append(clause)
     return " . ".join(kept) if defended else None
 
+
+# Contents with more strings than this are checked in joined texts, not string by string
+# (`LocalGuard._scan`).
+_FEW_PARTS = 8
 
 # --- where each text is: its role, and how to put a masked copy back ------------------------------
 
@@ -1487,34 +1604,90 @@ class LocalGuard(InProcessGuard):
             return self._rules
         return self._roleless_rules
 
-    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> tuple[list[Finding], list[_Views]]:
-        """The findings, and the views of each part (kept for masking)."""
+    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> tuple[list[Finding], list[_Views | None]]:
+        """The findings, and the views of each part (kept for masking; None: not computed)."""
         parts = list(texts)
         found: set[Finding] = set()
-        views = [self._find(text, self._rules_for(role), found) for text, role in parts]
-        if len(parts) > 1:
-            # Each message and content part is checked on its own, then all of them in order, so
-            # that a phrase split across two parts is found: joined with a space for a split
-            # between words ("ignore all previous" + "instructions"), which is how a model reads
-            # adjacent parts; joined with nothing for a split inside a word ("ignore all previ" +
-            # "ous instructions"). Only the phrasing rules: gluing two numbers together ("order
-            # 4111 1111" + "1111 1111") would make card numbers no one wrote, and no data format
-            # spans a line break, which is how vendors see the parts (`Content.as_text`). A
-            # finding in a joined text spans a boundary; the cost is two more passes of the
-            # phrasing rules over the content. The prompt-attack rules see only the parts of the
-            # roles they apply to.
-            groups = [
-                (parts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))
+        if len(parts) <= _FEW_PARTS:
+            views: list[_Views | None] = [
+                self._find(text, self._rules_for(role), found) for text, role in parts
             ]
-            attack_rules = tuple(r for r in self._phrasing_rules if r.finding.category == "prompt_attack")
-            attack_parts = [(text, role) for text, role in parts if self._rules_for(role) is self._rules]
-            groups.append((attack_parts, attack_rules))
-            for group, rules in groups:
-                if len(group) > 1 and rules:
-                    texts_only = [text for text, _ in group]
-                    for joined in (" ".join(texts_only), "".join(texts_only)):
-                        self._find(joined, rules, found)
-        return self._in_table_order(found), views
+            if len(parts) > 1:
+                self._find_joined(parts, found)
+            return self._in_table_order(found), views
+        # Many parts: what each part's own check would find is found in fewer, longer texts, so
+        # that the cost is not a Python pass per part (1 MB as 16,000 messages took ~0.4 s).
+        # The data rules on all parts joined by line breaks find exactly what they find in the
+        # parts one by one: no data pattern matches a line break, and a line break before or
+        # after a match is read as the start or end of a text. A phrasing rule that matches no
+        # part matches nothing in the parts joined by spaces (the words of each part are there,
+        # between spaces); only a rule that matches there but is excused by a forbidding frame
+        # (which may reach across parts) is checked part by part.
+        recheck = self._find_joined(parts, found, every_group=True)
+        for rule in recheck:
+            for text, role in parts:
+                if rule.finding not in found and rule in self._rules_for(role):
+                    self._find(text, (rule,), found)
+        return self._in_table_order(found), [None] * len(parts)
+
+    def _find_joined(
+        self, parts: list[tuple[str, str | None]], found: set[Finding], *, every_group: bool = False
+    ) -> list[_Rule]:
+        """Add the findings of the phrasing rules in the parts joined in order.
+
+        Each message and content part is checked on its own, then all of them in order, so that
+        a phrase split across two parts is found: joined with a space for a split between words
+        ("ignore all previous" + "instructions"), which is how a model reads adjacent parts;
+        joined with nothing for a split inside a word ("ignore all previ" + "ous
+        instructions"). Only the phrasing rules: gluing two numbers together ("order 4111
+        1111" + "1111 1111") would make card numbers no one wrote, and no data format spans a
+        line break, which is how vendors see the parts (`Content.as_text`). A finding in a
+        joined text spans a boundary; the cost is two more passes of the phrasing rules over the
+        content. The prompt-attack rules see only the parts of the roles they apply to.
+
+        Returns the rules that match the parts joined by spaces but were excused there by a
+        forbidding frame (see `_defended`). With `every_group` (the parts were not checked one by
+        one), a group of one part is checked too, and the data rules on all parts joined by line
+        breaks.
+        """
+        groups = [(parts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))]
+        attack_rules = tuple(r for r in self._phrasing_rules if r.finding.category == "prompt_attack")
+        attack_parts = (
+            parts
+            if self._attack_roles is None
+            else [(text, role) for text, role in parts if self._rules_for(role) is self._rules]
+        )
+        groups.append((attack_parts, attack_rules))
+        excused: list[_Rule] = []
+        # A line break folds to a space as a space does, so that with `every_group` the parts
+        # joined by line breaks serve the data rules too; each joined text is read once when every
+        # part is in both groups (the prompt-attack rules apply to every role).
+        spaced = "\n" if every_group else " "
+        joined_views: dict[tuple[str, int], _Views] = {}
+        for group, rules in groups:
+            if not rules or len(group) < (1 if every_group else 2):
+                continue
+            texts_only = [text for text, _ in group]
+            for separator in (spaced, "") if len(texts_only) > 1 else (spaced,):
+                key = (separator, len(group))
+                if key not in joined_views:
+                    joined_views[key] = _Views.of(separator.join(texts_only))
+                views = joined_views[key]
+                for rule in rules:
+                    if rule.finding not in found and rule.matches(views):
+                        if not self._defended(rule, views):
+                            found.add(rule.finding)
+                        elif separator == spaced:
+                            excused.append(rule)
+        if every_group:
+            data = tuple(rule for rule in self._data_rules if rule.finding not in found)
+            everything = ("\n", len(parts))
+            if data:
+                views = joined_views.get(everything) or _Views.of("\n".join(text for text, _ in parts))
+                for rule in data:
+                    if rule.finding not in found and rule.matches(views):
+                        found.add(rule.finding)
+        return [rule for rule in dict.fromkeys(excused) if rule.finding not in found]
 
     def _decide(self, content: Content) -> Verdict:
         located = _located(content)
@@ -1537,18 +1710,31 @@ class LocalGuard(InProcessGuard):
         )
 
     def _masked(
-        self, content: Content, views_of_parts: Sequence[_Views], found: Collection[Finding]
+        self, content: Content, views_of_parts: Sequence[_Views | None], found: Collection[Finding]
     ) -> Content | None:
         """A copy of `content` with every sensitive span masked, or None if that cannot be done.
 
-        `views_of_parts` are the views `_scan` computed for each string, in `_slots` order.
+        `views_of_parts` are the views `_scan` computed for each string, in `_slots` order (None
+        where it computed none).
         """
         messages, completion = copy.deepcopy(content.messages), copy.deepcopy(content.completion)
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
         slots += [slot for slot, _ in _slots(None, messages, completion)]
         rules = [rule for rule in self._data_rules if rule.finding in found]
-        for (container, key), views in zip(slots, views_of_parts, strict=True):
+        if len(slots) != len(views_of_parts):
+            return None
+        if any(views is None for views in views_of_parts):
+            masked_texts = self._masked_joined([container[key] for container, key in slots], rules)
+            if masked_texts is None:
+                return None
+            for (container, key), masked_text in zip(slots, masked_texts, strict=True):
+                if masked_text is not None:
+                    container[key] = masked_text
+            text = box["text"]
+            return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
+        for (container, key), computed in zip(slots, views_of_parts, strict=True):
+            views = _Views.of(container[key]) if computed is None else computed
             spans = [span for rule in rules for span in rule.spans(views)]
             if not spans:
                 continue  # no data rule matches this string
@@ -1562,6 +1748,45 @@ class LocalGuard(InProcessGuard):
             container[key] = masked
         text = box["text"]
         return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
+
+    def _masked_joined(self, texts: list[str], rules: list[_Rule]) -> list[str | None] | None:
+        """Each of `texts` masked (None: nothing to mask in it), or None if that cannot be done.
+
+        For a content of many strings (`_scan` read them joined): the spans are found in all the
+        strings joined by line breaks, which hold the same matches (see `_scan`), and put back
+        on each string; the masked strings are checked again joined. The cleaned text of the
+        joined strings is the cleaned strings joined (a line break is left alone by NFKC and
+        stops it from composing across), which is checked rather than assumed.
+        """
+        views = _Views.of("\n".join(texts))
+        spans = sorted(span for rule in rules for span in rule.spans(views))
+        cleans = [text if text.isascii() else _Views.of(text).clean for text in texts]
+        starts: list[int] = []
+        offset = 0
+        for clean in cleans:
+            starts.append(offset)
+            offset += len(clean) + 1
+        if "\n".join(cleans) != views.clean:
+            return None
+        spans_of: dict[int, list[tuple[int, int]]] = {}
+        for start, end in spans:
+            index = bisect.bisect_right(starts, start) - 1
+            # No data pattern matches a line break; a private key's span runs to its END line,
+            # or to the end of its own string when that has none.
+            end = min(end, starts[index] + len(cleans[index]))
+            spans_of.setdefault(index, []).append((start - starts[index], end - starts[index]))
+        masked: list[str | None] = [None] * len(texts)
+        for index, local_spans in spans_of.items():
+            masked[index] = _mask(texts[index], cleans[index], local_spans)
+            # What a shell forwards must not still hold what was masked (a span that did not map).
+            if masked[index] is None:
+                return None
+        recheck = _Views.of(
+            "\n".join(text if new is None else new for text, new in zip(texts, masked, strict=True))
+        )
+        if any(rule.matches(recheck) for rule in self._data_rules):
+            return None
+        return masked
 
     def _detailed(
         self, verdict_id: str, action: Action, reasons: list[str], found: list[Finding]
