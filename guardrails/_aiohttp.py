@@ -40,24 +40,32 @@ _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connec
 _MAX_URLS = 64
 
 
+# What `_mapped` translates: aiohttp's exceptions, and the timeouts it raises as asyncio's.
+_FOREIGN = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _mapped(exc: BaseException, request: httpx.Request | None = None) -> httpx.HTTPError:
+    """aiohttp's exception as the httpx one the exchange knows: the one mapping (as httpx's
+    ``map_httpcore_exceptions``), for sending and for reading alike."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timed out", request=request)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return httpx.ReadTimeout(str(exc) or "timed out", request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc), request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    return httpx.ReadError(str(exc), request=request)
+
+
 @contextmanager
 def _mapped_errors(request: httpx.Request | None = None) -> Iterator[None]:
-    """aiohttp's exceptions as the httpx ones the exchange knows, in one place (as httpx's
-    ``map_httpcore_exceptions``), for sending and for reading alike."""
     try:
         yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=request) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.ReadError(str(exc), request=request) from exc
+    except _FOREIGN as exc:
+        raise _mapped(exc, request) from exc
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -128,18 +136,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             parsed = self._urls[url] = URL(url)
         return parsed
 
-    async def _request(
-        self, method: str, url: str, headers: Any, body: bytes, timeout: float | None, pool: float | None
-    ) -> aiohttp.ClientResponse:
-        return await self._session_now().request(
-            method,
-            self._url(url),
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=timeout, sock_read=timeout),
-        )
-
     async def send_plain(self, request: GuardRequest, max_bytes: int, deadline: Deadline) -> GuardResponse:
         """Send `request`; answer its response read whole, decoded, within `max_bytes`.
 
@@ -154,9 +150,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if not isinstance(headers, dict):  # aiohttp iterates any other mapping as pairs
             headers = list(headers.items())
         timeout = request.timeout
-        with _mapped_errors():
-            response = await self._request(
-                request.method, request.url, headers, request.content, timeout, timeout
+        try:
+            response = await self._session_now().request(
+                request.method,
+                self._url(request.url),
+                headers=headers,
+                data=request.content,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(connect=timeout, sock_connect=timeout, sock_read=timeout),
             )
             if _plain_length(response, max_bytes):
                 try:
@@ -164,6 +165,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 finally:
                     response.release()
                 return GuardResponse(response.status, response.headers, body, request)
+        except _FOREIGN as exc:
+            raise _mapped(exc) from exc
         return await read_capped(self._wrap(response, None), request, max_bytes, deadline)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -173,9 +176,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             body = request.content  # a guard's body is bytes, already in memory
         except httpx.RequestNotRead:
             body = await request.aread()
+        timeout = aiohttp.ClientTimeout(
+            connect=timeouts.get("pool"), sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")
+        )
         with _mapped_errors(request):
-            response = await self._request(
-                request.method, str(request.url), headers, body, timeouts.get("read"), timeouts.get("pool")
+            response = await self._session_now().request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=timeout,
             )
         return self._wrap(response, request)
 

@@ -36,6 +36,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import importlib.util
 import logging
 import math
@@ -46,7 +47,7 @@ import weakref
 from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypedDict, TypeVar
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar, cast
 
 import anyio
 import httpx
@@ -337,7 +338,7 @@ class RemoteGuard:
             raise TypeError(f"{type(self).__name__} has no API key")
         return self._api_key
 
-    @property
+    @functools.cached_property
     def max_requests(self) -> int:
         """The most requests one check may need; more is refused with `ContentTooLarge`."""
         return self.options.max_requests
@@ -421,9 +422,9 @@ class RemoteGuard:
 
     def _requests(self, content: Content) -> list[GuardRequest]:
         built = self._build_requests(content)
-        requests = [
-            request if isinstance(request, GuardRequest) else _from_httpx(request) for request in built
-        ]
+        if built and not isinstance(built[0], GuardRequest):  # a subclass that builds httpx requests
+            built = [_from_httpx(request) for request in built]
+        requests = cast("list[GuardRequest]", built)
         if len(requests) > self.max_requests:
             raise ContentTooLarge(
                 f"{self.name} guard: this content needs {len(requests)} requests, more than the "
@@ -540,7 +541,7 @@ class RemoteGuard:
         self._fail_if_open()
         requests = self._requests(content)
         deadline = Deadline(self.timeout, clock=self._clock)
-        pool = await self._async_pool()
+        pool = self._async_pools.get(asyncio.get_running_loop()) or await self._async_pool()
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
             async with _hard_deadline(self.timeout + _DEADLINE_MARGIN):

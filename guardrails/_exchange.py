@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -477,9 +477,6 @@ async def read_capped(
 async def _send_async(
     transport: httpx.AsyncBaseTransport, request: GuardRequest, max_bytes: int, deadline: Deadline
 ) -> GuardResponse:
-    send_plain = getattr(transport, "send_plain", None)  # `AiohttpTransport`: no httpx objects
-    if send_plain is not None:
-        return await send_plain(request, max_bytes, deadline)  # type: ignore[no-any-return]
     sent = _to_httpx(request)
     response = await transport.handle_async_request(sent)
     response.request = sent
@@ -527,7 +524,14 @@ async def run_async(
     deadline: Deadline,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Verdict:
-    """Drive an exchange with an async transport; cancellation propagates as usual."""
+    """Drive an exchange with an async transport; cancellation propagates as usual.
+
+    A transport with a ``send_plain(request, max_bytes, deadline)`` coroutine (`AiohttpTransport`)
+    sends the `GuardRequest` itself; any other is an httpx transport, converted at its edge.
+    """
+    send_plain: Callable[[GuardRequest, int, Deadline], Awaitable[GuardResponse]] | None = getattr(
+        transport, "send_plain", None
+    )
     try:
         step = next(flow)
         while True:
@@ -535,8 +539,12 @@ async def run_async(
                 await anyio.sleep(step.seconds)
                 step = flow.send(None)
                 continue
+            cap = response_cap(step, max_bytes)
             try:
-                response = await _send_async(transport, step, response_cap(step, max_bytes), deadline)
+                if send_plain is not None:
+                    response = await send_plain(step, cap, deadline)
+                else:
+                    response = await _send_async(transport, step, cap, deadline)
             except (httpx.HTTPError, ResponseTooLarge) as exc:
                 step = flow.throw(exc)
             else:

@@ -188,7 +188,7 @@ class FieldWindows:
         field: the field's name, for error messages.
     """
 
-    __slots__ = ("field", "max_windows", "overlap", "size")
+    __slots__ = ("field", "max_chars", "max_windows", "overlap", "size")
 
     def __init__(self, size: int, overlap: int, max_windows: int, *, field: str = "text") -> None:
         if size < 1 or not 0 <= overlap <= size // 4:
@@ -199,11 +199,8 @@ class FieldWindows:
         self.overlap = overlap
         self.max_windows = max_windows
         self.field = field
-
-    @property
-    def max_chars(self) -> int:
-        """The longest text always cut into at most `max_windows` windows."""
-        return guaranteed_chars(self.max_windows, size=self.size, overlap=self.overlap)
+        #: The longest text always cut into at most `max_windows` windows (read on every check).
+        self.max_chars = guaranteed_chars(max_windows, size=size, overlap=overlap)
 
     def split(self, text: str, *, guard: str) -> list[str]:
         """The windows of `text` (one window when it fits the field).

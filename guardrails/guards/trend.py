@@ -396,7 +396,10 @@ def _categories(action: Action, reasons: list[str], payload: dict[str, Any]) -> 
         head, _, _ = reason.partition(":")
         named = {category for pattern, category in _REASON_WORDS if pattern.search(head)}
         found.update(named or (category for pattern, category in _REASON_WORDS if pattern.search(reason)))
-    found.update(category for field, category in _DETAIL_FIELDS if _violates(payload.get(field)))
+    for field, category in _DETAIL_FIELDS:
+        entry = payload.get(field)
+        if entry is not None and _violates(entry):  # most answers have none of these fields
+            found.add(category)
     if action is Action.BLOCK and not found:
         found.add("other")
     return frozenset(found)
