@@ -157,7 +157,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=headers,
                 data=request.content,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(connect=timeout, sock_connect=timeout, sock_read=timeout),
+                # One timer for the whole attempt (connect, send, read), as the deadline means;
+                # per-operation timeouts would add a read timer rescheduled on every chunk.
+                timeout=aiohttp.ClientTimeout(total=timeout),
             )
             if _plain_length(response, max_bytes):
                 try:
