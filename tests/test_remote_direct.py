@@ -146,7 +146,7 @@ def same_as_validated(verdict: Verdict) -> None:
     assert verdict.model_dump_json() == validated.model_dump_json()
     assert Verdict.model_validate_json(verdict.model_dump_json()) == verdict
     with pytest.raises(Exception, match="frozen"):
-        verdict.guard = "other"  # type: ignore[misc]
+        verdict.guard = "other"
 
 
 @pytest.mark.parametrize("payload", TREND_ANSWERS)
