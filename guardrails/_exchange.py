@@ -58,6 +58,7 @@ __all__ = [
     "Sleep",
     "error_for_response",
     "exchange",
+    "read_capped",
     "response_cap",
     "run_async",
     "run_sync",
@@ -308,10 +309,9 @@ def exchange(
 ) -> Flow:
     """Send `request` until `parse` gives a Verdict, retries and deadline permitting.
 
-    Yields `GuardRequest` (send it, send back the response or throw the transport error, an
-    `httpx.HTTPError`, in) and
-    `Sleep` steps; returns the `Verdict` or raises a `GuardError` (a `ContentTooLarge` when the
-    guard answers 413). Every attempt's breaker permit is ended: recorded when the attempt learnt
+    Yields `GuardRequest` steps (send it, send back the `GuardResponse` or throw the transport
+    error, an `httpx.HTTPError`, in) and `Sleep` steps; returns the `Verdict` or raises a
+    `GuardError` (a `ContentTooLarge` when the guard answers 413). Every attempt's breaker permit is ended: recorded when the attempt learnt
     something about the guard's health, released when it was cancelled or closed.
     """
     attempt = 0
@@ -393,6 +393,7 @@ _ANSWERED = GuardResponseError("answered", transient=False)
 
 # A guard sends to one or two URLs: each is parsed into an `httpx.URL` once.
 _httpx_url = functools.lru_cache(maxsize=64)(httpx.URL)
+_TIMEOUTS = ("connect", "read", "write", "pool")
 
 
 def _to_httpx(request: GuardRequest) -> httpx.Request:
@@ -404,9 +405,6 @@ def _to_httpx(request: GuardRequest) -> httpx.Request:
         content=request.content,
         extensions={} if timeout is None else {"timeout": dict.fromkeys(_TIMEOUTS, timeout)},
     )
-
-
-_TIMEOUTS = ("connect", "read", "write", "pool")
 
 
 def _answer(response: httpx.Response, body: bytes, request: GuardRequest) -> GuardResponse:

@@ -298,8 +298,14 @@ def decode_json_object(response: GuardResponse, *, guard: str) -> dict[str, Any]
     status = response.status_code
     if not response.content.strip():
         raise GuardResponseError(f"{guard} guard answered an empty body", guard=guard, status_code=status)
+    content = response.content
     try:
-        payload = json.loads(response.content)
+        if content[:1] == b"{" and content[1:2] != b"\x00":
+            # UTF-8, as `json.loads` would detect it (an object starts with "{" in any other
+            # encoding it knows only with a BOM or a zero byte): decoded the same way, undetected.
+            payload = json.loads(content.decode("utf-8", "surrogatepass"))
+        else:
+            payload = json.loads(content)
     except (ValueError, UnicodeDecodeError):
         # Not chained: the decoder's exception holds the whole body, which may quote the prompt.
         raise GuardResponseError(
