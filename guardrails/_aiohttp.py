@@ -21,6 +21,7 @@ has httpx requests. Used by the remote guards for `acheck` when aiohttp is insta
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -100,6 +101,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             the system's trust store).
     """
 
+    #: `send_plain` bounds each attempt whole (DNS, connect, TLS, send, read) by its
+    #: `GuardRequest.timeout`: the guard's shell needs no timer of its own around a lone request.
+    bounds_attempts = True
+
     def __init__(self, *, limits: httpx.Limits | None = None, ssl: Any = None) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._limit = limits.max_connections or 0
@@ -158,8 +163,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=request.content,
                 allow_redirects=False,
                 # One timer for the whole attempt (connect, send, read), as the deadline means;
-                # per-operation timeouts would add a read timer rescheduled on every chunk.
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                # per-operation timeouts would add a read timer rescheduled on every chunk. Never
+                # rounded up to the next second (aiohttp's default from 5 s): the deadline is exact.
+                timeout=aiohttp.ClientTimeout(total=timeout, ceil_threshold=math.inf),
             )
             if _plain_length(response, max_bytes):
                 try:

@@ -229,12 +229,14 @@ def _scrub(error: BaseException, secret: str) -> None:
 class _AsyncPool:
     """The async transport of one event loop, and what bounds the bulk checks on that loop."""
 
-    __slots__ = ("bulk", "closer", "transport")
+    __slots__ = ("bounded", "bulk", "closer", "transport")
 
     def __init__(self, transport: httpx.AsyncBaseTransport, bulk: anyio.Semaphore) -> None:
         self.transport = transport
         self.bulk = bulk
         self.closer: AsyncGenerator[None, None] | None = None
+        # The transport bounds each attempt, whole, by the time it is given (`AiohttpTransport`).
+        self.bounded = getattr(transport, "bounds_attempts", False) is True
 
 
 async def _close_with_loop(transport: httpx.AsyncBaseTransport) -> AsyncGenerator[None, None]:
@@ -542,6 +544,11 @@ class RemoteGuard:
         requests = self._requests(content)
         deadline = Deadline(self.timeout, clock=self._clock)
         pool = self._async_pools.get(asyncio.get_running_loop()) or await self._async_pool()
+        if len(requests) == 1 and pool.bounded and self.rate_limit is None:
+            # No hard stop needed: the exchange gives each attempt what is left of the deadline
+            # and the transport bounds the attempt whole by it (DNS, connect, TLS, send, read),
+            # and the backoff sleeps fit the deadline. A loop timer less per check.
+            return await self._arun(pool.transport, requests[0], deadline)
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
             async with _hard_deadline(self.timeout + _DEADLINE_MARGIN):
