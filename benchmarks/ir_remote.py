@@ -6,11 +6,12 @@ The emulator runs natively in a child process (on core 1 when ``taskset`` is the
 runs under ``valgrind --tool=callgrind`` once per variant with N checks and with N/5, at
 concurrency 100 as in `bench_floors.py`'s remote row, and the script prints
 (Ir(N) - Ir(N/5)) / (N - N/5), the instructions per check once warm, for ours and for the raw
-aiohttp loop (the floor), and their ratio. Instruction counts do not move with the machine's load,
-unlike CPU time on a shared machine. ``GUARDRAILS_ROOT`` measures the guardrails package of
-another checkout (the branch point, say) with the same harness; ``--profile ours|raw`` instead runs one variant
-natively under cProfile and prints where its time goes (function calls per check, functions by own
-time).
+aiohttp loop (the floor), and their ratio. Instruction counts move far less with the machine's
+load than CPU time does (not zero: how many answers each event-loop iteration finds ready
+depends on timing); compare the figures of one run, and run it again when they look off.
+``GUARDRAILS_ROOT`` measures the guardrails package of another checkout (the branch point, say)
+with the same harness; ``--profile ours|raw`` instead runs one variant natively under cProfile
+and prints where its time goes (function calls per check, functions by own time).
 Needs valgrind for the counts; skipped with a message without it.
 """
 
