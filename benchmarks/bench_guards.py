@@ -51,6 +51,7 @@ from _load import (
 )
 
 from guardrails._client import AsyncBackend, RemoteGuard
+from guardrails._exchange import GuardResponse
 from guardrails._models import Content
 from guardrails.guards.paloalto import PaloAltoAIRS
 from guardrails.guards.trend import TrendAIGuard
@@ -543,7 +544,7 @@ async def _stack_costs(api: str, answer: bytes, iterations: int) -> list[list[st
         await guard.aclose()
         await bare.aclose()
     content = Content(text=PROMPT)
-    response = httpx.Response(200, content=answer, request=guard._build_requests(content)[0])
+    response = GuardResponse(200, httpx.Headers(), answer, guard._requests(content)[0])
     build = _per_call_us(lambda: guard._build_requests(content), iterations)
     parse = _per_call_us(lambda: guard._parse_response(response), iterations)
     return [

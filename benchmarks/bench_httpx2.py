@@ -45,7 +45,7 @@ def main() -> None:
     with serve_emulator() as server:
         guard = TrendAIGuard(api_key=TREND_KEY, base_url=server.url, retries=0)
         [request] = guard._build_requests(guard_content := _content())
-        url, headers, body = str(request.url), list(request.headers.multi_items()), request.content
+        url, headers, body = str(request.url), list(request.headers.items()), request.content
         one = httpx.Client()
         two = httpx2.Client()
         one_request = one.build_request("POST", url, headers=headers, content=body)

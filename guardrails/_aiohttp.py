@@ -1,15 +1,18 @@
-"""An httpx async transport on aiohttp: the guards' fast path under concurrency.
+"""The aiohttp async backend: the guards' fast path under concurrency.
 
 httpx's connection pool costs several times more CPU per request than aiohttp's under
 concurrency (see benchmarks/README.md for the figures), and a guard sits on the critical path of
-every LLM call. `AiohttpTransport` keeps every httpx type the guards use (`httpx.Request`,
-`httpx.Response`, httpx's exceptions) and moves the bytes with aiohttp. Used by the remote guards
-for `acheck` when aiohttp is installed (the ``aiohttp`` extra) and the loop is asyncio; pass
-``async_backend="httpx"`` to a guard to opt out.
+every LLM call. `AiohttpTransport.send_plain` sends the exchange's plain `GuardRequest` with
+aiohttp and answers a `GuardResponse`: no httpx object is built for a check (building an
+`httpx.Request` and wrapping the answer in an `httpx.Response` cost more CPU than the rest of the
+exchange). It is also an `httpx.AsyncBaseTransport` (``handle_async_request``) for any caller that
+has httpx requests. Used by the remote guards for `acheck` when aiohttp is installed (the
+``aiohttp`` extra) and the loop is asyncio; pass ``async_backend="httpx"`` to a guard to opt out.
 
-- No redirects are followed and no body is decompressed here (httpx decodes while the guard reads,
-  under its size cap).
-- aiohttp's exceptions become the httpx exceptions the retry policy knows: timeouts
+- No redirects are followed and no body is decompressed by aiohttp: a plain answer within the
+  cap is read whole in one call; any other (encoded, no declared length, longer) is read through
+  httpx's decoders under the size cap, so a decompression bomb stops at the cap.
+- aiohttp's exceptions become the httpx exceptions the exchange knows: timeouts
   `httpx.ConnectTimeout` / `httpx.ReadTimeout`, connection failures `httpx.ConnectError`, a
   dropped connection or a broken body `httpx.RemoteProtocolError`, other transport faults
   `httpx.ReadError`, all in one mapping (`_mapped_errors`).
@@ -18,41 +21,56 @@ for `acheck` when aiohttp is installed (the ``aiohttp`` extra) and the loop is a
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 import httpx
+from yarl import URL
+
+from ._exchange import GuardRequest, GuardResponse, read_capped
+from ._policy import Deadline
 
 __all__ = ["AiohttpTransport"]
 
 # Headers aiohttp computes itself from the request it sends.
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# Parsed URLs kept per transport: a guard sends to one or two.
+_MAX_URLS = 64
+
+
+# What `_mapped` translates: aiohttp's exceptions, and the timeouts it raises as asyncio's.
+_FOREIGN = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _mapped(exc: BaseException, request: httpx.Request | None = None) -> httpx.HTTPError:
+    """aiohttp's exception as the httpx one the exchange knows: the one mapping (as httpx's
+    ``map_httpcore_exceptions``), for sending and for reading alike."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timed out", request=request)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return httpx.ReadTimeout(str(exc) or "timed out", request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc), request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    return httpx.ReadError(str(exc), request=request)
 
 
 @contextmanager
-def _mapped_errors(request: httpx.Request) -> Iterator[None]:
-    """aiohttp's exceptions as the httpx ones the retry policy knows, in one place (as httpx's
-    ``map_httpcore_exceptions``), for sending and for reading alike."""
+def _mapped_errors(request: httpx.Request | None = None) -> Iterator[None]:
     try:
         yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=request) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.ReadError(str(exc), request=request) from exc
+    except _FOREIGN as exc:
+        raise _mapped(exc, request) from exc
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request | None) -> None:
         self._response = response
         self._request = request
 
@@ -65,8 +83,17 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response.release()
 
 
+def _plain_length(response: aiohttp.ClientResponse, max_bytes: int) -> bool:
+    """An unencoded answer whose declared length is within the cap: read whole in one call."""
+    length = response.content_length
+    if length is None or length > max_bytes:
+        return False
+    encoding = response.headers.get("Content-Encoding")
+    return encoding is None or encoding.strip().lower() == "identity"
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Sends httpx requests with an `aiohttp.ClientSession`, created lazily in the running loop.
+    """Sends the guards' requests with an `aiohttp.ClientSession`, created lazily in the running loop.
 
     Args:
         limits: the connection pool size (``max_connections``) and keep-alive expiry.
@@ -74,12 +101,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             the system's trust store).
     """
 
+    #: `send_plain` bounds each attempt whole (DNS, connect, TLS, send, read) by its
+    #: `GuardRequest.timeout`: the guard's shell needs no timer of its own around a lone request.
+    bounds_attempts = True
+
     def __init__(self, *, limits: httpx.Limits | None = None, ssl: Any = None) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._limit = limits.max_connections or 0
         self._keepalive = limits.keepalive_expiry if limits.keepalive_expiry is not None else 5.0
         self._ssl = ssl if ssl is not None else True
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
 
     def _session_now(self) -> aiohttp.ClientSession:
         session = self._session
@@ -100,21 +132,63 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = session
         return session
 
-    async def _send(self, request: httpx.Request) -> aiohttp.ClientResponse:
+    def _url(self, url: str) -> URL:
+        # Parsed once per URL (aiohttp would parse the string of every request again).
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _MAX_URLS:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
+        return parsed
+
+    async def send_plain(self, request: GuardRequest, max_bytes: int, deadline: Deadline) -> GuardResponse:
+        """Send `request`; answer its response read whole, decoded, within `max_bytes`.
+
+        The common answer (unencoded, its declared length within the cap) is read in one call;
+        any other is read through httpx's decoders under the cap and the deadline.
+
+        Raises:
+            httpx.HTTPError: the transport failed (aiohttp's exceptions mapped, see the module).
+            ResponseTooLarge: the answer is larger than `max_bytes`.
+        """
+        headers: Any = request.headers
+        if not isinstance(headers, dict):  # aiohttp iterates any other mapping as pairs
+            headers = list(headers.items())
+        timeout = request.timeout
+        try:
+            response = await self._session_now().request(
+                request.method,
+                self._url(request.url),
+                headers=headers,
+                data=request.content,
+                allow_redirects=False,
+                # One timer for the whole attempt (connect, send, read), as the deadline means;
+                # per-operation timeouts would add a read timer rescheduled on every chunk. Never
+                # rounded up to the next second (aiohttp's default from 5 s): the deadline is exact.
+                timeout=aiohttp.ClientTimeout(total=timeout, ceil_threshold=math.inf),
+            )
+            if _plain_length(response, max_bytes):
+                try:
+                    body = await response.read()
+                finally:
+                    response.release()
+                return GuardResponse(response.status, response.headers, body, request)
+        except _FOREIGN as exc:
+            raise _mapped(exc) from exc
+        return await read_capped(self._wrap(response, None), request, max_bytes, deadline)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.get("pool"),
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _OWN_HEADERS]
         try:
             body = request.content  # a guard's body is bytes, already in memory
         except httpx.RequestNotRead:
             body = await request.aread()
+        timeout = aiohttp.ClientTimeout(
+            connect=timeouts.get("pool"), sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")
+        )
         with _mapped_errors(request):
-            return await self._session_now().request(
+            response = await self._session_now().request(
                 request.method,
                 str(request.url),
                 headers=headers,
@@ -122,47 +196,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=timeout,
             )
-
-    async def send_read(self, request: httpx.Request, max_bytes: int) -> tuple[httpx.Response, bool]:
-        """Send `request`; read the answer whole when it is small and plain.
-
-        The guards' common case is an unencoded answer whose declared length is within
-        ``max_bytes``: it is read in one call and handed back as a read `httpx.Response` (the same
-        status, headers and body `handle_async_request` would stream), which skips httpx's stream
-        and decoder machinery. Any other answer (no declared length, longer, encoded) comes back
-        as `handle_async_request` gives it, unread, for the caller to read under its cap.
-
-        Returns:
-            The response, and whether its body is already read.
-        """
-        response = await self._send(request)
-        length = response.content_length
-        encoding = response.headers.get("Content-Encoding")
-        if (
-            length is None
-            or length > max_bytes
-            or (encoding is not None and encoding.strip().lower() != "identity")
-        ):
-            return self._wrap(response, request), False
-        try:
-            with _mapped_errors(request):
-                body = await response.read()
-        finally:
-            response.release()
-        read = httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            content=body,
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
-        return read, True
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return self._wrap(await self._send(request), request)
+        return self._wrap(response, request)
 
     @staticmethod
-    def _wrap(response: aiohttp.ClientResponse, request: httpx.Request) -> httpx.Response:
+    def _wrap(response: aiohttp.ClientResponse, request: httpx.Request | None) -> httpx.Response:
         return httpx.Response(
             response.status,
             headers=list(response.raw_headers),

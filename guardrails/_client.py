@@ -36,6 +36,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import importlib.util
 import logging
 import math
@@ -46,7 +47,7 @@ import weakref
 from collections.abc import AsyncGenerator, Collection
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypedDict, TypeVar
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar, cast
 
 import anyio
 import httpx
@@ -57,7 +58,15 @@ from ._budget import RateBudget, as_budget
 from ._cache import VerdictCache, VerdictMemo, cache_key, resolve_cache
 from ._events import spend
 from ._exceptions import ContentTooLarge, GuardError, GuardRateLimited, GuardTimeout, GuardUnavailable
-from ._exchange import DEFAULT_MAX_RESPONSE_BYTES, Flow, exchange, run_async, run_sync
+from ._exchange import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Flow,
+    GuardRequest,
+    GuardResponse,
+    exchange,
+    run_async,
+    run_sync,
+)
 from ._models import Content, Verdict, as_content, combine_verdicts
 from ._policy import BreakerState, CircuitBreaker, Deadline, Retry
 
@@ -220,12 +229,14 @@ def _scrub(error: BaseException, secret: str) -> None:
 class _AsyncPool:
     """The async transport of one event loop, and what bounds the bulk checks on that loop."""
 
-    __slots__ = ("bulk", "closer", "transport")
+    __slots__ = ("bounded", "bulk", "closer", "transport")
 
     def __init__(self, transport: httpx.AsyncBaseTransport, bulk: anyio.Semaphore) -> None:
         self.transport = transport
         self.bulk = bulk
         self.closer: AsyncGenerator[None, None] | None = None
+        # The transport bounds each attempt, whole, by the time it is given (`AiohttpTransport`).
+        self.bounded = getattr(transport, "bounds_attempts", False) is True
 
 
 async def _close_with_loop(transport: httpx.AsyncBaseTransport) -> AsyncGenerator[None, None]:
@@ -240,16 +251,18 @@ async def _close_with_loop(transport: httpx.AsyncBaseTransport) -> AsyncGenerato
 
 _T = TypeVar("_T", bound="RemoteGuard")
 
-#: The `httpx.Request` extension where a guard says how many characters a request sends for
-#: scanning (the scanned fields only: not the JSON around them, nor context sent for free).
+#: The `httpx.Request` extension where a guard that builds httpx requests says how many characters
+#: a request sends for scanning (`GuardRequest.scanned` says it for the plain requests).
 SCANNED_EXTENSION = "guardrails_scanned"
 
 
 class RemoteGuard:
     """Base of the guards that ask a remote service.
 
-    Subclasses set `name` and implement `_build_requests` (one request per window of the content;
-    raise `ContentTooLarge` for more than the guard checks) and `_parse_response`; both are pure.
+    Subclasses set `name` and implement `_build_requests` (one `GuardRequest` per window of the
+    content, or an `httpx.Request`, converted once; raise `ContentTooLarge` for more than the
+    guard checks) and `_parse_response` (a `GuardResponse`: `status_code`, `headers.get`,
+    `content`, `json()`); both are pure.
     This class owns the HTTP pools, the retry schedule, the deadline, the circuit breaker, the
     verdict cache and the API key: every `GuardError` leaving `check`/`acheck` is scrubbed of it (a
     service may echo the credential in an error body). A subclass whose verdicts depend on more
@@ -327,18 +340,18 @@ class RemoteGuard:
             raise TypeError(f"{type(self).__name__} has no API key")
         return self._api_key
 
-    @property
+    @functools.cached_property
     def max_requests(self) -> int:
         """The most requests one check may need; more is refused with `ContentTooLarge`."""
         return self.options.max_requests
 
     # -- what subclasses provide ---------------------------------------------------------------
 
-    def _build_requests(self, content: Content) -> list[httpx.Request]:
+    def _build_requests(self, content: Content) -> list[GuardRequest] | list[httpx.Request]:
         """The requests that check `content` (several for long text split into windows)."""
         raise NotImplementedError
 
-    def _parse_response(self, response: httpx.Response) -> Verdict:
+    def _parse_response(self, response: GuardResponse) -> Verdict:
         """Turn a 2xx response into a Verdict; raise `GuardResponseError` if it is not usable."""
         raise NotImplementedError
 
@@ -349,7 +362,7 @@ class RemoteGuard:
 
     # -- checks -----------------------------------------------------------------------------------
 
-    def _flow(self, request: httpx.Request, deadline: Deadline) -> Flow:
+    def _flow(self, request: GuardRequest, deadline: Deadline) -> Flow:
         return exchange(
             request,
             self._parse_response,
@@ -409,8 +422,11 @@ class RemoteGuard:
                 f"{self.name} guard circuit breaker is open: failing fast", guard=self.name, circuit_open=True
             )
 
-    def _requests(self, content: Content) -> list[httpx.Request]:
-        requests = self._build_requests(content)
+    def _requests(self, content: Content) -> list[GuardRequest]:
+        built = self._build_requests(content)
+        if built and not isinstance(built[0], GuardRequest):  # a subclass that builds httpx requests
+            built = [_from_httpx(request) for request in built]
+        requests = cast("list[GuardRequest]", built)
         if len(requests) > self.max_requests:
             raise ContentTooLarge(
                 f"{self.name} guard: this content needs {len(requests)} requests, more than the "
@@ -419,7 +435,7 @@ class RemoteGuard:
             )
         return requests
 
-    def _is_bulk(self, requests: list[httpx.Request]) -> bool:
+    def _is_bulk(self, requests: list[GuardRequest]) -> bool:
         return len(requests) > self.options.window_concurrency
 
     def _size_failure(self, error: GuardError, count: int) -> ContentTooLarge:
@@ -447,7 +463,7 @@ class RemoteGuard:
             raise
         return combine_verdicts(verdicts, guard=self.name)
 
-    def _run_one(self, transport: httpx.BaseTransport, request: httpx.Request, deadline: Deadline) -> Verdict:
+    def _run_one(self, transport: httpx.BaseTransport, request: GuardRequest, deadline: Deadline) -> Verdict:
         if self.rate_limit is not None:
             self._spent(self.rate_limit.take())
         self._count(request)
@@ -456,7 +472,7 @@ class RemoteGuard:
         )
 
     def _run_windows(
-        self, transport: httpx.BaseTransport, requests: list[httpx.Request], deadline: Deadline
+        self, transport: httpx.BaseTransport, requests: list[GuardRequest], deadline: Deadline
     ) -> list[Verdict]:
         results: list[Verdict | None] = [None] * len(requests)
         pending = list(range(len(requests)))
@@ -501,11 +517,11 @@ class RemoteGuard:
                 future.cancel()
         return [verdict for verdict in results if verdict is not None]
 
-    def _count(self, request: httpx.Request) -> None:
-        """Count a request about to be sent: characters for scanning (what `_build_requests` put in
-        its ``guardrails_scanned`` extension; the body's length when it says nothing) and billing."""
-        characters = request.extensions.get(SCANNED_EXTENSION)
-        if not isinstance(characters, int):
+    def _count(self, request: GuardRequest) -> None:
+        """Count a request about to be sent: characters for scanning (`GuardRequest.scanned`; the
+        body's length when it says nothing) and billing."""
+        characters = request.scanned
+        if characters is None:
             characters = len(request.content)
         per_unit = self.billing_chars_per_unit
         spend(self.name, characters, None if per_unit is None else -(-characters // per_unit))
@@ -527,7 +543,12 @@ class RemoteGuard:
         self._fail_if_open()
         requests = self._requests(content)
         deadline = Deadline(self.timeout, clock=self._clock)
-        pool = await self._async_pool()
+        pool = self._async_pools.get(asyncio.get_running_loop()) or await self._async_pool()
+        if len(requests) == 1 and pool.bounded and self.rate_limit is None:
+            # No hard stop needed: the exchange gives each attempt what is left of the deadline
+            # and the transport bounds the attempt whole by it (DNS, connect, TLS, send, read),
+            # and the backoff sleeps fit the deadline. A loop timer less per check.
+            return await self._arun(pool.transport, requests[0], deadline)
         try:
             # A hard stop: per-operation timeouts alone cannot bound DNS or a slow TLS handshake.
             async with _hard_deadline(self.timeout + _DEADLINE_MARGIN):
@@ -547,7 +568,7 @@ class RemoteGuard:
         return combine_verdicts(verdicts, guard=self.name)
 
     async def _arun(
-        self, transport: httpx.AsyncBaseTransport, request: httpx.Request, deadline: Deadline
+        self, transport: httpx.AsyncBaseTransport, request: GuardRequest, deadline: Deadline
     ) -> Verdict:
         if self.rate_limit is not None:
             self._spent(await self.rate_limit.atake())
@@ -557,7 +578,7 @@ class RemoteGuard:
         )
 
     async def _arun_windows(
-        self, pool: _AsyncPool, requests: list[httpx.Request], deadline: Deadline
+        self, pool: _AsyncPool, requests: list[GuardRequest], deadline: Deadline
     ) -> list[Verdict]:
         results: list[Verdict | None] = [None] * len(requests)
         errors: list[BaseException] = []
@@ -692,6 +713,11 @@ class RemoteGuard:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout:g})"
+
+
+def _from_httpx(request: httpx.Request) -> GuardRequest:
+    scanned = request.extensions.get(SCANNED_EXTENSION)
+    return GuardRequest.from_httpx(request, scanned=scanned if isinstance(scanned, int) else None)
 
 
 def _aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:

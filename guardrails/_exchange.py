@@ -1,10 +1,19 @@
 """The I/O-free exchange every remote guard uses, and the two shells that drive it.
 
-An exchange is a generator, written once: it yields an `httpx.Request` to send (and receives the
-`httpx.Response`, or has the transport's exception thrown into it) or a `Sleep` to wait out a
+An exchange is a generator, written once: it yields a `GuardRequest` to send (and receives the
+`GuardResponse`, or has the transport's exception thrown into it) or a `Sleep` to wait out a
 backoff, and returns the `Verdict`. Retries, backoff, the overall deadline, the circuit breaker
 and the mapping of HTTP outcomes to `GuardError` subclasses all live in `exchange`. `run_sync`
 and `run_async` only send, read (with a size cap) and sleep.
+
+The request and the response are plain values, not httpx objects: the aiohttp backend sends a
+`GuardRequest` and answers a `GuardResponse` with no httpx object on the way (building an
+`httpx.Request` and an `httpx.Response` around every check cost more CPU than the rest of the
+exchange); an httpx transport (the sync pool, ``async_backend="httpx"``, a transport the user
+gave, `httpx.MockTransport` in tests) converts at its edge (`_send_sync`, `_send_async`).
+Transport failures reach the exchange as httpx's exception types whatever the backend (the
+aiohttp backend maps aiohttp's onto them): they are the one vocabulary the exchange maps to
+`GuardError`s.
 
 Who caused a failure decides what it becomes: the guard's failures (timeouts, connection errors,
 5xx, 429, a malformed answer) are `GuardError`s and count on the circuit breaker; a 413 from the
@@ -14,11 +23,12 @@ never retried).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -40,10 +50,15 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "RESPONSE_GROWTH",
     "Flow",
+    "GuardRequest",
+    "GuardResponse",
+    "HeaderLookup",
+    "RequestHeaders",
     "ResponseTooLarge",
     "Sleep",
     "error_for_response",
     "exchange",
+    "read_capped",
     "response_cap",
     "run_async",
     "run_sync",
@@ -57,15 +72,115 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
 #: ``\\uXXXX``), next to the detection report.
 RESPONSE_GROWTH = 4
 
+# Headers every HTTP client computes itself from the request it sends: never carried.
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
-def response_cap(request: httpx.Request, floor: int = DEFAULT_MAX_RESPONSE_BYTES) -> int:
+
+class RequestHeaders(dict[str, str]):
+    """A request's headers; the repr names them and shows no value (one is the credential).
+
+    A guard builds its headers once and shares them across its requests: never mutate them.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"RequestHeaders({sorted(self)!r})"
+
+
+class GuardRequest:
+    """One request of a check, as plain values: what the exchange yields for a shell to send.
+
+    A guard builds these once per check (its URL and headers are computed once per guard and
+    shared by every request: treat `headers` as read-only). The exchange sets `timeout` before
+    each attempt. The repr names the headers, never their values (one is the credential), nor the
+    body (the prompt).
+
+    Attributes:
+        method: the HTTP method.
+        url: the absolute URL, query included.
+        headers: the headers to send, names as the vendor documents them (not Host or
+            Content-Length: each backend computes those).
+        content: the body.
+        scanned: characters of the body sent for scanning (the scanned fields only, not the JSON
+            around them nor context sent for free), for the spend counters; None: the body's length.
+        timeout: seconds left for this attempt (set by the exchange).
+    """
+
+    __slots__ = ("content", "headers", "method", "scanned", "timeout", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        scanned: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.content = content
+        self.scanned = scanned
+        self.timeout = timeout
+
+    @classmethod
+    def from_httpx(cls, request: httpx.Request, *, scanned: int | None = None) -> GuardRequest:
+        """A built `httpx.Request` (read, as ``content=`` / ``json=`` make it) as a `GuardRequest`."""
+        headers = RequestHeaders((k, v) for k, v in request.headers.items() if k.lower() not in _OWN_HEADERS)
+        return cls(request.method, str(request.url), headers, request.content, scanned=scanned)
+
+    def __repr__(self) -> str:
+        return (
+            f"GuardRequest({self.method!r}, {self.url!r}, headers={sorted(self.headers)!r}, "
+            f"content=<{len(self.content)} bytes>)"
+        )
+
+
+class HeaderLookup(Protocol):
+    """What the exchange and the guards read of a response's headers: a case-insensitive `get`."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+class GuardResponse:
+    """A guard's answer, read whole under the size cap, as plain values.
+
+    Attributes:
+        status_code: the HTTP status.
+        headers: the response headers (`get` is case-insensitive).
+        content: the body, decoded from any content encoding.
+        request: the `GuardRequest` it answers.
+    """
+
+    __slots__ = ("content", "headers", "request", "status_code")
+
+    def __init__(
+        self, status_code: int, headers: HeaderLookup, content: bytes, request: GuardRequest
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.request = request
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises `ValueError` when it is not JSON)."""
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8; undecodable bytes replaced)."""
+        return self.content.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"GuardResponse(status_code={self.status_code}, content=<{len(self.content)} bytes>)"
+
+
+def response_cap(request: GuardRequest, floor: int = DEFAULT_MAX_RESPONSE_BYTES) -> int:
     """The most bytes of answer to read for `request`: ``max(floor, 4 x the request body)``."""
-    try:
-        size = len(request.content)
-    except httpx.RequestNotRead:  # a streaming body: its declared length, if any
-        declared = request.headers.get("content-length", "")
-        size = int(declared) if declared.isdigit() else 0
-    return max(floor, RESPONSE_GROWTH * size)
+    return max(floor, RESPONSE_GROWTH * len(request.content))
 
 
 @dataclass(frozen=True)
@@ -75,22 +190,18 @@ class Sleep:
     seconds: float
 
 
-Step = httpx.Request | Sleep
-Flow = Generator[Step, "httpx.Response | None", Verdict]
+Step = GuardRequest | Sleep
+Flow = Generator[Step, "GuardResponse | None", Verdict]
 
 
 class ResponseTooLarge(Exception):
     """Raised by a shell into the exchange when the guard's response body passes the cap."""
 
 
-def _credentials(response: httpx.Response) -> list[str]:
+def _credentials(response: GuardResponse) -> list[str]:
     """The credential values the request carried (``Bearer`` tokens, API-key headers)."""
-    try:
-        request = response.request
-    except RuntimeError:  # a response built by hand, with no request
-        return []
     secrets: list[str] = []
-    for name, value in request.headers.items():
+    for name, value in response.request.headers.items():
         if any(word in name.lower() for word in ("auth", "token", "key", "secret")):
             secrets.append(value)
             _, _, token = value.partition(" ")
@@ -99,7 +210,7 @@ def _credentials(response: httpx.Response) -> list[str]:
     return [secret for secret in secrets if len(secret) >= 4]
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: GuardResponse) -> str:
     """The service's own error message, if its body has one; short, for logs and exceptions.
 
     Dropped if it echoes the request's credentials (some services quote a rejected key back).
@@ -138,12 +249,9 @@ def _strings(value: Any) -> Iterator[str]:
 _QUOTE_RUN = 12
 
 
-def _quotes_request(message: str, response: httpx.Response) -> bool:
+def _quotes_request(message: str, response: GuardResponse) -> bool:
     """Whether a service's error message quotes the request's text (and so, maybe, the prompt)."""
-    try:
-        body = response.request.content
-    except (RuntimeError, httpx.RequestNotRead):
-        return False
+    body = response.request.content
     try:
         text = "\n".join(_strings(json.loads(body)))
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -153,7 +261,7 @@ def _quotes_request(message: str, response: httpx.Response) -> bool:
     return any(message[i : i + _QUOTE_RUN] in text for i in range(len(message) - _QUOTE_RUN + 1))
 
 
-def error_for_response(response: httpx.Response, guard: str) -> GuardError | None:
+def error_for_response(response: GuardResponse, guard: str) -> GuardError | None:
     """The `GuardError` a non-success response stands for, or None for a 2xx."""
     status = response.status_code
     if 200 <= status < 300:
@@ -191,8 +299,8 @@ def error_for_response(response: httpx.Response, guard: str) -> GuardError | Non
 
 
 def exchange(
-    request: httpx.Request,
-    parse: Callable[[httpx.Response], Verdict],
+    request: GuardRequest,
+    parse: Callable[[GuardResponse], Verdict],
     *,
     guard: str,
     retry: Retry,
@@ -201,9 +309,9 @@ def exchange(
 ) -> Flow:
     """Send `request` until `parse` gives a Verdict, retries and deadline permitting.
 
-    Yields `httpx.Request` (send it, send back the response or throw the transport error in) and
-    `Sleep` steps; returns the `Verdict` or raises a `GuardError` (a `ContentTooLarge` when the
-    guard answers 413). Every attempt's breaker permit is ended: recorded when the attempt learnt
+    Yields `GuardRequest` steps (send it, send back the `GuardResponse` or throw the transport
+    error, an `httpx.HTTPError`, in) and `Sleep` steps; returns the `Verdict` or raises a
+    `GuardError` (a `ContentTooLarge` when the guard answers 413). Every attempt's breaker permit is ended: recorded when the attempt learnt
     something about the guard's health, released when it was cancelled or closed.
     """
     attempt = 0
@@ -216,12 +324,7 @@ def exchange(
         permit = breaker.before_call(guard)
         ended = False
         try:
-            request.extensions["timeout"] = {
-                "connect": remaining,
-                "read": remaining,
-                "write": remaining,
-                "pool": remaining,
-            }
+            request.timeout = remaining
             attempt += 1
             error: GuardError
             count_call()  # for `guardrails eval`'s vendor call counts (see _eval_meter)
@@ -286,24 +389,30 @@ def exchange(
 _ANSWERED = GuardResponseError("answered", transient=False)
 
 
-def _strip_encoding(response: httpx.Response, body: bytes) -> httpx.Response:
-    # The body was read decoded; a copy without the encoding headers carries it as plain content.
-    headers = [
-        (k, v)
-        for k, v in response.headers.multi_items()
-        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-    ]
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=body,
-        request=response.request,
-        extensions=response.extensions,
+# -- the httpx edge: an httpx transport (sync, or async with async_backend="httpx", or given) -------
+
+# A guard sends to one or two URLs: each is parsed into an `httpx.URL` once.
+_httpx_url = functools.lru_cache(maxsize=64)(httpx.URL)
+_TIMEOUTS = ("connect", "read", "write", "pool")
+
+
+def _to_httpx(request: GuardRequest) -> httpx.Request:
+    timeout = request.timeout
+    return httpx.Request(
+        request.method,
+        _httpx_url(request.url),
+        headers=list(request.headers.items()),
+        content=request.content,
+        extensions={} if timeout is None else {"timeout": dict.fromkeys(_TIMEOUTS, timeout)},
     )
 
 
+def _answer(response: httpx.Response, body: bytes, request: GuardRequest) -> GuardResponse:
+    return GuardResponse(response.status_code, response.headers, body, request)
+
+
 def _plain_and_small(response: httpx.Response, max_bytes: int) -> bool:
-    """An unencoded body whose declared length is under the cap: read whole, no copy needed."""
+    """An unencoded body whose declared length is under the cap: read whole, no decoding needed."""
     headers = response.headers
     length = headers.get("content-length")
     encoding = headers.get("content-encoding")
@@ -316,60 +425,60 @@ def _plain_and_small(response: httpx.Response, max_bytes: int) -> bool:
 
 
 def _send_sync(
-    transport: httpx.BaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
-) -> httpx.Response:
+    transport: httpx.BaseTransport, request: GuardRequest, max_bytes: int, deadline: Deadline
+) -> GuardResponse:
     # Straight to the transport: a client would add cookies, auth and redirect handling, all of
     # which a guard must not have, at a cost larger than the rest of the exchange.
-    response = transport.handle_request(request)
-    response.request = request
+    sent = _to_httpx(request)
+    response = transport.handle_request(sent)
+    response.request = sent
     if _plain_and_small(response, max_bytes):
         try:
-            response.read()
+            return _answer(response, response.read(), request)
         finally:
             response.close()
-        return response
     try:
         body = bytearray()
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_bytes():  # decoded (gzip, deflate...) as it is read
             body += chunk
             if len(body) > max_bytes:
                 raise ResponseTooLarge
             if deadline.expired:
-                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=request)
+                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=sent)
     finally:
         response.close()
-    return _strip_encoding(response, bytes(body))
+    return _answer(response, bytes(body), request)
+
+
+async def read_capped(
+    response: httpx.Response, request: GuardRequest, max_bytes: int, deadline: Deadline
+) -> GuardResponse:
+    """Read an async `httpx.Response` whole, decoded, under the cap and the deadline; close it."""
+    if _plain_and_small(response, max_bytes):
+        try:
+            return _answer(response, await response.aread(), request)
+        finally:
+            await response.aclose()
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():  # decoded (gzip, deflate...) as it is read
+            body += chunk
+            if len(body) > max_bytes:
+                raise ResponseTooLarge
+            if deadline.expired:
+                raise httpx.ReadTimeout("overall deadline passed while reading the body")
+    finally:
+        await response.aclose()
+    return _answer(response, bytes(body), request)
 
 
 async def _send_async(
-    transport: httpx.AsyncBaseTransport, request: httpx.Request, max_bytes: int, deadline: Deadline
-) -> httpx.Response:
-    send_read = getattr(transport, "send_read", None)  # `AiohttpTransport`: small answers read whole
-    response: httpx.Response
-    if send_read is not None:
-        response, read = await send_read(request, max_bytes)
-        if read:
-            return response
-    else:
-        response = await transport.handle_async_request(request)
-    response.request = request
-    if _plain_and_small(response, max_bytes):
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-    try:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise ResponseTooLarge
-            if deadline.expired:
-                raise httpx.ReadTimeout("overall deadline passed while reading the body", request=request)
-    finally:
-        await response.aclose()
-    return _strip_encoding(response, bytes(body))
+    transport: httpx.AsyncBaseTransport, request: GuardRequest, max_bytes: int, deadline: Deadline
+) -> GuardResponse:
+    sent = _to_httpx(request)
+    response = await transport.handle_async_request(sent)
+    response.request = sent
+    return await read_capped(response, request, max_bytes, deadline)
 
 
 def run_sync(
@@ -413,7 +522,14 @@ async def run_async(
     deadline: Deadline,
     max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Verdict:
-    """Drive an exchange with an async transport; cancellation propagates as usual."""
+    """Drive an exchange with an async transport; cancellation propagates as usual.
+
+    A transport with a ``send_plain(request, max_bytes, deadline)`` coroutine (`AiohttpTransport`)
+    sends the `GuardRequest` itself; any other is an httpx transport, converted at its edge.
+    """
+    send_plain: Callable[[GuardRequest, int, Deadline], Awaitable[GuardResponse]] | None = getattr(
+        transport, "send_plain", None
+    )
     try:
         step = next(flow)
         while True:
@@ -421,8 +537,12 @@ async def run_async(
                 await anyio.sleep(step.seconds)
                 step = flow.send(None)
                 continue
+            cap = response_cap(step, max_bytes)
             try:
-                response = await _send_async(transport, step, response_cap(step, max_bytes), deadline)
+                if send_plain is not None:
+                    response = await send_plain(step, cap, deadline)
+                else:
+                    response = await _send_async(transport, step, cap, deadline)
             except (httpx.HTTPError, ResponseTooLarge) as exc:
                 step = flow.throw(exc)
             else:

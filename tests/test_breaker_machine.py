@@ -35,6 +35,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from guardrails._client import RemoteGuard
 from guardrails._exceptions import ContentTooLarge, GuardAuthError, GuardError, GuardUnavailable
+from guardrails._exchange import GuardResponse
 from guardrails._models import Action, Content, Verdict
 from guardrails._policy import BreakerState, CircuitBreaker, Permit
 
@@ -183,7 +184,7 @@ class WindowGuard(RemoteGuard):
             for window in content.as_text().split("|")
         ]
 
-    def _parse_response(self, response: httpx.Response) -> Verdict:
+    def _parse_response(self, response: GuardResponse) -> Verdict:
         payload = json.loads(response.content)
         return Verdict(action=Action.parse(payload["action"]) or Action.BLOCK, guard=self.name)
 

@@ -29,6 +29,7 @@ from guardrails._exceptions import (
     GuardTimeout,
     GuardUnavailable,
 )
+from guardrails._exchange import GuardResponse
 from guardrails._models import Action, Content, Verdict
 from guardrails._policy import BreakerState, CircuitBreaker, parse_retry_after
 
@@ -55,7 +56,7 @@ class TinyGuard(RemoteGuard):
             for window in content.as_text().split("|")
         ]
 
-    def _parse_response(self, response: httpx.Response) -> Verdict:
+    def _parse_response(self, response: GuardResponse) -> Verdict:
         # Deliberately naive (bad JSON, a missing key or a non-object raise as they come): the core
         # must turn those into GuardResponseError.
         payload = response.json()

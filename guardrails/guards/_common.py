@@ -14,7 +14,8 @@ import httpx
 from pydantic import SecretStr
 
 from .._exceptions import ContentTooLarge, ExtractionError, GuardConfigurationError, GuardResponseError
-from .._models import Content
+from .._exchange import GuardResponse
+from .._models import Action, Category, Content, Verdict
 
 __all__ = [
     "FieldWindows",
@@ -25,6 +26,7 @@ __all__ = [
     "text_chars",
     "decode_json_object",
     "encode_json",
+    "parsed_verdict",
     "region_url",
     "resolve_api_key",
     "split_windows",
@@ -186,7 +188,7 @@ class FieldWindows:
         field: the field's name, for error messages.
     """
 
-    __slots__ = ("field", "max_windows", "overlap", "size")
+    __slots__ = ("field", "max_chars", "max_windows", "overlap", "size")
 
     def __init__(self, size: int, overlap: int, max_windows: int, *, field: str = "text") -> None:
         if size < 1 or not 0 <= overlap <= size // 4:
@@ -197,11 +199,8 @@ class FieldWindows:
         self.overlap = overlap
         self.max_windows = max_windows
         self.field = field
-
-    @property
-    def max_chars(self) -> int:
-        """The longest text always cut into at most `max_windows` windows."""
-        return guaranteed_chars(self.max_windows, size=self.size, overlap=self.overlap)
+        #: The longest text always cut into at most `max_windows` windows (read on every check).
+        self.max_chars = guaranteed_chars(max_windows, size=size, overlap=overlap)
 
     def split(self, text: str, *, guard: str) -> list[str]:
         """The windows of `text` (one window when it fits the field).
@@ -290,7 +289,7 @@ def encode_json(body: Any, *, guard: str) -> bytes:
         ) from exc
 
 
-def decode_json_object(response: httpx.Response, *, guard: str) -> dict[str, Any]:
+def decode_json_object(response: GuardResponse, *, guard: str) -> dict[str, Any]:
     """The JSON object of a 2xx response.
 
     Raises:
@@ -299,8 +298,14 @@ def decode_json_object(response: httpx.Response, *, guard: str) -> dict[str, Any
     status = response.status_code
     if not response.content.strip():
         raise GuardResponseError(f"{guard} guard answered an empty body", guard=guard, status_code=status)
+    content = response.content
     try:
-        payload = json.loads(response.content)
+        if content[:1] == b"{" and content[1:2] != b"\x00":
+            # UTF-8, as `json.loads` would detect it (an object starts with "{" in any other
+            # encoding it knows only with a BOM or a zero byte): decoded the same way, undetected.
+            payload = json.loads(content.decode("utf-8", "surrogatepass"))
+        else:
+            payload = json.loads(content)
     except (ValueError, UnicodeDecodeError):
         # Not chained: the decoder's exception holds the whole body, which may quote the prompt.
         raise GuardResponseError(
@@ -311,3 +316,58 @@ def decode_json_object(response: httpx.Response, *, guard: str) -> dict[str, Any
             f"{guard} guard answered JSON that is not an object", guard=guard, status_code=status
         )
     return payload
+
+
+# The fields `parsed_verdict` fills; every field in declaration order (the order validation
+# leaves them in, which reprs and dumps follow), the others with their plain defaults.
+_GIVEN = frozenset({"action", "reasons", "id", "guard", "raw", "categories", "masked_data"})
+_fields = {
+    name: None if name in _GIVEN else field.default
+    for name, field in Verdict.model_fields.items()
+    if name in _GIVEN or field.default_factory is None
+}
+# A Verdict this does not know (a field with a factory, one more or less): validate instead.
+_known = set(Verdict.model_fields) == set(_fields) and set(_fields) >= _GIVEN
+_TEMPLATE: dict[str, Any] | None = _fields if _known else None
+
+
+def parsed_verdict(
+    *,
+    action: Action,
+    reasons: list[str],
+    id: str | None,
+    guard: str,
+    raw: dict[str, Any],
+    categories: frozenset[Category],
+    masked_data: dict[str, Any] | None = None,
+) -> Verdict:
+    """A `Verdict` of values a guard's parser has just checked, built without pydantic's validation.
+
+    Validation would check again what the parser and the types here already hold (an `Action`, a
+    fresh list of ``str``, a JSON object's ``dict`` with ``str`` keys no one else holds, categories
+    from `CATEGORIES`) and copy `raw` and `reasons`, at twice the cost of the rest of the parse.
+    The instance is what validation leaves: the same field values, the same fields set (these
+    arguments; `masked_data` only when not None), frozen. `Verdict.model_construct` would keep the
+    same invariants but costs more than validating. Should `Verdict` gain a field this does not
+    know, it validates instead.
+    """
+    fields: dict[str, Any] = {
+        "action": action,
+        "reasons": reasons,
+        "id": id,
+        "guard": guard,
+        "raw": raw,
+        "categories": categories,
+    }
+    if masked_data is not None:
+        fields["masked_data"] = masked_data
+    template = _TEMPLATE
+    if template is None:
+        return Verdict(**fields)
+    verdict = Verdict.__new__(Verdict)
+    _set = object.__setattr__
+    _set(verdict, "__dict__", {**template, **fields})
+    _set(verdict, "__pydantic_fields_set__", set(fields))
+    _set(verdict, "__pydantic_extra__", None)
+    _set(verdict, "__pydantic_private__", None)
+    return verdict

@@ -80,13 +80,13 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import SecretStr
 from typing_extensions import Unpack
 
 from .._cache import secret_digest
-from .._client import SCANNED_EXTENSION, ConnectionKeywords, ConnectionOptions, RemoteGuard
+from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import ExtractionError, GuardConfigurationError, GuardResponseError
+from .._exchange import GuardRequest, GuardResponse, RequestHeaders
 from .._masking import masked_text_content
 from .._models import Action, Category, Content, ToolEvent, Verdict, as_content, message_texts
 from ._common import (
@@ -96,6 +96,7 @@ from ._common import (
     check_text_size,
     decode_json_object,
     encode_json,
+    parsed_verdict,
     region_url,
     resolve_api_key,
 )
@@ -260,7 +261,7 @@ class PaloAltoAIRS(RemoteGuard):
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _build_requests(self, content: Content) -> list[httpx.Request]:
+    def _build_requests(self, content: Content) -> list[GuardRequest]:
         check_text_size(content, self.max_text_chars, guard=self.name)
         body: dict[str, Any] = {}
         session_id = content.metadata.get("session_id")
@@ -285,11 +286,6 @@ class PaloAltoAIRS(RemoteGuard):
         metadata = {key: value for key, value in metadata.items() if value}
         if metadata:
             body["metadata"] = metadata
-        headers = [
-            ("x-pan-token", self._key.get_secret_value()),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-        ]
         requests = []
         context = _context(content.context)
         for item in self._contents_items(content):
@@ -298,21 +294,23 @@ class PaloAltoAIRS(RemoteGuard):
                 item["context"] = context
             body["contents"] = [item]
             encoded = check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name)
-            requests.append(
-                httpx.Request(
-                    "POST",
-                    self._url,
-                    headers=headers,
-                    content=encoded,
-                    extensions={SCANNED_EXTENSION: scanned},
-                )
-            )
+            requests.append(GuardRequest("POST", self._url, self._headers, encoded, scanned=scanned))
         return requests
 
     @functools.cached_property
-    def _url(self) -> httpx.URL:
-        # Parsed once: building an httpx.URL from a string costs more than the rest of a request.
-        return httpx.URL(self.base_url + SCAN_PATH)
+    def _url(self) -> str:
+        return self.base_url + SCAN_PATH
+
+    @functools.cached_property
+    def _headers(self) -> RequestHeaders:
+        """Every scan's headers, built once (`RequestHeaders`: the repr shows no value)."""
+        return RequestHeaders(
+            [
+                ("x-pan-token", self._key.get_secret_value()),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ]
+        )
 
     def _contents_items(self, content: Content) -> list[dict[str, Any]]:
         """One ``contents`` item per window: every string of the content, within the field limits.
@@ -368,7 +366,7 @@ class PaloAltoAIRS(RemoteGuard):
 
     # -- responses ------------------------------------------------------------------------------
 
-    def _parse_response(self, response: httpx.Response) -> Verdict:
+    def _parse_response(self, response: GuardResponse) -> Verdict:
         payload = decode_json_object(response, guard=self.name)
         action = Action.parse(payload.get("action"))
         category = payload.get("category")
@@ -414,7 +412,7 @@ class PaloAltoAIRS(RemoteGuard):
         } | {_FLAG_CATEGORIES.get(flag, "other") for _, flag in tool_flags}
         if action is Action.BLOCK and not categories:
             categories.add("other")
-        return Verdict(
+        return parsed_verdict(
             action=action,
             reasons=reasons,
             id=scan_id if isinstance(scan_id, str) and scan_id else None,

@@ -58,8 +58,9 @@ from pydantic import SecretStr
 from typing_extensions import Unpack
 
 from .._cache import secret_digest
-from .._client import SCANNED_EXTENSION, ConnectionKeywords, ConnectionOptions, RemoteGuard
+from .._client import ConnectionKeywords, ConnectionOptions, RemoteGuard
 from .._exceptions import GuardConfigurationError, GuardResponseError
+from .._exchange import GuardRequest, GuardResponse, RequestHeaders
 from .._models import Action, Category, Content, ToolEvent, Verdict, message_texts
 from ._common import (
     FieldWindows,
@@ -68,6 +69,7 @@ from ._common import (
     check_text_size,
     decode_json_object,
     encode_json,
+    parsed_verdict,
     region_url,
     resolve_api_key,
 )
@@ -219,9 +221,9 @@ class TrendAIGuard(RemoteGuard):
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _build_requests(self, content: Content) -> list[httpx.Request]:
+    def _build_requests(self, content: Content) -> list[GuardRequest]:
         check_text_size(content, self.max_text_chars, guard=self.name)
-        requests: list[httpx.Request] = []
+        requests: list[GuardRequest] = []
         messages = content.messages
         # Text beside chat messages (the other strings of a request body: a model name, settings)
         # rides in the chat request as one more user message when it fits one window: one vendor
@@ -252,34 +254,44 @@ class TrendAIGuard(RemoteGuard):
             requests.append(self._request(CHAT_REQUEST, {"messages": tool_messages}, scanned))
         return requests
 
-    def _request(self, request_type: str, body: Any, scanned: int) -> httpx.Request:
-        url, headers = self._endpoint
-        if self.api == "v3":
-            headers = [*headers, ("TMV1-Request-Type", request_type)]
-        return httpx.Request(
+    def _request(self, request_type: str, body: Any, scanned: int) -> GuardRequest:
+        return GuardRequest(
             "POST",
-            url,
-            headers=[("Authorization", f"Bearer {self._key.get_secret_value()}"), *headers],
-            content=check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name),
-            extensions={SCANNED_EXTENSION: scanned},
+            self._url,
+            self._headers[request_type],
+            check_body_size(encode_json(body, guard=self.name), MAX_REQUEST_BYTES, guard=self.name),
+            scanned=scanned,
         )
 
     @functools.cached_property
-    def _endpoint(self) -> tuple[httpx.URL, list[tuple[str, str]]]:
-        # Parsed once: building an httpx.URL from a string costs more than the rest of a request.
-        headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+    def _url(self) -> str:
+        # Computed once, as every header below: none depends on the content.
+        if self.api == "v3":
+            return self.base_url + V3_PATH
+        query = {"detailedResponse": "true" if self.detailed else "false"}
+        return str(httpx.URL(self.base_url + BETA_PATH, params=query))
+
+    @functools.cached_property
+    def _headers(self) -> dict[str, RequestHeaders]:
+        """The headers of each request type (`RequestHeaders`: the repr shows no value)."""
+        headers = [
+            ("Authorization", f"Bearer {self._key.get_secret_value()}"),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ]
         if self.api == "v3":
             headers += [
                 ("TMV1-Application-Name", self.app_name),
                 ("Prefer", "return=representation" if self.detailed else "return=minimal"),
             ]
-            return httpx.URL(self.base_url + V3_PATH), headers
-        query = {"detailedResponse": "true" if self.detailed else "false"}
-        return httpx.URL(self.base_url + BETA_PATH, params=query), headers
+        kinds = (SIMPLE_REQUEST, CHAT_REQUEST, CHAT_RESPONSE)
+        if self.api != "v3":
+            return dict.fromkeys(kinds, RequestHeaders(headers))
+        return {kind: RequestHeaders([*headers, ("TMV1-Request-Type", kind)]) for kind in kinds}
 
     # -- responses ------------------------------------------------------------------------------
 
-    def _parse_response(self, response: httpx.Response) -> Verdict:
+    def _parse_response(self, response: GuardResponse) -> Verdict:
         payload = decode_json_object(response, guard=self.name)
         action = Action.parse(payload.get("action"))
         if action is None:
@@ -291,7 +303,7 @@ class TrendAIGuard(RemoteGuard):
             )
         verdict_id = payload.get("id")
         reasons = _reasons(payload)
-        return Verdict(
+        return parsed_verdict(
             action=action,
             reasons=reasons,
             id=str(verdict_id) if isinstance(verdict_id, (str, int)) and verdict_id != "" else None,
@@ -384,7 +396,10 @@ def _categories(action: Action, reasons: list[str], payload: dict[str, Any]) -> 
         head, _, _ = reason.partition(":")
         named = {category for pattern, category in _REASON_WORDS if pattern.search(head)}
         found.update(named or (category for pattern, category in _REASON_WORDS if pattern.search(reason)))
-    found.update(category for field, category in _DETAIL_FIELDS if _violates(payload.get(field)))
+    for field, category in _DETAIL_FIELDS:
+        entry = payload.get(field)
+        if entry is not None and _violates(entry):  # most answers have none of these fields
+            found.add(category)
     if action is Action.BLOCK and not found:
         found.add("other")
     return frozenset(found)
