@@ -1,6 +1,7 @@
 """One frozen event per decision, delivered to hooks and counted.
 
-The decorator and both middlewares call `record(...)` once per decision. Hooks registered with
+The decorator and both middlewares call `record(...)` once per decision (an Allow that would reach
+no hook and no telemetry, see `quiet`, is only counted with `count`). Hooks registered with
 `add_hook` (globally) or passed as ``on_decision=`` (per decorator / middleware) receive the
 `Decision`; a hook that raises is logged and never breaks the request. `stats()` is a snapshot
 of the counters per outcome. Every decision is also reported to OpenTelemetry when it is

@@ -28,6 +28,11 @@ A guard that raises anything but a `GuardError` or an `ExtractionError` is broke
 configuration error (never transient), so it fails closed unless ``fail_open="always"``. In
 monitor mode nothing raises: every outcome above returns (None when no verdict was had).
 
+An Allow that no one listens to (no hook, global or the call site's, and no OpenTelemetry
+provider: asked once per check) is only counted in `stats`: no `Decision` is built, no second
+clock read is taken and a remote guard's check gets no `Meter` (`usage` still counts what it
+sent). That is the hot path of every shell; everything else is settled by `settle`.
+
 With ``incremental=True`` the judge first leaves out the chat messages this guard already allowed
 (`guardrails._incremental`): when none is new, the call goes on with a cached Allow and no guard
 call. What each check sent to the vendor (characters, calls, billing units) is on its `Decision`.
