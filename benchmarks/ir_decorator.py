@@ -3,8 +3,9 @@
     python benchmarks/ir_decorator.py [--calls N]
 
 Runs this file under ``valgrind --tool=callgrind`` once per variant (bare, floor, ours; sync and
-async) with N calls and with none, and prints (Ir(N) - Ir(0)) / N per call and ours/floor on the
-overhead over the bare call. Needs valgrind; skipped with a message without it.
+async) with one warm-up call and N calls, and with the warm-up call only, and prints
+(Ir(N) - Ir(0)) / N per call and ours/floor on the overhead over the bare call. Needs valgrind;
+skipped with a message without it.
 """
 
 from __future__ import annotations
@@ -34,12 +35,17 @@ def child(variant: str, flavour: str, calls: int) -> None:
     function = {"bare": bare, "floor": floors.floor_guarded(guard)(bare), "ours": guarded(guard)(bare)}[
         variant
     ]
+    # One call first, in the run without calls too: what the first call does once (the judge
+    # loads OpenTelemetry's API to ask whether a provider is set: ~30M instructions) is not a
+    # per-call cost, and divided by N it would read as one.
     if flavour == "sync":
+        function("What is the capital of France?")
         for _ in range(calls):
             function("What is the capital of France?")
     else:
 
         async def run() -> None:
+            await function("What is the capital of France?")
             for _ in range(calls):
                 await function("What is the capital of France?")
 

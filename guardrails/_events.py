@@ -1,6 +1,7 @@
 """One frozen event per decision, delivered to hooks and counted.
 
-The decorator and both middlewares call `record(...)` once per decision. Hooks registered with
+The decorator and both middlewares call `record(...)` once per decision (an Allow that would reach
+no hook and no telemetry, see `quiet`, is only counted with `count`). Hooks registered with
 `add_hook` (globally) or passed as ``on_decision=`` (per decorator / middleware) receive the
 `Decision`; a hook that raises is logged and never breaks the request. `stats()` is a snapshot
 of the counters per outcome. Every decision is also reported to OpenTelemetry when it is
@@ -17,6 +18,7 @@ the same names wherever the line is logged from.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import re
 import threading
@@ -35,10 +37,12 @@ __all__ = [
     "Outcome",
     "add_hook",
     "count",
+    "counter",
     "hooks_of",
     "log_extra",
     "meter_var",
     "metered",
+    "quiet",
     "record",
     "remove_hook",
     "reset_stats",
@@ -168,10 +172,25 @@ class DecisionHook(Protocol):
 _lock = threading.Lock()
 # Replaced, never mutated: `record` reads it without the lock.
 _hooks: tuple[DecisionHook, ...] = ()
-_counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
 #: Counted beside the outcomes: decisions a fallback guard made because the primary one failed.
 DEGRADED = "degraded"
-_counts[DEGRADED] = 0
+# One `itertools.count` per outcome (and `DEGRADED`), never replaced: ``next()`` on one is a single
+# C call that the GIL keeps whole, so counting takes no lock (a lock cost more than the rest of an
+# allowed call's recording). `_base` holds each counter's value at the last `reset_stats`.
+_counters: dict[str, itertools.count[int]] = {name: itertools.count() for name in (*OUTCOMES, DEGRADED)}
+_base: dict[str, int] = dict.fromkeys(_counters, 0)
+
+
+def _value(counter: itertools.count[int]) -> int:
+    """How many times `counter` was advanced: an ``itertools.count`` shows its next value in its
+    repr (``count(41)``) and nowhere else (its pickling support is going away)."""
+    return int(repr(counter)[6:-1])
+
+
+def counter(outcome: str) -> itertools.count[int]:
+    """The counter of `outcome`: ``next(counter(outcome))`` counts one, as `count` does, from a hot
+    path that would rather hold the counter than look it up."""
+    return _counters[outcome]
 
 
 # Per guard: [characters sent for scanning, vendor calls, billing units].
@@ -240,8 +259,8 @@ def stats() -> Mapping[str, int]:
     ``"vendor_calls:trend"`` (the counters ``guardrails.scanned_characters`` and
     ``guardrails.vendor_calls`` by guard; `usage` has them as a mapping per guard).
     """
+    snapshot = {name: _value(counting) - _base[name] for name, counting in _counters.items()}
     with _lock:
-        snapshot = dict(_counts)
         for guard, (characters, calls, _) in _usage.items():
             snapshot[f"scanned_characters:{guard}"] = characters
             snapshot[f"vendor_calls:{guard}"] = calls
@@ -251,8 +270,8 @@ def stats() -> Mapping[str, int]:
 def reset_stats() -> None:
     """Set every counter back to zero (for tests)."""
     with _lock:
-        for outcome in _counts:
-            _counts[outcome] = 0
+        for name, counting in _counters.items():
+            _base[name] = _value(counting)
         _usage.clear()
 
 
@@ -314,23 +333,27 @@ def log_extra(decision: Decision, **fields: Any) -> dict[str, Any]:
 
 
 def count(outcome: Outcome) -> None:
-    """Count a decision nobody else would see (see `wanted`): no `Decision` needs building."""
-    with _lock:
-        _counts[outcome] += 1
+    """Count a decision nobody else would see (see `quiet`): no `Decision` needs building."""
+    next(_counters[outcome])
+
+
+def quiet(hooks: Sequence[DecisionHook] = ()) -> bool:
+    """Whether a `Decision` would reach no one but the counters: no hook, no OpenTelemetry.
+
+    The hot path (an allowed call with no hooks and no telemetry) then only counts (`count`).
+    """
+    return not (_hooks or hooks) and _otel.idle()
 
 
 def wanted(hooks: Sequence[DecisionHook] = ()) -> bool:
-    """Whether a `Decision` would reach anyone but the counters: a hook, or OpenTelemetry.
-
-    The hot path (an allowed call with no hooks and no telemetry) then only calls `count`.
-    """
-    return bool(_hooks or hooks) or _otel.wanted()
+    """Whether a `Decision` would reach anyone but the counters: a hook, or OpenTelemetry."""
+    return not quiet(hooks)
 
 
 def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
     """Count a decision, report it to OpenTelemetry, then hand it to the global hooks and `hooks`.
 
-    Thread-safe and task-safe: counting happens under a lock no code awaits under. A hook that
+    Thread-safe and task-safe: each count is one atomic step (see `_counters`). A hook that
     raises is logged on the ``guardrails`` logger; the other hooks still run and the exception
     never reaches the caller.
 
@@ -339,10 +362,9 @@ def record(decision: Decision, hooks: Iterable[DecisionHook] = ()) -> None:
         hooks: the call site's own hooks (the decorator's or middleware's ``on_decision``), called
             after the global ones.
     """
-    with _lock:
-        _counts[decision.outcome] += 1
-        if decision.degraded:
-            _counts[DEGRADED] += 1
+    next(_counters[decision.outcome])
+    if decision.degraded:
+        next(_counters[DEGRADED])
     _otel.emit(decision)
     for group in (_hooks, hooks):
         for hook in group:

@@ -28,6 +28,11 @@ A guard that raises anything but a `GuardError` or an `ExtractionError` is broke
 configuration error (never transient), so it fails closed unless ``fail_open="always"``. In
 monitor mode nothing raises: every outcome above returns (None when no verdict was had).
 
+An Allow that no one listens to (no hook, global or the call site's, and no OpenTelemetry
+provider: asked once per check) is only counted in `stats`: no `Decision` is built, no second
+clock read is taken and a remote guard's check gets no `Meter` (`usage` still counts what it
+sent). That is the hot path of every shell; everything else is settled by `settle`.
+
 With ``incremental=True`` the judge first leaves out the chat messages this guard already allowed
 (`guardrails._incremental`): when none is new, the call goes on with a cached Allow and no guard
 call. What each check sent to the vendor (characters, calls, billing units) is on its `Decision`.
@@ -50,18 +55,18 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
-from . import _incremental
+from . import _events, _incremental, _otel
 from ._events import (
     Decision,
     DecisionHook,
     Meter,
     Outcome,
-    count,
+    counter,
     log_extra,
     meter_var,
+    quiet,
     record,
     safe_text,
-    wanted,
 )
 from ._exceptions import Blocked, ContentTooLarge, ExtractionError, GuardError
 from ._guard import InProcessGuard
@@ -79,6 +84,11 @@ MaskCallback = Callable[[Content], bool]
 logger = logging.getLogger("guardrails")
 
 _perf = time.perf_counter
+_BLOCK = Action.BLOCK
+_ALLOWED = counter("allowed")
+# An `InProcessGuard` that keeps the base class's check / acheck decides with `_decide` alone.
+_CHECK = InProcessGuard.check
+_ACHECK = InProcessGuard.acheck
 
 
 def guard_name(guard: object) -> str:
@@ -174,45 +184,71 @@ class Judge:
             GuardError: the guard failed and the policy fails closed.
             ExtractionError: the guard refused the input (`ContentTooLarge`...), whatever the policy.
         """
-        plan = _incremental.plan(guard, content) if self.incremental else None
-        if plan is not None:
-            if plan.content is None:
-                return self._known(guard, content.kind)
-            content = plan.content
-        # In-process guards call no vendor: no meter (the hot path of the decorator).
-        meter = None if isinstance(guard, InProcessGuard) else Meter()
-        token = meter_var.set(meter) if meter is not None else None
+        plan = None
+        if self.incremental:
+            plan = _incremental.plan(guard, content)
+            if plan is not None:
+                if plan.content is None:
+                    return self._known(guard, content.kind)
+                content = plan.content
+        # Asked once per check: with no hook and no telemetry an Allow is only counted, and what
+        # the check sent to the vendor (its `Meter`) would reach no one.
+        silent = not (self.hooks or _events._hooks) and _otel.idle()
+        meter = token = None
+        decide: Callable[[Content], Verdict] | None = None
+        if isinstance(guard, InProcessGuard):
+            # No vendor, no meter; the base class's check is `_decide`: called without its frames.
+            if type(guard).check is _CHECK:
+                decide = guard._decide
+        elif not silent or meter_var.get() is not None:
+            meter = Meter()
+            token = meter_var.set(meter)
         started = _perf()
         try:
-            verdict = guard.check(content)
+            verdict = decide(content) if decide is not None else guard.check(content)
         except Exception as exc:
             self._failed(exc, guard, content.kind, _perf() - started, meter)
             return None
         finally:
             if token is not None:
                 meter_var.reset(token)
+        if silent and plan is None and verdict.action is not _BLOCK and not verdict.degraded:
+            next(_ALLOWED)  # the hot path: nobody would read the decision, nor its latency
+            return verdict
         return self._conclude(verdict, content.kind, _perf() - started, meter, plan, mask)
 
     async def aask(
         self, guard: Guard, content: Content, *, mask: MaskCallback | None = None
     ) -> Verdict | None:
         """`ask` with ``await guard.acheck``: the same answers, raised or returned the same way."""
-        plan = _incremental.plan(guard, content) if self.incremental else None
-        if plan is not None:
-            if plan.content is None:
-                return self._known(guard, content.kind)
-            content = plan.content
-        meter = None if isinstance(guard, InProcessGuard) else Meter()
-        token = meter_var.set(meter) if meter is not None else None
+        plan = None
+        if self.incremental:
+            plan = _incremental.plan(guard, content)
+            if plan is not None:
+                if plan.content is None:
+                    return self._known(guard, content.kind)
+                content = plan.content
+        silent = not (self.hooks or _events._hooks) and _otel.idle()
+        meter = token = None
+        decide: Callable[[Content], Verdict] | None = None
+        if isinstance(guard, InProcessGuard):
+            if type(guard).acheck is _ACHECK:
+                decide = guard._decide
+        elif not silent or meter_var.get() is not None:
+            meter = Meter()
+            token = meter_var.set(meter)
         started = _perf()
         try:
-            verdict = await guard.acheck(content)
+            verdict = decide(content) if decide is not None else await guard.acheck(content)
         except Exception as exc:
             self._failed(exc, guard, content.kind, _perf() - started, meter)
             return None
         finally:
             if token is not None:
                 meter_var.reset(token)
+        if silent and plan is None and verdict.action is not _BLOCK and not verdict.degraded:
+            next(_ALLOWED)
+            return verdict
         return self._conclude(verdict, content.kind, _perf() - started, meter, plan, mask)
 
     def _conclude(
@@ -253,10 +289,10 @@ class Judge:
         ``monitored`` when its categories are all outside the judge's ``block``.
         """
         if not verdict.blocked:
-            if verdict.degraded or wanted(self.hooks):
+            if verdict.degraded or not quiet(self.hooks):
                 self.record("allowed", kind=kind, verdict=verdict, latency=latency, meter=meter)
             else:
-                count("allowed")  # the hot path: nobody would read the event
+                next(_ALLOWED)  # nobody would read the event
             return verdict
         if mask is not None and not self.monitor and maskable(verdict):
             assert verdict.masked is not None
@@ -427,13 +463,10 @@ class Judge:
         meter: Meter | None = None,
     ) -> Decision:
         """Record one decision (counters, OpenTelemetry, hooks) and return it."""
-        usage: dict[str, int | None] = {}
+        characters, calls, units = 0, 0, None
         if meter is not None and meter.vendor_calls:
-            usage = {
-                "scanned_characters": meter.characters,
-                "vendor_calls": meter.vendor_calls,
-                "billing_units": meter.billing_units,
-            }
+            characters, calls, units = meter.characters, meter.vendor_calls, meter.billing_units
+        # Positional: a frozen dataclass's keyword call costs more than the rest of the recording.
         if verdict is not None:
             decision = Decision(
                 outcome,
@@ -446,7 +479,9 @@ class Judge:
                 latency,
                 verdict.cached,
                 verdict.degraded,
-                **usage,  # type: ignore[arg-type]
+                characters,
+                calls,
+                units,
             )
         else:
             decision = Decision(
@@ -454,9 +489,15 @@ class Judge:
                 guard,
                 self.target,
                 kind,
-                error=type(error).__name__ if error else None,
-                latency=latency,
-                **usage,  # type: ignore[arg-type]
+                None,
+                (),
+                type(error).__name__ if error else None,
+                latency,
+                False,
+                False,
+                characters,
+                calls,
+                units,
             )
         record(decision, self.hooks)
         return decision

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -57,6 +57,12 @@ class Action(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+# Module globals: an enum member read through its class costs several times a global's read (3.11),
+# and every shell asks ``verdict.blocked`` once per check.
+_ALLOW: Final = Action.ALLOW
+_BLOCK: Final = Action.BLOCK
 
 
 def _plain(value: Any) -> Any:
@@ -482,12 +488,12 @@ class Verdict(BaseModel):
     @property
     def blocked(self) -> bool:
         """True when the action is Block."""
-        return self.action is Action.BLOCK
+        return self.action is _BLOCK
 
     @property
     def allowed(self) -> bool:
         """True when the action is Allow."""
-        return self.action is Action.ALLOW
+        return self.action is _ALLOW
 
 
 def as_content(value: Content | str, *, kind: Kind = "prompt") -> Content:

@@ -28,6 +28,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from ._events import Decision
 
-__all__ = ["SPAN_NAME", "emit", "instrument", "uninstrument", "wanted"]
+__all__ = ["SPAN_NAME", "emit", "idle", "instrument", "uninstrument", "wanted"]
 
 logger = logging.getLogger("guardrails")
 
@@ -190,27 +191,43 @@ _lock = threading.Lock()
 _active: _Telemetry | _Pending | None = _PENDING
 
 
+def _always() -> bool:
+    return True
+
+
+def _first_idle() -> bool:
+    telemetry = _load_global()
+    return telemetry is None or bool(telemetry.idle())
+
+
+#: Whether a decision would reach no one in OpenTelemetry now: the question the judge asks at every
+#: check, so it is one call. Rebound whenever `_active` changes: `_first_idle` until the first
+#: decision (it tries the import), the active telemetry's check of the providers' globals, or
+#: `_always` when there is none (read it as ``_otel.idle()``, never bind it elsewhere).
+idle: Callable[[], bool] = _first_idle
+
+
+def _activate(telemetry: _Telemetry | None) -> None:
+    """Make `telemetry` the active one and `idle` its check (under `_lock`)."""
+    global _active, idle
+    _active = telemetry
+    idle = _always if telemetry is None else telemetry.idle
+
+
 def _load_global() -> _Telemetry | None:
-    global _active
     with _lock:
         if isinstance(_active, _Pending):
             try:
-                _active = _Telemetry(None, None)
+                _activate(_Telemetry(None, None))
             except ImportError:
-                _active = None
-        return _active
+                _activate(None)
+        active = _active
+    return None if isinstance(active, _Pending) else active
 
 
 def wanted() -> bool:
     """Whether a decision would reach OpenTelemetry now (an SDK provider set, or `instrument` called)."""
-    telemetry = _active
-    if telemetry is None:
-        return False
-    if isinstance(telemetry, _Pending):
-        telemetry = _load_global()
-        if telemetry is None:
-            return False
-    return not telemetry.idle()
+    return not idle()
 
 
 def emit(decision: Decision) -> None:
@@ -245,7 +262,6 @@ def instrument(
     Raises:
         ImportError: ``opentelemetry-api`` is not installed (``pip install guardrails-middleware[otel]``).
     """
-    global _active
     try:
         telemetry = _Telemetry(tracer_provider, meter_provider)
     except ImportError as exc:
@@ -253,11 +269,10 @@ def instrument(
             "guardrails.instrument() needs opentelemetry-api: pip install 'guardrails-middleware[otel]'"
         ) from exc
     with _lock:
-        _active = telemetry
+        _activate(telemetry)
 
 
 def uninstrument() -> None:
     """Stop reporting decisions to OpenTelemetry (until `instrument` is called)."""
-    global _active
     with _lock:
-        _active = None
+        _activate(None)

@@ -268,6 +268,8 @@ class _Guarded:
             and enough is not None
             and enough <= 1 <= len(self.binder._positional)
         )
+        # ... and nothing else to do about such a call: the closure's fast path (`_function_shell`).
+        self.plain = self.one_prompt and not mask and not scan_response and tool is None
 
     # Extraction ---------------------------------------------------------------------------------
 
@@ -597,7 +599,9 @@ class _Guarded:
         return () if value is None else (value,)
 
 
-def _function_shell(function: Any, shell: Callable[..., Any], *, is_async: bool) -> Callable[..., Any]:
+def _function_shell(
+    function: Any, core: _Guarded, shell: Callable[..., Any], *, is_async: bool
+) -> Callable[..., Any]:
     """The decorated plain function (a ``def`` or ``async def``, not a generator): a closure.
 
     wrapt's dispatch costs ~0.4 us a call, four times a closure's, and a plain function needs
@@ -605,20 +609,60 @@ def _function_shell(function: Any, shell: Callable[..., Any], *, is_async: bool)
     (`functools.wraps`), is a coroutine function when the function is one, and binds as a method
     like any function (the instance then comes first in ``args``, where the binder expects it).
     Methods wrapped as classmethod or staticmethod objects, callables and generators keep wrapt.
+
+    The commonest call, ``f(prompt)`` with one non-empty str and the default extractor, nothing
+    but the prompt checked and nothing to mask (`_Guarded.plain`), goes straight to the judge:
+    the `Content` the shell would build, the judge's ask, the function; any other call takes the
+    shell. Both ask the same judge, which decides and records alike.
     """
-    if is_async:
+    if not core.plain or shell not in (core.call, core.acall):  # parallel=True: its own shell
+        if is_async:
+
+            @functools.wraps(function)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                return await shell(function, None, args, kwargs)
+
+            return guarded_async
 
         @functools.wraps(function)
-        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+        def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+            return shell(function, None, args, kwargs)
+
+        return guarded_sync
+
+    guard, judge, source = core.guard, core.judge, _default_guard
+    if is_async:
+        aask = judge.aask
+
+        @functools.wraps(function)
+        async def guarded_plain_async(*args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and not kwargs:
+                (prompt,) = args
+                if type(prompt) is str and prompt:
+                    try:
+                        await aask(guard if guard is not None else source.get(), Content(prompt))
+                    except Blocked as blocked:
+                        return await core.ablocked(blocked)
+                    return await function(prompt)
             return await shell(function, None, args, kwargs)
 
-        return guarded_async
+        return guarded_plain_async
+
+    ask = judge.ask
 
     @functools.wraps(function)
-    def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+    def guarded_plain(*args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs:
+            (prompt,) = args
+            if type(prompt) is str and prompt:
+                try:
+                    ask(guard if guard is not None else source.get(), Content(prompt))
+                except Blocked as blocked:
+                    return core.blocked(blocked)
+                return function(prompt)
         return shell(function, None, args, kwargs)
 
-    return guarded_sync
+    return guarded_plain
 
 
 def _is_guard(value: object) -> bool:
@@ -859,7 +903,7 @@ def guarded(
             # every call. The guard is shared by every function decorated without one.
             _default_guard.get()
         if inspect.isfunction(function) and wrapper in (core.call, core.acall, core.acall_parallel):
-            return cast(F, _function_shell(function, wrapper, is_async=wrapper != core.call))
+            return cast(F, _function_shell(function, core, wrapper, is_async=wrapper != core.call))
         # Imported here: a plain function never needs it, and wrapt's import pulls in
         # importlib.metadata (tens of milliseconds).
         import wrapt
