@@ -38,12 +38,18 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import sys
 from typing import Any
 
-__all__ = ["read_plain"]
+__all__ = ["read_plain", "strings_of"]
 
 # The decoder json.loads uses for a str without arguments: strict, C scanner, no hooks.
 _DECODER = json.JSONDecoder()
+
+
+#: Largest ``max_number_length`` read fast: Python's own default limit on the digits int() reads.
+_LONGEST_LIMIT = 4300
 
 
 class _Unproven(Exception):
@@ -62,8 +68,10 @@ def read_plain(data: bytes, *, max_depth: int, max_number_length: int) -> tuple[
     None when the plain parse cannot be proven to be the superset reading (duplicate keys, a
     long integer, too deep, not JSON at all...): the caller then reads the body the full way.
     """
-    if max_number_length < 2:
-        return None  # "-0" would be a long literal with value 0: not worth a special case
+    if not 2 <= max_number_length <= _LONGEST_LIMIT:
+        # "-0" is a long literal of value 0 under a limit of 1: not worth a special case. Past
+        # _LONGEST_LIMIT, 10**max_number_length is not worth computing.
+        return None
     # What json.loads(bytes) and the full reading do: detect UTF-8/16/32, surrogatepass. Two
     # leading ASCII bytes other than NUL are neither a BOM nor UTF-16/32: detect_encoding says
     # UTF-8 (and costs more than the decoding).
@@ -92,7 +100,14 @@ def read_plain(data: bytes, *, max_depth: int, max_number_length: int) -> tuple[
     return document, strings
 
 
-def _walk(value: Any, strings: list[str], depth: int, max_depth: int, low: int, high: int) -> None:
+def strings_of(document: Any) -> list[str]:
+    """Every string of a plain JSON document, object keys included, in document order."""
+    found: list[str] = []
+    _walk(document, found, 1, sys.maxsize, -math.inf, math.inf)
+    return found
+
+
+def _walk(value: Any, strings: list[str], depth: int, max_depth: int, low: float, high: float) -> None:
     """Append every string of `value` (a dict or list at `depth`) to `strings`, keys before values.
 
     Raises `_Unproven` for a container deeper than `max_depth` or an integer outside (low, high).
