@@ -11,7 +11,8 @@ superset document with its objects as ``dict`` (so ``_body._plain`` of the super
 it, and its keys and values in order are the superset's pairs); otherwise None, and the caller reads
 the body the full way (which also raises whatever error the body deserves). ``strings`` lists every
 string of the document, object keys included, in document order (what ``_body._pairs_texts``
-yields for the superset document).
+yields for the superset document); ``strings_of(document)`` lists them for a part of such a
+document (the document a message scope narrowed).
 
 Why the plain document can be the superset one (``tests/test_fastbody_differential.py`` checks it):
 
