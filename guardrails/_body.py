@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
+from . import _fastbody
 from ._exceptions import ExtractionError
 from ._models import Content, message_texts
 
@@ -474,6 +475,13 @@ def parse_form(data: bytes) -> list[tuple[str, str]]:
 
 def _header_params(value: str) -> tuple[str, dict[str, str]]:
     """Split ``type/subtype; a=1; b="x y"`` into the lowercased value and its parameters."""
+    main, params = _cached_header_params(value)
+    return main, dict(params)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_header_params(value: str) -> tuple[str, dict[str, str]]:
+    # A service sees a handful of Content-Types: parsing one costs ~0.7 us a request, a copy 0.1.
     main, _, rest = value.partition(";")
     params: dict[str, str] = {}
     for item in rest.split(";"):
@@ -1103,6 +1111,99 @@ def _body_texts(
     return messages
 
 
+class _NotProven:
+    """`_fast_body_texts` could not prove its reading equal to the full one."""
+
+    __slots__ = ()
+
+
+_NOT_PROVEN = _NotProven()
+
+
+def _plain_messages(document: Any) -> tuple[list[dict[str, Any]] | None, str]:
+    """`_messages` of a plain document (one `_fastbody.read_plain` proved has no duplicate key),
+    and their key.
+
+    A plain JSON document holds exact ``dict`` and ``list`` values only, so the type tests are
+    `_is_messages`' ``isinstance`` tests.
+    """
+    if type(document) is not dict:
+        return None, ""
+    for key in ("messages", "input"):
+        candidate = document.get(key)
+        if type(candidate) is list and candidate:
+            for item in candidate:
+                if type(item) is not dict or ("role" not in item and "content" not in item):
+                    break
+            else:
+                return candidate, key
+    return None, ""
+
+
+def _plain_narrowed(
+    document: dict[str, Any], messages: list[dict[str, Any]], key: str, scope: MessageScope
+) -> tuple[list[dict[str, Any]] | None, dict[str, Any]]:
+    """`_narrowed` of a plain document: a key appears once, so its position is the key itself."""
+    kept = scope.select(messages)
+    keep = set(kept)
+    walked = dict(document)
+    walked[key] = [item for index, item in enumerate(messages) if index in keep]
+    if key == "messages":
+        any_assistant = any(str(m.get("role", "")).lower() == "assistant" for m in messages)
+        if not scope.keeps_role("system") or (scope.last_turn and any_assistant):
+            walked.pop("system", None)
+    return [messages[index] for index in kept] or None, walked
+
+
+_ROLE_AND_CONTENT = frozenset(["role", "content"])
+
+
+def _covered(messages: list[dict[str, Any]]) -> set[str]:
+    """Every `message_texts` string of `messages`."""
+    covered: set[str] = set()
+    for message in messages:
+        content = message.get("content")
+        if type(content) is str and message.keys() <= _ROLE_AND_CONTENT:
+            # The usual message: message_texts yields its content alone (no refusal, name, tool
+            # call or function call), and costs a generator per message.
+            covered.add(content)
+        else:
+            covered.update(message_texts(message))
+    return covered
+
+
+def _fast_body_texts(
+    body: HTTPBody, texts: _Texts, scope: MessageScope | None
+) -> list[dict[str, Any]] | _NotProven | None:
+    """`_body_texts` of a JSON body read at C speed; `_NOT_PROVEN` when that cannot be shown equal.
+
+    Taken for a body declared JSON that `_fastbody.read_plain` proves is its own superset document
+    (no duplicate key, no long integer, not too deep): its strings and messages are then exactly
+    those of the superset reading (`_plain` of it), without the Python hooks and walks of
+    ``_parse_pairs``, `_plain` and `_pairs_texts` (a 1 KB chat request: ~10 us instead of ~30).
+    """
+    if not is_json_media_type(body.media_type):
+        return _NOT_PROVEN
+    parsed = _fastbody.read_plain(
+        body.body, max_depth=body.max_depth, max_number_length=body.max_number_length
+    )
+    if parsed is None:
+        return _NOT_PROVEN
+    document, strings = parsed
+    messages, key = _plain_messages(document)
+    if messages is not None and scope is not None and scope.narrows:
+        messages, walked = _plain_narrowed(document, messages, key, scope)
+        strings = _fastbody.strings_of(walked)
+    # What _body_texts adds for a JSON body: every string that is neither a message text nor a
+    # word of the chat vocabulary.
+    if messages is None:
+        texts.extend(text for text in strings if text not in _VOCABULARY)
+    else:
+        covered = _covered(messages)
+        texts.extend(text for text in strings if text not in _VOCABULARY and text not in covered)
+    return messages
+
+
 def default_body(body: HTTPBody, scope: MessageScope | None = None) -> Content | None:
     """The default extractor of the middlewares: every text of the request the app could read.
 
@@ -1125,7 +1226,22 @@ def default_body(body: HTTPBody, scope: MessageScope | None = None) -> Content |
             deeply whatever its Content-Type.
     """
     texts = _Texts()
+    messages: list[dict[str, Any]] | None = None
+    if body.body:
+        fast = _fast_body_texts(body, texts, scope)
+        messages = _body_texts(body, texts, scope) if isinstance(fast, _NotProven) else fast
+    return _content(body, texts, messages)
+
+
+def _full_body(body: HTTPBody, scope: MessageScope | None = None) -> Content | None:
+    """`default_body` without its fast path: the superset reading, always (what tests compare to)."""
+    texts = _Texts()
     messages = _body_texts(body, texts, scope) if body.body else None
+    return _content(body, texts, messages)
+
+
+def _content(body: HTTPBody, texts: _Texts, messages: list[dict[str, Any]] | None) -> Content | None:
+    """Add the query string and path parameters to `texts`; the `Content` of the request."""
     if body.query_string:
         texts.extend(_urlencoded_readings(body.query_string, body.charsets))
     texts.extend(body.path_params.values())

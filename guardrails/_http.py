@@ -81,7 +81,8 @@ def _encoded(headers: Mapping[str, str]) -> bool:
 def _ascii_readings(request: HTTPBody) -> bool:
     """Whether every text the default extractor reads from `request` is ASCII (no lone surrogate).
 
-    True for a JSON body of ASCII bytes without a backslash (no ``\\ud800`` escape), a query
+    True for a JSON body of ASCII bytes without NUL (so read as UTF-8) and without ``\\u``
+    (the one escape that makes a character beyond ASCII, e.g. ``\\ud800``), a query
     string of ASCII with no percent escape, and ASCII path parameters: the common chat request,
     whose surrogate scan would cost more than the rest of its reading.
     """
@@ -89,7 +90,8 @@ def _ascii_readings(request: HTTPBody) -> bool:
     return (
         is_json_media_type(request.media_type)
         and request.body.isascii()
-        and b"\\" not in request.body
+        and b"\\u" not in request.body
+        and b"\x00" not in request.body
         and query.isascii()
         and b"%" not in query
         and all(value.isascii() for value in request.path_params.values())
@@ -229,7 +231,7 @@ class Inspection:
                 raise TypeError(
                     f"an extractor must return Content, str or None, not {type(content).__name__}"
                 )
-            if extract is not default_body or not _ascii_readings(request):
+            if (extract is not None and extract is not default_body) or not _ascii_readings(request):
                 _check_text(content)
         except BodyError as exc:
             return self.refuse(exc)
