@@ -214,3 +214,52 @@ async def test_without_routes_every_body_is_guarded_and_nothing_is_remembered() 
     assert await request(middleware, "/anything") == 403
     assert await request(middleware, "/anything", method="GET") == 200
     assert middleware.known == {}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [(b"\xb2", 400), (b"\xb9\xb2", 400), (b"1e3", 400), (b" 16 ", 200), (b"16", 200), (b"99999999999", 413)],
+)
+async def test_a_content_length_is_read_as_ascii_digits_only(length: bytes, status: int) -> None:
+    """Latin-1 superscripts pass ``str.isdigit`` but not ``int``: a 400, never a 500."""
+    middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(), routes=[Route("/chat")])
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", length)]
+    scope = {"type": "http", "method": "POST", "path": "/chat", "root_path": "", "headers": headers}
+    await middleware(scope, receive, send)
+    assert sent[0]["status"] == status
+
+
+@pytest.mark.anyio
+async def test_a_body_in_several_messages_is_joined_and_capped() -> None:
+    """The one-message fast path aside, a body in parts is read whole, and refused past the cap."""
+    received: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        received.append((await receive())["body"])
+        await answering_app(scope, receive, send)
+
+    for cap, status in ((1000, 200), (10, 413)):
+        middleware = GuardMiddleware(app, guard=AwaitingGuard(), routes=[Route("/chat")], max_body_size=cap)
+        parts = [b'{"prom', b'pt": ', b'"hi"}']
+        sent: list[Any] = []
+
+        async def receive(parts: list[bytes] = parts) -> dict[str, Any]:
+            body = parts.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(parts)}
+
+        async def send(message: Any, sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/chat", "root_path": "", "headers": []}
+        await middleware(scope, receive, send)
+        assert sent[0]["status"] == status
+    assert received == [b'{"prompt": "hi"}']
