@@ -10,7 +10,10 @@ with a message without it.
 
 Variants: ``none`` (the app alone), ``floor`` (the hand-written floor middleware), ``ours`` (a
 guard implementing the `Guard` protocol), ``ours-inprocess`` (an `InProcessGuard`), ``unguarded``
-(ours, a path no route guards).
+(ours, a path no route guards), ``unguarded-state`` (the same with a ``state`` dict in the scope,
+as uvicorn and other servers send), ``ours-shell`` (``ours`` with the body reading and the
+`Judge` taken out: `Inspection.prepare` returns a ready `Content` and `Inspection.acheck` awaits
+the guard alone; what the middleware's own code costs).
 """
 
 from __future__ import annotations
@@ -24,24 +27,41 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-VARIANTS = ("none", "floor", "ours", "ours-inprocess", "unguarded")
+VARIANTS = ("none", "floor", "ours", "ours-inprocess", "ours-shell", "unguarded", "unguarded-state")
 
 
 def child(variant: str, requests: int) -> None:
     import bench_floors as floors
 
-    app = floors.build_app("ours" if variant == "unguarded" else variant)
-    path = "/open" if variant == "unguarded" else "/guarded"
+    if variant == "ours-shell":
+        from guardrails._http import Inspection
+        from guardrails._models import Content
+
+        content = Content("What is the capital of France?", metadata={"route": "/guarded"})
+
+        def prepare(self: Inspection, body: bytes) -> Content:
+            self.body, self.content = body, content
+            return content
+
+        async def acheck(self: Inspection, guard: Any, content: Content) -> None:
+            await guard.acheck(content)
+
+        Inspection.prepare = prepare  # type: ignore[method-assign]
+        Inspection.acheck = acheck  # type: ignore[method-assign]
+    app = floors.build_app(variant if variant in ("none", "floor", "ours-inprocess") else "ours")
+    path = "/open" if variant.startswith("unguarded") else "/guarded"
+    state = variant == "unguarded-state"
 
     async def run() -> None:
-        await floors._asgi_us(app, path, 50)  # warm up: first-use imports and caches
+        await floors._asgi_us(app, path, 50, state=state)  # warm up: first-use imports and caches
         if requests:
-            await floors._asgi_us(app, path, requests)
+            await floors._asgi_us(app, path, requests, state=state)
 
     asyncio.run(run())
 
@@ -88,7 +108,7 @@ def main() -> None:
         added = per_request[variant] - base
         ratio = (
             ""
-            if floor is None or variant in ("floor", "unguarded")
+            if floor is None or variant in ("floor", "ours-shell") or variant.startswith("unguarded")
             else f"; ours/floor {added / (floor - base):.2f}x"
         )
         print(f"  {variant:15} +{added:.0f}{ratio}")
