@@ -338,7 +338,11 @@ class GuardMiddleware(GuardedRoutes):
                 assert setup_error is not None
                 reply = inspection.setup_failed(setup_error)
             else:
-                checked = await _check(inspection, guard, prepared, receive)
+                checked = await (
+                    inspection.acheck(guard, prepared)
+                    if isinstance(guard, InProcessGuard)
+                    else _check(inspection, guard, prepared, receive)
+                )
                 if isinstance(checked, _Gone):
                     return  # the client left: no app, no answer
                 reply = checked
@@ -428,46 +432,19 @@ def _on_asyncio() -> bool:
 async def _check(
     inspection: Inspection, guard: Guard, content: Content, receive: Receive
 ) -> Reply | _Gone | None:
-    """Ask the guard; `_GONE` if the client disconnected meanwhile (the check is then cancelled)."""
-    if isinstance(guard, InProcessGuard):
-        # No I/O and no await inside: nothing to race with a disconnect, and a task group per
-        # request would cost more than the check.
-        return await inspection.acheck(guard, content)
-    if _on_asyncio():
-        return await _asyncio_check(inspection, guard, content, receive)
-    reply: Reply | None = None
-    disconnected = False
-    async with anyio.create_task_group() as group:
+    """Ask the guard; `_GONE` if the client disconnected meanwhile (the check is then cancelled).
 
-        async def watch_disconnect() -> None:
-            nonlocal disconnected
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected = True
-                    group.cancel_scope.cancel()
-                    return
-
-        group.start_soon(watch_disconnect)
-        try:
-            reply = await inspection.acheck(guard, content)
-        finally:
-            group.cancel_scope.cancel()
-    return _GONE if disconnected else reply
-
-
-async def _asyncio_check(
-    inspection: Inspection, guard: Guard, content: Content, receive: Receive
-) -> Reply | _Gone | None:
-    """`_check` on asyncio, where a task group per request costs ~75 us, more than most checks.
-
-    The check is stepped once by hand: a guard that answers without waiting (a cache hit, an
-    in-memory guard that is not an `InProcessGuard`) finishes there, and nothing is raced. Only a
-    check that waits (on I/O) gets a watcher task, which cancels this task if the client
+    An `InProcessGuard` is not raced (no I/O and no await inside; `GuardMiddleware._guarded` awaits
+    its check directly). On asyncio, where a task group per request costs ~75 us, more than most
+    checks, the check is stepped once by hand: a guard that answers without waiting (a cache hit,
+    an in-memory guard that is not an `InProcessGuard`) finishes there, and nothing is raced. Only
+    a check that waits (on I/O) gets a watcher task, which cancels this task if the client
     disconnects; the check runs on in this task all along, so its own cancel scopes (deadlines)
-    stay properly nested.
+    stay properly nested. On other loops (trio) the check runs in a task group with the watcher.
     """
     check = inspection.acheck(guard, content)
+    if not _on_asyncio():
+        return await _watched(check, receive)
     try:
         waiting = check.send(None)
     except StopIteration as done:
@@ -501,6 +478,29 @@ async def _asyncio_check(
     finally:
         # Synchronously after the check: a watcher that saw the disconnect only now never cancels.
         watcher.cancel()
+
+
+async def _watched(check: Coroutine[Any, Any, Reply | None], receive: Receive) -> Reply | _Gone | None:
+    """`_check` off asyncio: the check (not started yet) beside a watcher, in a task group."""
+    reply: Reply | None = None
+    disconnected = False
+    async with anyio.create_task_group() as group:
+
+        async def watch_disconnect() -> None:
+            nonlocal disconnected
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch_disconnect)
+        try:
+            reply = await check
+        finally:
+            group.cancel_scope.cancel()
+    return _GONE if disconnected else reply
 
 
 class _Resumed:
