@@ -10,7 +10,8 @@ with a message without it.
 
 Variants: ``none`` (the app alone), ``floor`` (the hand-written floor middleware), ``ours`` (a
 guard implementing the `Guard` protocol), ``ours-inprocess`` (an `InProcessGuard`), ``unguarded``
-(ours, a path no route guards), ``unguarded-state`` (the same with a ``state`` dict in the scope,
+(ours, a path no route guards), ``passthrough`` (a class middleware that only awaits the app:
+the least any middleware adds on a path it leaves alone), ``unguarded-state`` (the same with a ``state`` dict in the scope,
 as uvicorn and other servers send), ``ours-shell`` (``ours`` with the body reading and the
 `Judge` taken out: `Inspection.prepare` returns a ready `Content` and `Inspection.acheck` awaits
 the guard alone; what the middleware's own code costs).
@@ -33,7 +34,26 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-VARIANTS = ("none", "floor", "ours", "ours-inprocess", "ours-shell", "unguarded", "unguarded-state")
+VARIANTS = (
+    "none",
+    "floor",
+    "ours",
+    "ours-inprocess",
+    "ours-shell",
+    "unguarded",
+    "unguarded-state",
+    "passthrough",
+)
+
+
+class Passthrough:
+    """The least a class middleware costs on a path it leaves alone: it awaits the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 def child(variant: str, requests: int) -> None:
@@ -55,7 +75,9 @@ def child(variant: str, requests: int) -> None:
         Inspection.prepare = prepare  # type: ignore[method-assign]
         Inspection.acheck = acheck  # type: ignore[method-assign]
     app = floors.build_app(variant if variant in ("none", "floor", "ours-inprocess") else "ours")
-    path = "/open" if variant.startswith("unguarded") else "/guarded"
+    if variant == "passthrough":
+        app = Passthrough(floors.build_app("none"))
+    path = "/open" if variant.startswith("unguarded") or variant == "passthrough" else "/guarded"
     state = variant == "unguarded-state"
 
     async def run() -> None:
@@ -108,7 +130,9 @@ def main() -> None:
         added = per_request[variant] - base
         ratio = (
             ""
-            if floor is None or variant in ("floor", "ours-shell") or variant.startswith("unguarded")
+            if floor is None
+            or variant in ("floor", "ours-shell", "passthrough")
+            or variant.startswith("unguarded")
             else f"; ours/floor {added / (floor - base):.2f}x"
         )
         print(f"  {variant:15} +{added:.0f}{ratio}")
