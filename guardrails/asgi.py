@@ -424,9 +424,10 @@ def _on_asyncio() -> bool:
     if name is not None:
         return bool(name == "asyncio")
     try:
-        return asyncio.current_task() is not None
+        asyncio.get_running_loop()  # what sniffio's current_task() check comes to, in C
     except RuntimeError:  # no asyncio loop running in this thread
         return False
+    return True
 
 
 async def _check(
