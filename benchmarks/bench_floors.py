@@ -331,7 +331,7 @@ def server_app() -> Any:
     return build_app(os.environ["FLOORS_APP"])
 
 
-async def _asgi_us(app: Any, path: str, count: int) -> float:
+async def _asgi_us(app: Any, path: str, count: int, *, state: bool = False) -> float:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
     sent: list[Any] = []
     never = asyncio.Event()
@@ -341,7 +341,15 @@ async def _asgi_us(app: Any, path: str, count: int) -> float:
 
     started = time.process_time()
     for _ in range(count):
-        scope = {"type": "http", "method": "POST", "path": path, "root_path": "", "headers": headers}
+        scope: dict[str, Any] = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "root_path": "",
+            "headers": headers,
+        }
+        if state:  # as uvicorn and other servers send it (a copy of the lifespan state)
+            scope["state"] = {}
         pending: list[Any] = [{"type": "http.request", "body": BODY, "more_body": False}]
 
         async def receive(pending: list[Any] = pending) -> Any:

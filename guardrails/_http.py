@@ -49,6 +49,7 @@ __all__ = [
     "UNSCANNED_HEADER",
     "GuardedRoutes",
     "Inspection",
+    "Matched",
     "Reply",
     "error_reply",
     "stream_options",
@@ -87,14 +88,34 @@ def _ascii_readings(request: HTTPBody) -> bool:
     whose surrogate scan would cost more than the rest of its reading.
     """
     query = request.query_string
+    body = request.body
+    media_type = request.media_type
     return (
-        is_json_media_type(request.media_type)
-        and request.body.isascii()
-        and b"\\u" not in request.body
-        and b"\x00" not in request.body
-        and query.isascii()
-        and b"%" not in query
-        and all(value.isascii() for value in request.path_params.values())
+        (media_type == "application/json" or is_json_media_type(media_type))
+        and body.isascii()
+        and b"\\u" not in body
+        and b"\x00" not in body
+        and (not query or (query.isascii() and b"%" not in query))
+        and (not request.path_params or all(value.isascii() for value in request.path_params.values()))
+    )
+
+
+def _route_name(route: Route, path: str) -> str:
+    """What decisions name a request's route by: the route template, not the path (paths carry
+    ids and other user data), unless the catch-all default route matched: its template says
+    nothing."""
+    return normalize_path(path) if route is DEFAULT_ROUTE else route.path
+
+
+def _judge(
+    route: Route, method: str, route_name: str, *, hooks: Sequence[DecisionHook], fail_open: FailOpen
+) -> Judge:
+    return Judge(
+        f"{method} {route_name}",
+        hooks=hooks,
+        fail_open=route.fail_open if route.fail_open is not None else fail_open,
+        incremental=route.incremental,
+        block=route.block,
     )
 
 
@@ -147,6 +168,8 @@ class Inspection:
         hooks: Sequence[DecisionHook] = (),
         query_string: bytes | str = b"",
         path_params: Mapping[str, str] | None = None,
+        judge: Judge | None = None,
+        route_name: str | None = None,
     ) -> None:
         self.route = route
         self.path_params: Mapping[str, str] = path_params or {}
@@ -156,15 +179,15 @@ class Inspection:
         self.headers = headers
         self.guard_name = guard_name
         self.max_body_size = max_body_size
-        # The route template, not the path (paths carry ids and other user data), unless the
-        # catch-all default route matched: its template says nothing.
-        self.route_name = normalize_path(path) if route is DEFAULT_ROUTE else route.path
-        self.judge = Judge(
-            f"{method} {self.route_name}",
-            hooks=hooks,
-            fail_open=route.fail_open if route.fail_open is not None else fail_open,
-            incremental=route.incremental,
-            block=route.block,
+        if route_name is None:
+            route_name = _route_name(route, path)
+        self.route_name = route_name
+        # A judge holds settings only: a shell that made one for this route and method already
+        # (`Matched`) gives it, and none is made per request.
+        self.judge = (
+            judge
+            if judge is not None
+            else _judge(route, method, route_name, hooks=hooks, fail_open=fail_open)
         )
         self.body = b""
         self.masked_body: bytes | None = None
@@ -181,7 +204,7 @@ class Inspection:
         if content_length is None:
             return None
         value = content_length.strip()
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):  # int() would read "²", which isdigit() accepts
             return self.refuse(InvalidBody("the Content-Length header is invalid", code="bad_length"))
         if int(value) > self.max_body_size:
             return self.too_large()
@@ -209,8 +232,9 @@ class Inspection:
         """
         self.body = body
         try:
-            decoded = decode_content_encoding(
-                body, self.headers.get("content-encoding"), max_size=self.max_body_size
+            encoding = self.headers.get("content-encoding")
+            decoded = (
+                decode_content_encoding(body, encoding, max_size=self.max_body_size) if encoding else body
             )
             request = HTTPBody(
                 self.method,
@@ -371,6 +395,38 @@ class Inspection:
         return self.refuse(error, kind="response")
 
 
+#: Most paths `GuardedRoutes.known` remembers, and the longest.
+_KNOWN_PATHS = 4096
+_KNOWN_PATH_LENGTH = 512
+
+
+class Matched:
+    """A guarded (method, path): its route and what every request of it shares (see
+    `GuardedRoutes.match`).
+
+    Attributes:
+        route: the route guarding it.
+        path_params: the route template's parameters in the path (never changed: copied per request).
+        route_name: what decisions call the route (`Inspection.route_name`).
+        judge: the route's `Judge` for this method (settings only: shared by its requests).
+        guard: the guard asked, when it is the same on every request (given, not made from the
+            environment); else None, and each request asks the middleware for it.
+        guard_name: its name.
+    """
+
+    __slots__ = ("guard", "guard_name", "judge", "path_params", "route", "route_name")
+
+    def __init__(
+        self, route: Route, path_params: dict[str, str], route_name: str, judge: Judge, guard: Guard | None
+    ) -> None:
+        self.route = route
+        self.path_params = path_params
+        self.route_name = route_name
+        self.judge = judge
+        self.guard = guard
+        self.guard_name = "" if guard is None else guard_name(guard)
+
+
 def stream_options(
     *,
     stream_window: int,
@@ -426,11 +482,12 @@ class GuardedRoutes:
         if max_response_size < 0:
             raise ValueError("max_response_size must not be negative")
         self.router = Router(routes)
-        # (method, path) of requests no route guards, so the next one passes through with one
-        # lookup: matching normalises the path in several forms (~1 us). Bounded: a client
-        # sending endless distinct paths only stops it from growing. Only with explicit routes,
-        # where the answer does not depend on the request's headers.
-        self.unguarded: dict[tuple[str, str], None] | None = None if routes is None else {}
+        #: What matching decided per path (below the root path) and method: a `Matched`, or None
+        #: for a request no route guards, so that the next such request costs two lookups instead
+        #: of matching (which normalises the path in several forms). Filled by `match` only with
+        #: explicit routes, where the answer depends on nothing but the method and the path.
+        self.known: dict[str, dict[str, Matched | None]] = {}
+        self._remember = routes is not None
         self.max_body_size = max_body_size
         self.fail_open = validate_fail_open(fail_open)
         self.hooks = hooks_of(on_decision)
@@ -467,6 +524,84 @@ class GuardedRoutes:
     def _needs_default_guard(self) -> bool:
         return self.guards.given is None and any(route.guard is None for route in self.router.routes)
 
+    def match(self, method: str, path: str, *, has_body: bool = False) -> Matched | None:
+        """The route guarding ``method path`` (``path`` below the root path), and what a request of
+        it needs that does not change from one request to the next; None when no route guards it.
+
+        With explicit routes the answer is remembered in `known`. Bounded: the paths remembered
+        are short, and when there are `_KNOWN_PATHS` of them they are all forgotten (a client
+        sending endless distinct paths makes matching slower, never the memory larger).
+
+        Args:
+            method: the request method, as received.
+            path: the request path below the app's root path, as received.
+            has_body: whether the request declares a body (see `Router.resolve`).
+        """
+        resolved = self.router.resolve(method, path, has_body=has_body)
+        matched = None if resolved is None else self._matched(method, path, *resolved)
+        if self._remember and len(path) <= _KNOWN_PATH_LENGTH:
+            known = self.known
+            methods = known.get(path)
+            if methods is None:
+                if len(known) >= _KNOWN_PATHS:
+                    known.clear()
+                methods = known[path] = {}
+            methods[method] = matched
+        return matched
+
+    def _matched(self, method: str, path: str, route: Route, path_params: dict[str, str]) -> Matched:
+        route_name = _route_name(route, path)
+        # A guard given (to the route or the middleware) is the same on every request; one made
+        # from the environment is asked for on each (`_inspect`), so that bad settings are retried.
+        guard = route.guard
+        if guard is None and not self.guards.owned:
+            guard = self.guards.given
+        return Matched(
+            route,
+            path_params,
+            route_name,
+            _judge(route, method, route_name, hooks=self.hooks, fail_open=self.fail_open),
+            guard,
+        )
+
+    def inspect(
+        self,
+        matched: Matched,
+        *,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query_string: bytes | str,
+    ) -> tuple[Inspection, Guard | None, BaseException | None]:
+        """Start the inspection of a request `match` found guarded: its guard, or why there is none."""
+        guard = matched.guard
+        if guard is None:
+            guard, name, setup_error = self._guard(matched.route)
+        else:
+            name, setup_error = matched.guard_name, None
+        params = matched.path_params
+        inspection = Inspection(
+            matched.route,
+            method=method,
+            path=path,
+            headers=headers,
+            guard_name=name,
+            max_body_size=self.max_body_size,
+            query_string=query_string,
+            # A copy: an extractor may change what it is given; the remembered match must not.
+            path_params=dict(params) if params else None,
+            judge=matched.judge,
+            route_name=matched.route_name,
+        )
+        return inspection, guard, setup_error
+
+    def _guard(self, route: Route) -> tuple[Guard | None, str, BaseException | None]:
+        try:
+            guard = route.guard or self.guards.get()
+            return guard, guard_name(guard), None
+        except Exception as exc:
+            return None, "unconfigured", exc
+
     def _inspect(
         self,
         route: Route,
@@ -478,13 +613,7 @@ class GuardedRoutes:
         path_params: Mapping[str, str] | None = None,
     ) -> tuple[Inspection, Guard | None, BaseException | None]:
         """Start a matched request's inspection: its guard, or why there is none (bad settings)."""
-        guard: Guard | None
-        try:
-            guard = route.guard or self.guards.get()
-            name = guard_name(guard)
-            setup_error: BaseException | None = None
-        except Exception as exc:
-            guard, name, setup_error = None, "unconfigured", exc
+        guard, name, setup_error = self._guard(route)
         inspection = Inspection(
             route,
             method=method,

@@ -33,7 +33,7 @@ from ._body import BodyError, UnsupportedEncoding, is_json_media_type
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
-from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection, stream_options
+from ._http import STATE_KEY, UNSCANNED_HEADER, GuardedRoutes, Inspection, Matched, stream_options
 from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply
@@ -51,8 +51,8 @@ Send = Callable[[Message], Any]
 ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
-#: Most (method, path) pairs of unguarded requests remembered (see `GuardedRoutes.unguarded`).
-_UNGUARDED_CACHE_SIZE = 4096
+#: A method `GuardedRoutes.known` has no answer for yet.
+_UNKNOWN: Any = object()
 
 
 def _route_path(scope: Scope) -> str:
@@ -64,13 +64,20 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request headers, names lower case; repeated ones joined (``a, b``), as RFC 9110 reads them.
+
+    Content-Type too: frameworks read the first or the last, and the body reader looks at every value.
+    """
+    if type(raw) is not list:
+        raw = list(raw)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers  # no name repeated: the common case, one comprehension
+    headers = {}
+    for raw_name, raw_value in raw:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
-        # Repeated headers are one list (RFC 9110). Content-Type too: frameworks read the first or
-        # the last, and the body reader looks at every value.
         if name in headers:
             headers[name] += ", " + value
         else:
@@ -195,29 +202,37 @@ class GuardMiddleware(GuardedRoutes):
     # -- ASGI ---------------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "lifespan":
-                await self.app(scope, receive, self._lifespan_send(send))
-            elif scope["type"] == "websocket":
-                await self._websocket(scope, receive, send)
-            else:
+        if scope["type"] == "http":
+            # A (path, method) seen before costs two lookups (`GuardedRoutes.known`).
+            path: str = scope["path"]
+            if scope.get("root_path"):
+                path = _route_path(scope)
+            methods = self.known.get(path)
+            if methods is not None:
+                matched = methods.get(scope["method"], _UNKNOWN)
+                if matched is None:
+                    state = scope.get("state")
+                    if state is None:
+                        scope["state"] = {STATE_KEY: None}
+                    else:
+                        state[STATE_KEY] = None
+                    await self.app(scope, receive, send)
+                    return
+                if matched is not _UNKNOWN:
+                    await self._guarded(scope, receive, send, matched)
+                    return
+            matched = self.match(scope["method"], path, has_body=not self._remember and _has_body(scope))
+            if matched is None:
+                scope.setdefault("state", {})[STATE_KEY] = None
                 await self.app(scope, receive, send)
-            return
-        method: str = scope["method"]
-        path = _route_path(scope)
-        unguarded = self.unguarded
-        if unguarded is not None and (method, path) in unguarded:
-            scope.setdefault("state", {})[STATE_KEY] = None
+                return
+            await self._guarded(scope, receive, send, matched)
+        elif scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
-        resolved = self.router.resolve(method, path, has_body=unguarded is None and _has_body(scope))
-        if resolved is None:
-            if unguarded is not None and len(unguarded) < _UNGUARDED_CACHE_SIZE:
-                unguarded[method, path] = None
-            scope.setdefault("state", {})[STATE_KEY] = None
-            await self.app(scope, receive, send)
-            return
-        await self._guarded(scope, receive, send, *resolved)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = websocket_route(self.router, _route_path(scope))
@@ -229,7 +244,7 @@ class GuardMiddleware(GuardedRoutes):
             route,
             method="WEBSOCKET",
             path=scope["path"],
-            headers=_headers(scope),
+            headers=_headers(scope["headers"]),
             query_string=scope.get("query_string", b""),
         )
         connection = GuardedWebSocket(
@@ -269,37 +284,50 @@ class GuardMiddleware(GuardedRoutes):
 
         return lifespan_send
 
-    async def _guarded(
-        self, scope: Scope, receive: Receive, send: Send, route: Route, path_params: dict[str, str]
-    ) -> None:
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, matched: Matched) -> None:
         method: str = scope["method"]
-        headers = _headers(scope)
-        inspection, guard, setup_error = self._inspect(
-            route,
+        route = matched.route
+        headers = _headers(scope["headers"])
+        inspection, guard, setup_error = self.inspect(
+            matched,
             method=method,
             path=scope["path"],
             headers=headers,
             query_string=scope.get("query_string", b""),
-            path_params=path_params,
         )
         head = method == "HEAD"
-        reply = inspection.content_length_error(headers.get("content-length"))
-        if reply is not None:
-            await _send_reply(send, reply, body=not head)
-            return
+        length = headers.get("content-length")
+        if length is not None and not (
+            length.isascii() and length.isdigit() and int(length) <= self.max_body_size
+        ):
+            reply = inspection.content_length_error(length)
+            if reply is not None:
+                await _send_reply(send, reply, body=not head)
+                return
 
-        chunks = bytearray()
-        more_body = True
-        while more_body:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks += message.get("body", b"")
-            if len(chunks) > self.max_body_size:
-                await _send_reply(send, inspection.too_large(), body=not head)
-                return
-            more_body = message.get("more_body", False)
-        body = bytes(chunks)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body = message.get("body", b"")
+        if message.get("more_body", False):
+            # More than one message: buffer them (the common request comes whole, in one).
+            chunks = bytearray(body)
+            while True:
+                if len(chunks) > self.max_body_size:
+                    await _send_reply(send, inspection.too_large(), body=not head)
+                    return
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            body = bytes(chunks)
+        elif type(body) is not bytes:
+            body = bytes(body)
+        if len(body) > self.max_body_size:
+            await _send_reply(send, inspection.too_large(), body=not head)
+            return
 
         prepared = inspection.prepare(body)
         if isinstance(prepared, Reply):
@@ -310,7 +338,11 @@ class GuardMiddleware(GuardedRoutes):
                 assert setup_error is not None
                 reply = inspection.setup_failed(setup_error)
             else:
-                checked = await _check(inspection, guard, prepared, receive)
+                checked = await (
+                    inspection.acheck(guard, prepared)
+                    if isinstance(guard, InProcessGuard)
+                    else _check(inspection, guard, prepared, receive)
+                )
                 if isinstance(checked, _Gone):
                     return  # the client left: no app, no answer
                 reply = checked
@@ -322,7 +354,11 @@ class GuardMiddleware(GuardedRoutes):
             # Masked: the app reads the rewritten body, with a length that says so.
             body = inspection.masked_body
             scope["headers"] = _with_length(scope["headers"], len(body))
-        scope.setdefault("state", {})[STATE_KEY] = inspection.verdict
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = {STATE_KEY: inspection.verdict}
+        else:
+            state[STATE_KEY] = inspection.verdict
         app_send = send
         responder: _Responder | None = None
         if (route.scan_response and not head and guard is not None) or inspection.unscanned:
@@ -382,49 +418,34 @@ class _Gone:
 _GONE = _Gone()
 
 
+def _on_asyncio() -> bool:
+    """``sniffio.current_async_library() == "asyncio"``, without its import per call (~1 us)."""
+    name = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
+    if name is not None:
+        return bool(name == "asyncio")
+    try:
+        asyncio.get_running_loop()  # what sniffio's current_task() check comes to, in C
+    except RuntimeError:  # no asyncio loop running in this thread
+        return False
+    return True
+
+
 async def _check(
     inspection: Inspection, guard: Guard, content: Content, receive: Receive
 ) -> Reply | _Gone | None:
-    """Ask the guard; `_GONE` if the client disconnected meanwhile (the check is then cancelled)."""
-    if isinstance(guard, InProcessGuard):
-        # No I/O and no await inside: nothing to race with a disconnect, and a task group per
-        # request would cost more than the check.
-        return await inspection.acheck(guard, content)
-    if sniffio.current_async_library() == "asyncio":
-        return await _asyncio_check(inspection, guard, content, receive)
-    reply: Reply | None = None
-    disconnected = False
-    async with anyio.create_task_group() as group:
+    """Ask the guard; `_GONE` if the client disconnected meanwhile (the check is then cancelled).
 
-        async def watch_disconnect() -> None:
-            nonlocal disconnected
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected = True
-                    group.cancel_scope.cancel()
-                    return
-
-        group.start_soon(watch_disconnect)
-        try:
-            reply = await inspection.acheck(guard, content)
-        finally:
-            group.cancel_scope.cancel()
-    return _GONE if disconnected else reply
-
-
-async def _asyncio_check(
-    inspection: Inspection, guard: Guard, content: Content, receive: Receive
-) -> Reply | _Gone | None:
-    """`_check` on asyncio, where a task group per request costs ~75 us, more than most checks.
-
-    The check is stepped once by hand: a guard that answers without waiting (a cache hit, an
-    in-memory guard that is not an `InProcessGuard`) finishes there, and nothing is raced. Only a
-    check that waits (on I/O) gets a watcher task, which cancels this task if the client
+    An `InProcessGuard` is not raced (no I/O and no await inside; `GuardMiddleware._guarded` awaits
+    its check directly). On asyncio, where a task group per request costs ~75 us, more than most
+    checks, the check is stepped once by hand: a guard that answers without waiting (a cache hit,
+    an in-memory guard that is not an `InProcessGuard`) finishes there, and nothing is raced. Only
+    a check that waits (on I/O) gets a watcher task, which cancels this task if the client
     disconnects; the check runs on in this task all along, so its own cancel scopes (deadlines)
-    stay properly nested.
+    stay properly nested. On other loops (trio) the check runs in a task group with the watcher.
     """
     check = inspection.acheck(guard, content)
+    if not _on_asyncio():
+        return await _watched(check, receive)
     try:
         waiting = check.send(None)
     except StopIteration as done:
@@ -458,6 +479,29 @@ async def _asyncio_check(
     finally:
         # Synchronously after the check: a watcher that saw the disconnect only now never cancels.
         watcher.cancel()
+
+
+async def _watched(check: Coroutine[Any, Any, Reply | None], receive: Receive) -> Reply | _Gone | None:
+    """`_check` off asyncio: the check (not started yet) beside a watcher, in a task group."""
+    reply: Reply | None = None
+    disconnected = False
+    async with anyio.create_task_group() as group:
+
+        async def watch_disconnect() -> None:
+            nonlocal disconnected
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch_disconnect)
+        try:
+            reply = await check
+        finally:
+            group.cancel_scope.cancel()
+    return _GONE if disconnected else reply
 
 
 class _Resumed:

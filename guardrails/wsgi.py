@@ -20,13 +20,13 @@ import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ._body import BodyError, UnsupportedEncoding, is_json_media_type
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
-from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection, stream_options
+from ._http import UNSCANNED_HEADER, GuardedRoutes, Inspection, Matched, stream_options
 from ._models import Content
 from ._policy import FailOpen
 from ._replies import Reply, error_reply
@@ -48,6 +48,8 @@ ORIGINAL_INPUT_KEY = "guardrails.original_input"
 Headers = list[tuple[str, str]]
 
 _READ_SIZE = 64 * 1024
+#: A method `GuardedRoutes.known` has no answer for yet.
+_UNKNOWN: Any = object()
 
 
 def _route_path(environ: WSGIEnvironment) -> str:
@@ -240,32 +242,35 @@ class GuardMiddleware(GuardedRoutes):
     # -- WSGI ---------------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        length = environ.get("CONTENT_LENGTH", "").strip()
-        has_body = bool(length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ
-        resolved = self.router.resolve(
-            environ.get("REQUEST_METHOD", "GET"), _route_path(environ), has_body=has_body
-        )
-        if resolved is None:
+        method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        path = _route_path(environ)
+        # A (path, method) seen before costs two lookups (`GuardedRoutes.known`).
+        methods = self.known.get(path)
+        matched = _UNKNOWN if methods is None else methods.get(method, _UNKNOWN)
+        if matched is _UNKNOWN:
+            length = environ.get("CONTENT_LENGTH", "").strip()
+            has_body = bool(length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ
+            matched = self.match(method, path, has_body=has_body)
+        if matched is None:
             environ[VERDICT_KEY] = None
             return self.app(environ, start_response)
-        return self._guarded(environ, start_response, *resolved)
+        return self._guarded(environ, start_response, matched)
 
     def _guarded(
         self,
         environ: WSGIEnvironment,
         start_response: StartResponse,
-        route: Route,
-        path_params: dict[str, str],
+        matched: Matched,
     ) -> Iterable[bytes]:
         method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        route = matched.route
         headers = _EnvironHeaders(environ)
-        inspection, guard, setup_error = self._inspect(
-            route,
+        inspection, guard, setup_error = self.inspect(
+            matched,
             method=method,
             path=_route_path(environ),
             headers=headers,
             query_string=environ.get("QUERY_STRING", ""),
-            path_params=path_params,
         )
         head = method == "HEAD"
 

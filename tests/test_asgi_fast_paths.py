@@ -145,7 +145,7 @@ async def test_a_lone_surrogate_is_refused_whether_or_not_the_body_is_ascii(
     assert await status_of(body, query) == status
 
 
-async def request(middleware: GuardMiddleware, path: str, method: str = "POST") -> int:
+async def request(middleware: GuardMiddleware, path: str, method: str = "POST", root_path: str = "") -> int:
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:
@@ -154,7 +154,7 @@ async def request(middleware: GuardMiddleware, path: str, method: str = "POST") 
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+    scope = {"type": "http", "method": method, "path": path, "root_path": root_path, "headers": []}
     await middleware(scope, receive, send)
     return int(sent[0]["status"])
 
@@ -172,26 +172,94 @@ async def test_remembered_unguarded_paths_never_unguard_a_guarded_one() -> None:
         assert await request(middleware, "/open") == 200
         assert await request(middleware, "/chat") == 403
         assert await request(middleware, "/chat/") == 403
+        assert await request(middleware, "/CHAT") == 403
+        assert await request(middleware, "/chat", method="post") == 403
         assert await request(middleware, "/open", method="GET") == 200
-    assert middleware.unguarded == {("POST", "/open"): None, ("GET", "/open"): None}
+    assert middleware.known["/open"] == {"POST": None, "GET": None}
+    assert set(middleware.known["/chat"]) == {"POST", "post"}
+    assert all(matched is not None for matched in middleware.known["/chat"].values())
 
 
 @pytest.mark.anyio
-async def test_the_unguarded_memory_is_bounded() -> None:
-    """Endless distinct paths stop the memory from growing; they still pass, unguarded."""
-    from guardrails.asgi import _UNGUARDED_CACHE_SIZE
+async def test_a_remembered_path_is_read_below_the_root_path() -> None:
+    """The memory is of the path the app routes (below ``root_path``), whatever the mount point."""
+    middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(Action.BLOCK), routes=[Route("/chat")])
+    for root in ("", "/api", "/other"):
+        assert await request(middleware, f"{root}/chat", root_path=root) == 403
+        assert await request(middleware, f"{root}/open", root_path=root) == 200
+    assert await request(middleware, "/api/chat", root_path="") == 200  # no mount: another path
+    assert set(middleware.known) == {"/chat", "/open", "/api/chat"}
+
+
+@pytest.mark.anyio
+async def test_the_memory_of_paths_is_bounded() -> None:
+    """Endless distinct paths never grow the memory past its bound, nor long ones into it; they
+    still pass, unguarded, and the guarded path is still checked."""
+    from guardrails._http import _KNOWN_PATH_LENGTH, _KNOWN_PATHS
 
     middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(Action.BLOCK), routes=[Route("/chat")])
-    for index in range(_UNGUARDED_CACHE_SIZE + 10):
+    for index in range(_KNOWN_PATHS + 10):
         assert await request(middleware, f"/open/{index}") == 200
-    assert middleware.unguarded is not None
-    assert len(middleware.unguarded) == _UNGUARDED_CACHE_SIZE
+        assert len(middleware.known) <= _KNOWN_PATHS
     assert await request(middleware, "/chat") == 403
+    long = "/open/" + "x" * _KNOWN_PATH_LENGTH
+    assert await request(middleware, long) == 200
+    assert long not in middleware.known
 
 
 @pytest.mark.anyio
 async def test_without_routes_every_body_is_guarded_and_nothing_is_remembered() -> None:
     """The default routes depend on the headers (a declared body): no memory is kept."""
     middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(Action.BLOCK))
-    assert middleware.unguarded is None
     assert await request(middleware, "/anything") == 403
+    assert await request(middleware, "/anything", method="GET") == 200
+    assert middleware.known == {}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [(b"\xb2", 400), (b"\xb9\xb2", 400), (b"1e3", 400), (b" 16 ", 200), (b"16", 200), (b"99999999999", 413)],
+)
+async def test_a_content_length_is_read_as_ascii_digits_only(length: bytes, status: int) -> None:
+    """Latin-1 superscripts pass ``str.isdigit`` but not ``int``: a 400, never a 500."""
+    middleware = GuardMiddleware(answering_app, guard=AwaitingGuard(), routes=[Route("/chat")])
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", length)]
+    scope = {"type": "http", "method": "POST", "path": "/chat", "root_path": "", "headers": headers}
+    await middleware(scope, receive, send)
+    assert sent[0]["status"] == status
+
+
+@pytest.mark.anyio
+async def test_a_body_in_several_messages_is_joined_and_capped() -> None:
+    """The one-message fast path aside, a body in parts is read whole, and refused past the cap."""
+    received: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        received.append((await receive())["body"])
+        await answering_app(scope, receive, send)
+
+    for cap, status in ((1000, 200), (10, 413)):
+        middleware = GuardMiddleware(app, guard=AwaitingGuard(), routes=[Route("/chat")], max_body_size=cap)
+        parts = [b'{"prom', b'pt": ', b'"hi"}']
+        sent: list[Any] = []
+
+        async def receive(parts: list[bytes] = parts) -> dict[str, Any]:
+            body = parts.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(parts)}
+
+        async def send(message: Any, sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/chat", "root_path": "", "headers": []}
+        await middleware(scope, receive, send)
+        assert sent[0]["status"] == status
+    assert received == [b'{"prompt": "hi"}']
