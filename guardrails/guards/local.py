@@ -1760,7 +1760,13 @@ class LocalGuard(InProcessGuard):
         """
         views = _Views.of("\n".join(texts))
         spans = sorted(span for rule in rules for span in rule.spans(views))
-        cleans = [text if text.isascii() else _Views.of(text).clean for text in texts]
+        # An ASCII text's clean form is itself without NUL (see `_Views.of`).
+        cleans = [
+            (text.replace("\x00", "") if "\x00" in text else text)
+            if text.isascii()
+            else _Views.of(text).clean
+            for text in texts
+        ]
         starts: list[int] = []
         offset = 0
         for clean in cleans:
