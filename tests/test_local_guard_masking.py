@@ -171,3 +171,39 @@ def test_a_private_key_without_an_end_line_is_masked_to_the_end() -> None:
     verdict = LocalGuard().check(text)
     assert verdict.masked is not None
     assert verdict.masked.text == "X" * len(text)
+
+
+def test_many_ascii_messages_are_masked_as_each_would_be_alone() -> None:
+    """Over 8 strings, masked in one pass over the joined text: each as its own check masks it.
+
+    A private key's span stops at the end of its own message (with or without an END line, and
+    holding line breaks), a card repeated in many messages is masked in each, a number that fails
+    the Luhn check next to it is not, and the checked content is left as it was.
+    """
+    pem_open = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    texts = [f"pay with {CARD} now"] * 6 + [
+        "card 4111 1111 1111 1112 is not one",
+        PEM,
+        pem_open,
+        f"after the key: ssn {SSN}\nand more",
+        "hello",
+        f"key={OPENAI} and iban {IBAN}",
+    ]
+    shared = {"role": "user", "content": f"again {CARD}", "meta": ("kept", 1)}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": text} for text in texts] + [shared, shared]
+    before = [dict(message) for message in messages]
+    verdict = LocalGuard().check(Content(messages=messages))
+    assert verdict.masked is not None
+    masked = verdict.masked.messages
+    assert masked is not None
+    guard = LocalGuard()
+    for message, new in zip(messages, masked, strict=True):
+        alone = guard.check(message["content"]).masked
+        expected = message["content"] if alone is None else alone.text
+        assert new["content"] == expected
+        assert new is not message
+    assert masked[len(texts)]["meta"] == ("kept", 1)
+    assert "X" * len(CARD) in masked[0]["content"]
+    assert masked[len(texts) - 4]["content"] == "X" * len(pem_open)
+    assert masked[len(texts) - 3]["content"].startswith("after the key: ssn XXX")
+    assert messages == before
