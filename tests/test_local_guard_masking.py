@@ -207,3 +207,19 @@ def test_many_ascii_messages_are_masked_as_each_would_be_alone() -> None:
     assert masked[len(texts) - 4]["content"] == "X" * len(pem_open)
     assert masked[len(texts) - 3]["content"].startswith("after the key: ssn XXX")
     assert messages == before
+
+
+@pytest.mark.parametrize("secret", [CARD, SSN, IBAN, AWS, OPENAI, PEM, "xoxa-" + "a1B2" * 20])
+def test_a_secret_in_a_long_text_is_masked_as_in_a_short_one(secret: str) -> None:
+    """Past 4 KB (google-re2 picks the patterns that can match), the same span is masked.
+
+    Only the patterns a text's cheap tests and prefilter let through are searched for spans;
+    the secret sits at the end of 8 KB of prose, and is masked exactly as in a short text.
+    """
+    prose = "The weather report for the week ahead, read slowly. " * 160
+    short = LocalGuard().check(f"see {secret} ok").masked
+    long = LocalGuard().check(f"{prose}see {secret} ok").masked
+    assert short is not None
+    assert long is not None
+    assert short.text == f"see {'X' * len(secret)} ok"
+    assert long.text == f"{prose}see {'X' * len(secret)} ok"

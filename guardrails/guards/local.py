@@ -1066,23 +1066,35 @@ class _Rule:
         short_only = self.keyish and not views.keyish  # only the patterns of `_SHORT_KEYS` can match
         if self.linear is not None and views.linear_found is not None:
             return self.finding in views.linear_found
-        candidates = None
-        if self.prefilter is not None and views.encoded is not None:
-            candidates = set(self.prefilter.Match(views.encoded) or ())
+        candidates = self._prefiltered(views)
         for text in views.folded if self.on_folded else (views.clean,):
-            for index, (pattern, needs) in enumerate(self.patterns):
-                if needs and not any(need in text for need in needs):
-                    continue
-                if short_only and needs not in _SHORT_KEYS:
-                    continue
-                if candidates is not None and index not in candidates:
-                    continue
+            for pattern in self._runnable(text, short_only, candidates):
                 if self.accept is None:
                     if pattern.search(text) is not None:
                         return True
                 elif any(self.accept(match) for match in pattern.finditer(text)):
                     return True
         return False
+
+    def _prefiltered(self, views: _Views) -> set[int] | None:
+        """The indexes of the patterns whose superset matches (`prefilter`), or None: all."""
+        if self.prefilter is not None and views.encoded is not None:
+            return set(self.prefilter.Match(views.encoded) or ())
+        return None
+
+    def _runnable(
+        self, text: str, short_only: bool, candidates: set[int] | None
+    ) -> Iterator[re.Pattern[str]]:
+        """The patterns that can match `text`: the others fail a cheap test that each must pass."""
+        for index, (pattern, needs) in enumerate(self.patterns):
+            # The cheap tests first: a substring test reads the whole text (1 MB: ~0.5 ms each).
+            if candidates is not None and index not in candidates:
+                continue
+            if short_only and needs not in _SHORT_KEYS:
+                continue
+            if needs and not any(need in text for need in needs):
+                continue
+            yield pattern
 
     def spans(self, views: _Views) -> list[tuple[int, int]]:
         """Where a data rule matches `views.clean`: every accepted match, start and end.
@@ -1094,7 +1106,10 @@ class _Rule:
         if not self.matches(views):
             return found
         text = views.clean
-        for pattern, _ in self.patterns:
+        # Only the patterns that `matches` would run: the others cannot match (1 MB that is one
+        # key was searched by every pattern of the rule).
+        short_only = self.keyish and not views.keyish
+        for pattern in self._runnable(text, short_only, self._prefiltered(views)):
             # The END lines found once, not searched for after each BEGIN: linear.
             footers = [m.end() for m in _PRIVATE_KEY_END.finditer(text)] if pattern is _PRIVATE_KEY else []
             for match in pattern.finditer(text):
