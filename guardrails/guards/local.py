@@ -1058,10 +1058,14 @@ class _Rule:
     # only the patterns whose superset matches run.
     prefilter: Any = None
 
-    def matches(self, views: _Views) -> bool:
+    def _may_match(self, views: _Views) -> bool:
+        """False when a cheap test shows that no pattern of the rule can match."""
         if self.anchors is not None and views.words is not None and self.anchors.isdisjoint(views.words):
             return False
-        if views.digits < self.min_digits or self.shape not in views.shape:
+        return views.digits >= self.min_digits and self.shape in views.shape
+
+    def matches(self, views: _Views) -> bool:
+        if not self._may_match(views):
             return False
         short_only = self.keyish and not views.keyish  # only the patterns of `_SHORT_KEYS` can match
         if self.linear is not None and views.linear_found is not None:
@@ -1103,7 +1107,12 @@ class _Rule:
         when there is none), so that masking hides the key, not only its header.
         """
         found: list[tuple[int, int]] = []
-        if not self.matches(views):
+        # A rule on the clean text matches exactly when it has an accepted span: only the cheap
+        # tests first, not `matches` (which would search the text once more).
+        if self.on_folded or self.linear is not None:
+            if not self.matches(views):
+                return found
+        elif not self._may_match(views):
             return found
         text = views.clean
         # Only the patterns that `matches` would run: the others cannot match (1 MB that is one
