@@ -223,3 +223,26 @@ def test_a_secret_in_a_long_text_is_masked_as_in_a_short_one(secret: str) -> Non
     assert long is not None
     assert short.text == f"see {'X' * len(secret)} ok"
     assert long.text == f"{prose}see {'X' * len(secret)} ok"
+
+
+@pytest.mark.parametrize("copies", [1, 5], ids=["few-parts", "many-parts"])
+def test_refusal_and_input_text_parts_are_masked_in_place(copies: int) -> None:
+    """Parts that carry their text as `refusal` or `input_text` (or both with `text`) are read."""
+    parts: list[dict[str, Any]] = [
+        {"type": "refusal", "refusal": f"card {CARD}"},
+        {"type": "input_text", "input_text": f"ssn {SSN}"},
+        {"type": "text", "text": "plain", "refusal": f"key {AWS}"},
+    ] * copies
+    verdict = LocalGuard().check(Content(messages=[{"role": "user", "content": parts}]))
+    assert verdict.masked is not None
+    masked = verdict.masked.messages
+    assert masked is not None
+    assert (
+        masked[0]["content"]
+        == [
+            {"type": "refusal", "refusal": "card " + "X" * len(CARD)},
+            {"type": "input_text", "input_text": "ssn " + "X" * len(SSN)},
+            {"type": "text", "text": "plain", "refusal": "key " + "X" * len(AWS)},
+        ]
+        * copies
+    )

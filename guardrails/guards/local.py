@@ -1415,9 +1415,13 @@ def _message_slots(message: Any) -> Iterator[_Slot]:
             if isinstance(part, str):
                 yield content, index
             elif isinstance(part, dict):
-                for key in ("text", "refusal", "input_text"):
-                    if isinstance(part.get(key), str):
-                        yield part, key
+                if isinstance(part.get("text"), str):
+                    yield part, "text"
+                # A text part ({"type": "text", "text": ...}) has no other key read here.
+                if len(part) > 2 or "type" not in part or "text" not in part:
+                    for key in ("refusal", "input_text"):
+                        if isinstance(part.get(key), str):
+                            yield part, key
     for key in ("refusal", "name"):
         if isinstance(message.get(key), str):
             yield message, key
@@ -1467,10 +1471,9 @@ def _located(content: Content) -> tuple[list[tuple[str, str | None]], list[_Slot
     """
     slots = list(_slots(content.text, content.messages, content.completion))
     located = [(slot[0][slot[1]], role) for slot, role in slots]
-    texts = list(content.iter_texts())
-    if len(texts) != len(located) or any(
-        a is not b and a != b for a, (b, _) in zip(texts, located, strict=True)
-    ):
+    # One list comparison in C (each pair compared by identity first, as the strings are the same
+    # objects): was a Python generator step per string.
+    if list(content.iter_texts()) != [text for text, _ in located]:
         return None
     return located, [slot for slot, _ in slots]
 
