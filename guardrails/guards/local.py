@@ -1462,20 +1462,21 @@ def _slots(text: Any, messages: Any, completion: Any) -> Iterator[tuple[_Slot, s
             yield (completion, "output_text"), "assistant"
 
 
-def _located(content: Content) -> tuple[list[tuple[str, str | None]], list[_Slot]] | None:
-    """Every checked string with its role, and where it sits; None if the walk disagrees with `iter_texts`.
+def _located(content: Content) -> list[tuple[str, str | None]] | None:
+    """Every checked string with its role; None if the walk disagrees with `iter_texts`.
 
     `Content.iter_texts` is the definition of what is checked; the walk here also knows where each
     string sits. If they ever disagree (a content shape the walk does not know), the guard checks
     `iter_texts` with every rule for every string and does not mask.
     """
-    slots = list(_slots(content.text, content.messages, content.completion))
-    located = [(slot[0][slot[1]], role) for slot, role in slots]
+    located = [
+        (slot[0][slot[1]], role) for slot, role in _slots(content.text, content.messages, content.completion)
+    ]
     # One list comparison in C (each pair compared by identity first, as the strings are the same
     # objects): was a Python generator step per string.
     if list(content.iter_texts()) != [text for text, _ in located]:
         return None
-    return located, [slot for slot, _ in slots]
+    return located
 
 
 # --- masking: spans found in the cleaned text, put back on the original string --------------------
@@ -1760,16 +1761,15 @@ class LocalGuard(InProcessGuard):
         return [rule for rule in dict.fromkeys(excused) if rule.finding not in found]
 
     def _decide(self, content: Content) -> Verdict:
-        walked = _located(content)
-        located = walked[0] if walked is not None else None
+        located = _located(content)
         parts = located if located is not None else [(text, None) for text in content.iter_texts()]
         found, views = self._scan(parts)
         reasons = [finding.reason for finding in found]
         action = Action.BLOCK if found else Action.ALLOW
         verdict_id = secrets.token_hex(16)
         masked = None
-        if walked is not None and any(f.category == "sensitive_information" for f in found):
-            masked = self._masked(content, views, found, walked[1])
+        if located is not None and any(f.category == "sensitive_information" for f in found):
+            masked = self._masked(content, views, found)
         return Verdict(
             action=action,
             reasons=reasons,
@@ -1781,29 +1781,18 @@ class LocalGuard(InProcessGuard):
         )
 
     def _masked(
-        self,
-        content: Content,
-        views_of_parts: Sequence[_Views | None],
-        found: Collection[Finding],
-        located: Sequence[_Slot],
+        self, content: Content, views_of_parts: Sequence[_Views | None], found: Collection[Finding]
     ) -> Content | None:
         """A copy of `content` with every sensitive span masked, or None if that cannot be done.
 
-        `views_of_parts` are the views `_scan` computed for each string, and `located` where
-        each sits in `content`, in `_slots` order (views None where it computed none).
+        `views_of_parts` are the views `_scan` computed for each string, in `_slots` order (None
+        where it computed none).
         """
         memo: dict[int, Any] = {}
         messages, completion = _copied(content.messages, memo), _copied(content.completion, memo)
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
-        # Each string's place in the copy: its container's copy (in `memo`), without walking
-        # the copy again; walked when a container was not copied through the memo.
-        first = 1 if content.text is not None else 0
-        copies = [memo.get(id(container)) for container, _ in located[first:]]
-        if all(copy_ is not None for copy_ in copies):
-            slots += [(copy_, key) for copy_, (_, key) in zip(copies, located[first:], strict=True)]
-        else:
-            slots += [slot for slot, _ in _slots(None, messages, completion)]
+        slots += [slot for slot, _ in _slots(None, messages, completion)]
         rules = [rule for rule in self._data_rules if rule.finding in found]
         if len(slots) != len(views_of_parts):
             return None
