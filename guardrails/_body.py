@@ -1196,11 +1196,16 @@ def _fast_body_texts(
         strings = _fastbody.strings_of(walked)
     # What _body_texts adds for a JSON body: every string that is neither a message text nor a
     # word of the chat vocabulary.
+    add = texts.add
     if messages is None:
-        texts.extend(text for text in strings if text not in _VOCABULARY)
+        for text in strings:
+            if text not in _VOCABULARY:
+                add(text)
     else:
         covered = _covered(messages)
-        texts.extend(text for text in strings if text not in _VOCABULARY and text not in covered)
+        for text in strings:
+            if text not in _VOCABULARY and text not in covered:
+                add(text)
     return messages
 
 

@@ -132,7 +132,21 @@ def _walk(value: Any, strings: list[str], depth: int, max_depth: int, low: float
             kind = type(item)
             if kind is str:
                 strings.append(item)
-            elif kind is dict or kind is list:
+            elif kind is dict:
+                # A list of objects (a chat request's messages): each object walked here, one
+                # frame less per object; what the call below would do at depth + 1.
+                if depth >= max_depth:
+                    raise _Unproven
+                for key, member in item.items():
+                    strings.append(key)
+                    kind = type(member)
+                    if kind is str:
+                        strings.append(member)
+                    elif kind is dict or kind is list:
+                        _walk(member, strings, depth + 2, max_depth, low, high)
+                    elif kind is int and not low < member < high:
+                        raise _Unproven
+            elif kind is list:
                 _walk(item, strings, depth + 1, max_depth, low, high)
             elif kind is int and not low < item < high:
                 raise _Unproven

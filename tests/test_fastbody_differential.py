@@ -365,6 +365,15 @@ def test_the_fast_path_reads_every_chat_request_as_the_superset_reading(
         pytest.param(b'{"n": 1' + b"0" * 200 + b".5}", True, id="long-float"),
         pytest.param(b"[" * 64 + b"]" * 64, True, id="depth-at-the-limit"),
         pytest.param(b"[" * 65 + b"]" * 65, False, id="too-deep"),
+        # An object in a list is walked inline (a chat request's messages): the same rules there.
+        pytest.param(b"[" * 63 + b'{"a": "b"}' + b"]" * 63, True, id="object-in-a-list-at-the-limit"),
+        pytest.param(b"[" * 64 + b'{"a": "b"}' + b"]" * 64, False, id="object-in-a-list-too-deep"),
+        pytest.param(
+            b"[" * 62 + b'{"a": ["b"]}' + b"]" * 62, True, id="list-in-a-listed-object-at-the-limit"
+        ),
+        pytest.param(b"[" * 63 + b'{"a": ["b"]}' + b"]" * 63, False, id="list-in-a-listed-object-too-deep"),
+        pytest.param(b'[{"n": ' + b"9" * 101 + b"}]", False, id="long-number-in-a-listed-object"),
+        pytest.param(b'[{"a": "1", "a": "2"}]', False, id="duplicate-key-in-a-listed-object"),
         pytest.param(b"\xef\xbb\xbf" + b'{"a": "b"}', True, id="utf-8-bom"),
         pytest.param('{"a": "\u00e9"}'.encode("utf-16"), True, id="utf-16"),
         pytest.param(b'\xef\xbb\xbf\xef\xbb\xbf{"a": "b"}', False, id="two-boms"),
