@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from guardrails import _fastbody
 from guardrails._body import (
     BodyError,
     HTTPBody,
@@ -403,3 +404,34 @@ def test_minus_zero_is_a_long_literal_under_a_one_character_limit() -> None:
     body = _request(b'{"messages": [{"role": "user", "content": "x", "n": -0}]}', max_number_length=1)
     assert not takes_fast_path(body, None)
     assert handed(default_body, body, None) == handed(_full_body, body, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "{}",
+        " {} ",
+        "\t[1]\n\r",
+        "[1] x",
+        "1",
+        ' "a"  ',
+        "nul",
+        "[1,]",
+        "\u00a0{}",
+        "{}\u00a0",
+        "{} {}",
+    ],
+)
+def test_the_scanner_called_directly_reads_what_the_decoder_reads(text: str) -> None:
+    """`_fastbody._document` (the C scanner without `JSONDecoder.decode`) accepts and refuses the same texts."""
+    try:
+        expected: Any = ("document", json.JSONDecoder().decode(text))
+    except ValueError:
+        expected = ("refused",)
+    try:
+        got: Any = ("document", _fastbody._document(text))
+    except ValueError:
+        got = ("refused",)
+    assert got == expected
