@@ -1155,15 +1155,13 @@ def _plain_narrowed(
     return [messages[index] for index in kept] or None, walked
 
 
-_ROLE_AND_CONTENT = frozenset(["role", "content"])
-
-
 def _covered(messages: list[dict[str, Any]]) -> set[str]:
     """Every `message_texts` string of `messages`."""
     covered: set[str] = set()
     for message in messages:
         content = message.get("content")
-        if type(content) is str and message.keys() <= _ROLE_AND_CONTENT:
+        # Its keys within {role, content}, content among them: one key, or two with role.
+        if type(content) is str and (len(message) == 1 or (len(message) == 2 and "role" in message)):
             # The usual message: message_texts yields its content alone (no refusal, name, tool
             # call or function call), and costs a generator per message.
             covered.add(content)
@@ -1196,11 +1194,16 @@ def _fast_body_texts(
         strings = _fastbody.strings_of(walked)
     # What _body_texts adds for a JSON body: every string that is neither a message text nor a
     # word of the chat vocabulary.
+    add = texts.add
     if messages is None:
-        texts.extend(text for text in strings if text not in _VOCABULARY)
+        for text in strings:
+            if text not in _VOCABULARY:
+                add(text)
     else:
         covered = _covered(messages)
-        texts.extend(text for text in strings if text not in _VOCABULARY and text not in covered)
+        for text in strings:
+            if text not in _VOCABULARY and text not in covered:
+                add(text)
     return messages
 
 
@@ -1249,7 +1252,7 @@ def _content(body: HTTPBody, texts: _Texts, messages: list[dict[str, Any]] | Non
     if text is None and messages is None:
         return None
     # The messages were just parsed from the body (`_plain`): no one else holds them.
-    return Content._parsed(text, messages, dict(body.metadata))
+    return Content._parsed(text, messages, body.metadata)  # it copies the metadata
 
 
 def json_field(*path: str | int) -> Callable[[HTTPBody], Content | None]:

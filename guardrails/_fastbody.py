@@ -40,13 +40,19 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from typing import Any
 
 __all__ = ["read_plain", "strings_of"]
 
-# The decoder json.loads uses for a str without arguments: strict, C scanner, no hooks.
+# The decoder json.loads uses for a str without arguments: strict, C scanner, no hooks. Its scanner
+# is called directly (`_document`): `JSONDecoder.decode` adds two Python frames and two regex
+# matches for the whitespace around the document.
 _DECODER = json.JSONDecoder()
+_SCAN: Any = _DECODER.scan_once  # type: ignore[attr-defined]
+# json.decoder.WHITESPACE (verbose, but its spaces are in a class: kept).
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 #: Largest ``max_number_length`` read fast: Python's own default limit on the digits int() reads.
@@ -84,7 +90,7 @@ def read_plain(data: bytes, *, max_depth: int, max_number_length: int) -> tuple[
         text = data.decode(encoding, "surrogatepass")
         if text.startswith("\ufeff"):
             return None
-        document = _DECODER.decode(text)
+        document = _document(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     quotes = text.count('"')
@@ -99,6 +105,22 @@ def read_plain(data: bytes, *, max_depth: int, max_number_length: int) -> tuple[
     if len(strings) * 2 != quotes:
         return None  # a duplicate key dropped something
     return document, strings
+
+
+def _document(text: str) -> Any:
+    """``_DECODER.decode(text)``: the document, or ValueError (not JSON, or data after it)."""
+    start = _WHITESPACE.match(text).end() if text[:1] in _SPACES else 0  # type: ignore[union-attr]
+    try:
+        document, end = _SCAN(text, start)
+    except StopIteration:
+        raise ValueError("no JSON document") from None
+    if end != len(text) and _WHITESPACE.match(text, end).end() != len(text):  # type: ignore[union-attr]
+        raise ValueError("data after the JSON document")
+    return document
+
+
+# What `JSONDecoder.decode` skips around a document (json.decoder.WHITESPACE); "" for an empty text.
+_SPACES = frozenset(["", " ", "\t", "\n", "\r"])
 
 
 def strings_of(document: Any) -> list[str]:
@@ -132,7 +154,21 @@ def _walk(value: Any, strings: list[str], depth: int, max_depth: int, low: float
             kind = type(item)
             if kind is str:
                 strings.append(item)
-            elif kind is dict or kind is list:
+            elif kind is dict:
+                # A list of objects (a chat request's messages): each object walked here, one
+                # frame less per object; what the call below would do at depth + 1.
+                if depth >= max_depth:
+                    raise _Unproven
+                for key, member in item.items():
+                    strings.append(key)
+                    kind = type(member)
+                    if kind is str:
+                        strings.append(member)
+                    elif kind is dict or kind is list:
+                        _walk(member, strings, depth + 2, max_depth, low, high)
+                    elif kind is int and not low < member < high:
+                        raise _Unproven
+            elif kind is list:
                 _walk(item, strings, depth + 1, max_depth, low, high)
             elif kind is int and not low < item < high:
                 raise _Unproven

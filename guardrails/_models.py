@@ -327,7 +327,7 @@ class Content(BaseModel):
 
     @classmethod
     def _parsed(
-        cls, text: str | None, messages: list[dict[str, Any]] | None, metadata: dict[str, str]
+        cls, text: str | None, messages: list[dict[str, Any]] | None, metadata: Mapping[str, str]
     ) -> Content:
         """A prompt Content of data this library just parsed, built without pydantic's validation.
 
@@ -335,12 +335,14 @@ class Content(BaseModel):
         JSON (``str`` keys), no one else holds them, so validation would only copy them (~7 us for
         a chat request). Anything else goes through `Content(...)`.
         """
-        if (
-            _PLAIN_PROMPT is None
-            or (text is None and messages is None)
-            or not all(type(key) is str and type(value) is str for key, value in metadata.items())
-        ):
-            return cls(text, messages=messages, metadata=metadata)
+        plain = _PLAIN_PROMPT is not None and (text is not None or messages is not None)
+        if plain:
+            for key, value in metadata.items():  # a loop: no generator frame for a one-key dict
+                if type(key) is not str or type(value) is not str:
+                    plain = False
+                    break
+        if not plain or _PLAIN_PROMPT is None:
+            return cls(text, messages=messages, metadata=dict(metadata))
         defaults, factories = _PLAIN_PROMPT
         state = {**defaults, "text": text}
         for name, factory in factories:

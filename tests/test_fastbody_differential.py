@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from guardrails import _fastbody
 from guardrails._body import (
     BodyError,
     HTTPBody,
@@ -365,6 +366,15 @@ def test_the_fast_path_reads_every_chat_request_as_the_superset_reading(
         pytest.param(b'{"n": 1' + b"0" * 200 + b".5}", True, id="long-float"),
         pytest.param(b"[" * 64 + b"]" * 64, True, id="depth-at-the-limit"),
         pytest.param(b"[" * 65 + b"]" * 65, False, id="too-deep"),
+        # An object in a list is walked inline (a chat request's messages): the same rules there.
+        pytest.param(b"[" * 63 + b'{"a": "b"}' + b"]" * 63, True, id="object-in-a-list-at-the-limit"),
+        pytest.param(b"[" * 64 + b'{"a": "b"}' + b"]" * 64, False, id="object-in-a-list-too-deep"),
+        pytest.param(
+            b"[" * 62 + b'{"a": ["b"]}' + b"]" * 62, True, id="list-in-a-listed-object-at-the-limit"
+        ),
+        pytest.param(b"[" * 63 + b'{"a": ["b"]}' + b"]" * 63, False, id="list-in-a-listed-object-too-deep"),
+        pytest.param(b'[{"n": ' + b"9" * 101 + b"}]", False, id="long-number-in-a-listed-object"),
+        pytest.param(b'[{"a": "1", "a": "2"}]', False, id="duplicate-key-in-a-listed-object"),
         pytest.param(b"\xef\xbb\xbf" + b'{"a": "b"}', True, id="utf-8-bom"),
         pytest.param('{"a": "\u00e9"}'.encode("utf-16"), True, id="utf-16"),
         pytest.param(b'\xef\xbb\xbf\xef\xbb\xbf{"a": "b"}', False, id="two-boms"),
@@ -394,3 +404,34 @@ def test_minus_zero_is_a_long_literal_under_a_one_character_limit() -> None:
     body = _request(b'{"messages": [{"role": "user", "content": "x", "n": -0}]}', max_number_length=1)
     assert not takes_fast_path(body, None)
     assert handed(default_body, body, None) == handed(_full_body, body, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "{}",
+        " {} ",
+        "\t[1]\n\r",
+        "[1] x",
+        "1",
+        ' "a"  ',
+        "nul",
+        "[1,]",
+        "\u00a0{}",
+        "{}\u00a0",
+        "{} {}",
+    ],
+)
+def test_the_scanner_called_directly_reads_what_the_decoder_reads(text: str) -> None:
+    """`_fastbody._document` (the C scanner without `JSONDecoder.decode`) accepts and refuses the same texts."""
+    try:
+        expected: Any = ("document", json.JSONDecoder().decode(text))
+    except ValueError:
+        expected = ("refused",)
+    try:
+        got: Any = ("document", _fastbody._document(text))
+    except ValueError:
+        got = ("refused",)
+    assert got == expected
