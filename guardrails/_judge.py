@@ -53,7 +53,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _events, _incremental, _otel
 from ._events import (
@@ -186,23 +186,10 @@ class Judge:
         """
         plan = None
         if self.incremental:
-            plan = _incremental.plan(guard, content)
-            if plan is not None:
-                if plan.content is None:
-                    return self._known(guard, content.kind)
-                content = plan.content
-        # Asked once per check: with no hook and no telemetry an Allow is only counted, and what
-        # the check sent to the vendor (its `Meter`) would reach no one.
-        silent = not (self.hooks or _events._hooks) and _otel.idle()
-        meter = token = None
-        decide: Callable[[Content], Verdict] | None = None
-        if isinstance(guard, InProcessGuard):
-            # No vendor, no meter; the base class's check is `_decide`: called without its frames.
-            if type(guard).check is _CHECK:
-                decide = guard._decide
-        elif not silent or meter_var.get() is not None:
-            meter = Meter()
-            token = meter_var.set(meter)
+            content, plan, known = self._narrowed(guard, content)
+            if known is not None:
+                return known
+        silent, decide, meter, token = self._watch(guard, type(guard).check is _CHECK)
         started = _perf()
         try:
             verdict = decide(content) if decide is not None else guard.check(content)
@@ -223,20 +210,10 @@ class Judge:
         """`ask` with ``await guard.acheck``: the same answers, raised or returned the same way."""
         plan = None
         if self.incremental:
-            plan = _incremental.plan(guard, content)
-            if plan is not None:
-                if plan.content is None:
-                    return self._known(guard, content.kind)
-                content = plan.content
-        silent = not (self.hooks or _events._hooks) and _otel.idle()
-        meter = token = None
-        decide: Callable[[Content], Verdict] | None = None
-        if isinstance(guard, InProcessGuard):
-            if type(guard).acheck is _ACHECK:
-                decide = guard._decide
-        elif not silent or meter_var.get() is not None:
-            meter = Meter()
-            token = meter_var.set(meter)
+            content, plan, known = self._narrowed(guard, content)
+            if known is not None:
+                return known
+        silent, decide, meter, token = self._watch(guard, type(guard).acheck is _ACHECK)
         started = _perf()
         try:
             verdict = decide(content) if decide is not None else await guard.acheck(content)
@@ -250,6 +227,36 @@ class Judge:
             next(_ALLOWED)
             return verdict
         return self._conclude(verdict, content.kind, _perf() - started, meter, plan, mask)
+
+    def _narrowed(
+        self, guard: Guard, content: Content
+    ) -> tuple[Content, _incremental.Plan | None, Verdict | None]:
+        """What an incremental check asks: the content narrowed to what is new, its plan, and the
+        verdict already known when nothing is new (then nothing is asked)."""
+        plan = _incremental.plan(guard, content)
+        if plan is None:
+            return content, None, None
+        if plan.content is None:
+            return content, plan, self._known(guard, content.kind)
+        return plan.content, plan, None
+
+    def _watch(
+        self, guard: Guard, base_method: bool
+    ) -> tuple[bool, Callable[[Content], Verdict] | None, Meter | None, Any]:
+        """How a check is watched: whether it is silent, a direct `_decide`, the `Meter` and its token.
+
+        Silent (asked once per check): with no hook and no telemetry an Allow is only counted, and
+        what the check sent to the vendor (its `Meter`) would reach no one. An `InProcessGuard` has
+        no vendor and no meter; when it keeps the base class's check (`base_method`), that check is
+        `_decide`, called without its frames.
+        """
+        silent = not (self.hooks or _events._hooks) and _otel.idle()
+        if isinstance(guard, InProcessGuard):
+            return silent, (guard._decide if base_method else None), None, None
+        if not silent or meter_var.get() is not None:
+            meter = Meter()
+            return silent, None, meter, meter_var.set(meter)
+        return silent, None, None, None
 
     def _conclude(
         self,
