@@ -7,6 +7,8 @@
 - `median`, `percentile`, `ratio`: the statistics the tables print.
 - `rss_bytes`, `peak_rss_bytes`, `reset_peak_rss`: resident memory of this process (Linux /proc).
 - `print_table`: one aligned table per section.
+- `callgrind_instructions`: instructions a fresh child process of a script executes, counted by
+  callgrind (the `ir_*.py` scripts: figures that do not move with the machine's load).
 
 Run ``python benchmarks/_load.py serve-emulator --port N [--tls-dir DIR]`` to serve the emulator by
 hand (this is what `serve_emulator` starts).
@@ -17,13 +19,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,3 +320,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def callgrind_instructions(script: str, args: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+    """Instructions callgrind counts for ``python script --child *args`` in a fresh process.
+
+    Raises RuntimeError with the end of the child's stderr when it fails.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        run = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, script,
+             "--child", *args],
+            check=False, capture_output=True, text=True, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        if run.returncode != 0:
+            raise RuntimeError(f"the child {' '.join(args)} failed:\n{run.stderr[-3000:]}")
+        text = Path(out).read_text(encoding="utf-8", errors="replace")
+    match = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or re.search(
+        r"^totals:\s+(\d+)", text, re.MULTILINE
+    )
+    if match is None:
+        raise RuntimeError("no instruction total in the callgrind output")
+    return int(match.group(1))

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,19 +49,9 @@ def child(variant: str, flavour: str, calls: int) -> None:
 
 
 def instructions(variant: str, flavour: str, calls: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-             "--child", variant, flavour, str(calls)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        text = Path(out).read_text(encoding="utf-8", errors="replace")
-    match = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or re.search(
-        r"^totals:\s+(\d+)", text, re.MULTILINE
-    )
-    assert match is not None
-    return int(match.group(1))
+    from _load import callgrind_instructions
+
+    return callgrind_instructions(__file__, [variant, flavour, str(calls)])
 
 
 def main() -> None:

@@ -24,11 +24,8 @@ import io
 import json
 import os
 import pstats
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -79,22 +76,9 @@ async def _run(variant: str, url: str, checks: int) -> None:
 
 
 def instructions(variant: str, url: str, checks: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        run = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-             "--child", variant, url, str(checks)],
-            check=False, capture_output=True, text=True, env={**os.environ, "GUARDRAILS_ROOT": str(ROOT)},
-        )  # fmt: skip
-        if run.returncode != 0:
-            raise RuntimeError(f"the {variant} child failed:\n{run.stderr[-3000:]}")
-        text = Path(out).read_text(encoding="utf-8", errors="replace")
-    match = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or re.search(
-        r"^totals:\s+(\d+)", text, re.MULTILINE
-    )
-    if match is None:
-        raise RuntimeError("no instruction total in the callgrind output")
-    return int(match.group(1))
+    from _load import callgrind_instructions
+
+    return callgrind_instructions(__file__, [variant, url, str(checks)], env={"GUARDRAILS_ROOT": str(ROOT)})
 
 
 def profile(variant: str, url: str, checks: int) -> None:
