@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 __all__ = ["EXAMPLES", "PANW_KEY", "TREND_KEY", "load_example"]
 
@@ -27,3 +28,34 @@ def load_example(filename: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+async def guarded_status(
+    guard: Any, body: bytes, *, query: bytes = b"", content_type: bytes = b"application/json"
+) -> int:
+    """The status `GuardMiddleware` with `guard` on ``/chat`` gives one POST of `body` (in process)."""
+    from guardrails import Route
+    from guardrails.asgi import GuardMiddleware
+
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/chat",
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"content-type", content_type)],
+    }
+    await GuardMiddleware(app, guard=guard, routes=[Route("/chat")])(scope, receive, send)
+    return int(sent[0]["status"])

@@ -15,6 +15,7 @@ import pytest
 from guardrails._models import Action, Content, Verdict
 from guardrails._routing import Route
 from guardrails.asgi import GuardMiddleware
+from tests.helpers import guarded_status
 
 
 class AwaitingGuard:
@@ -101,28 +102,7 @@ async def test_a_guard_answering_at_once_is_not_raced_with_receive() -> None:
 
 async def status_of(body: bytes, query: bytes = b"") -> int:
     """The status a guarded JSON request with `body` gets (an allowing guard)."""
-    sent: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/chat",
-        "root_path": "",
-        "query_string": query,
-        "headers": [(b"content-type", b"application/json")],
-    }
-    await GuardMiddleware(app, guard=AwaitingGuard(), routes=[Route("/chat")])(scope, receive, send)
-    return int(sent[0]["status"])
+    return await guarded_status(AwaitingGuard(), body, query=query)
 
 
 @pytest.mark.anyio

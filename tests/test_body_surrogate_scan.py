@@ -7,15 +7,12 @@ A JSON body of ASCII bytes (no NUL, so read as UTF-8) holds a character beyond A
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from guardrails._body import HTTPBody
 from guardrails._http import _ascii_readings
 from guardrails._models import Action, Content, Verdict
-from guardrails._routing import Route
-from guardrails.asgi import GuardMiddleware
+from tests.helpers import guarded_status
 
 
 class AllowingGuard:
@@ -42,28 +39,7 @@ class AllowingGuard:
 
 
 async def status_of(body: bytes, content_type: bytes = b"application/json") -> int:
-    sent: list[Any] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/chat",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", content_type)],
-    }
-    await GuardMiddleware(app, guard=AllowingGuard(), routes=[Route("/chat")])(scope, receive, send)
-    return int(sent[0]["status"])
+    return await guarded_status(AllowingGuard(), body, content_type=content_type)
 
 
 @pytest.mark.anyio
