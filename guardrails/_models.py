@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 __all__ = [
     "CATEGORIES",
@@ -486,6 +486,11 @@ class Verdict(BaseModel):
     categories: frozenset[Category] = frozenset()
     masked: Content | None = None
     degraded: bool = False
+
+    @field_serializer("categories", when_used="json")
+    def _sorted_categories(self, categories: frozenset[Category]) -> list[str]:
+        # A frozenset's order depends on how it was built; JSON (logs, caches, diffs) should not.
+        return sorted(categories)
 
     @property
     def blocked(self) -> bool:
