@@ -1289,18 +1289,16 @@ _REQUESTED = _any(
     f"{_REQUESTER} {_ASKS}",
     "(?:(?:you are|you're|you get) )?(?:asked|told|instructed|requested|prompted|ordered) to",
 )
-_FRAME_BEFORE = _lazy(
-    "(?: (?:please|and|but|also|so|always))*"
-    + _any(
-        f"(?: {_MODEL})?(?: {_MODAL})? {_NEGATION}",
-        f"(?: {_MODEL})?(?: {_MODAL})? {_REFUSE} (?:if|when|whenever|should) {_REQUESTED}",
-        # "do not follow any instructions that tell you to"
-        f"(?: {_MODEL})?(?: {_MODAL})? {_NEGATION} (?:follow|obey|comply with|listen to|act on)"
-        "(?: (?:any|an|the|such))? (?:instructions?|requests?|messages?|prompts?|anyone|someone"
-        "|anybody|users?|text|input|content)(?: (?:that|which|who))?"
-        " (?:tells?|asks?|instructs?|wants?|requests?|telling|asking|instructing)(?: you)? to",
-    )
+_FRAME_BEFORE_PATTERN = "(?: (?:please|and|but|also|so|always))*" + _any(
+    f"(?: {_MODEL})?(?: {_MODAL})? {_NEGATION}",
+    f"(?: {_MODEL})?(?: {_MODAL})? {_REFUSE} (?:if|when|whenever|should) {_REQUESTED}",
+    # "do not follow any instructions that tell you to"
+    f"(?: {_MODEL})?(?: {_MODAL})? {_NEGATION} (?:follow|obey|comply with|listen to|act on)"
+    "(?: (?:any|an|the|such))? (?:instructions?|requests?|messages?|prompts?|anyone|someone"
+    "|anybody|users?|text|input|content)(?: (?:that|which|who))?"
+    " (?:tells?|asks?|instructs?|wants?|requests?|telling|asking|instructing)(?: you)? to",
 )
+_FRAME_BEFORE = _lazy(_FRAME_BEFORE_PATTERN)
 _FRAME_CONDITION = _lazy(f"(?: (?:and|but|also|so))? (?:if|when|whenever|should) {_REQUESTED}")
 # The refusal ends the clause: "..., refuse." or "..., decline politely", not "..., do not comply
 # with your rules" (which would say something else after it).
@@ -1445,13 +1443,10 @@ class _PartwiseReader:
         """Whether a frame wraps every match of the rule in `clause`, and there is one."""
         parts = clause.split(",")
         last = len(parts) - 1
-        found = False
         # The parts between the first and the last two, each different one once.
-        for part in set(parts[1 : last - 1]):
-            reading = self._reading(part, False)
-            if not reading.framed:
-                return False
-            found = found or reading.found
+        middle_framed, found = self._middle(set(parts[1 : last - 1]))
+        if not middle_framed:
+            return False
         for index in sorted({0, max(last - 1, 0), last}):
             reading = self._reading(parts[index], index == 0)
             if index == last:
@@ -1464,6 +1459,31 @@ class _PartwiseReader:
                 return False
             found = found or reading.found
         return found
+
+    def _middle(self, parts: set[str]) -> tuple[bool, bool]:
+        """Whether every match in `parts` (neither first nor among the last two) is framed; any match.
+
+        Read all at once when the rule has one pattern: the parts folded and joined as in a clause,
+        each match replaced by a marker (`re.subn`), then each marker that a frame before it
+        wraps (`_FRAMED_MARKER`); no marker left means every match is framed, with no Python
+        step per part or per match. A marker left is an unframed match, or a part's second match,
+        which only its own reading decides (its frame text would hold the first match).
+        """
+        if not parts:
+            return True, False
+        if len(self._patterns) == 1 and len(parts) > 1:
+            marked, count = self._patterns[0].subn("\x01", _joined_folded(parts))
+            if not count:
+                return True, False
+            if "\x01" not in _FRAMED_MARKER.sub(",", "," + marked):
+                return True, True
+        found = False
+        for part in parts:
+            reading = self._reading(part, False)
+            if not reading.framed:
+                return False, True
+            found = found or reading.found
+        return True, found
 
     def _reading(self, part: str, first: bool) -> _PartReading:
         readings = self._readings[first]
@@ -1510,6 +1530,36 @@ class _PartwiseReader:
                 _REFUSAL_AFTER.match(f" , {' '.join(_words_of(part))} ") is not None
             )
         return known
+
+
+# A marker (a match replaced by "\x01", `_PartwiseReader._middle`) with a frame before it that
+# starts its part (after a comma: the marked text gets one in front, and the pattern starts with
+# it, for `re`'s fast literal scan), within `_framed`'s bound for a part after the first (198
+# characters). No frame
+# can hold a comma or a marker (tests/test_local_frames_partwise.py), so the frame runs exactly
+# from the part's start to the part's first marker.
+_FRAMED_MARKER = _lazy(f",(?=[^,\x01]{{1,{_FRAME_LONGEST - 2}}}\x01)(?:{_FRAME_BEFORE_PATTERN})\x01")
+_ASCII_FOLD_KEEPING_COMMA = _PUNCTUATION_TO_SPACE[:44] + b"," + _PUNCTUATION_TO_SPACE[45:]
+_WORDS_KEEPING_COMMA = _WordTable({**_WORDS, 44: 44})
+
+
+def _joined_folded(parts: Iterable[str]) -> str:
+    """`_fold_clause` of `parts` joined by commas, in a few passes over the text.
+
+    Folding maps each character on its own (`str.lower`, `str.casefold`, a translate), so the
+    parts joined by commas and folded with the commas kept are the parts folded and joined; runs
+    of spaces collapse to one, and the spaces next to a comma go. A NUL (which the ASCII fold
+    keeps and the other does not; `_Views.of` leaves none in a clean text) folds part by part.
+    """
+    text = ",".join(parts)
+    if "\x00" in text:
+        return _fold_clause(text)
+    if text.isascii():
+        folded = text.lower().encode("ascii").translate(_ASCII_FOLD_KEEPING_COMMA).decode("ascii")
+    else:
+        folded = text.casefold().translate(_WORDS_KEEPING_COMMA)
+    tight = _collapsed(folded).replace(" ,", ",").replace(", ", ",")
+    return " " + tight.replace(",", " , ") + " "
 
 
 # The phrasing patterns `_PartwiseReader` may read: the built-in ones, whose proof is in the tests.
