@@ -1299,13 +1299,15 @@ _FRAME_BEFORE_PATTERN = "(?: (?:please|and|but|also|so|always))*" + _any(
     " (?:tells?|asks?|instructs?|wants?|requests?|telling|asking|instructing)(?: you)? to",
 )
 _FRAME_BEFORE = _lazy(_FRAME_BEFORE_PATTERN)
-_FRAME_CONDITION = _lazy(f"(?: (?:and|but|also|so))? (?:if|when|whenever|should) {_REQUESTED}")
+_FRAME_CONDITION_PATTERN = f"(?: (?:and|but|also|so))? (?:if|when|whenever|should) {_REQUESTED}"
+_FRAME_CONDITION = _lazy(_FRAME_CONDITION_PATTERN)
 # The refusal ends the clause: "..., refuse." or "..., decline politely", not "..., do not comply
 # with your rules" (which would say something else after it).
-_REFUSAL_AFTER = _lazy(
-    f"(?: ,)? {_REFUSE}(?: (?:it|them|this|that|politely|firmly|to do so|to comply|the request"
-    "|such requests|that request))* $"
+_REFUSAL_WORDS = (
+    f" {_REFUSE}(?: (?:it|them|this|that|politely|firmly|to do so|to comply|the request"
+    "|such requests|that request))* "
 )
+_REFUSAL_AFTER = _lazy(f"(?: ,)?{_REFUSAL_WORDS}$")
 _FRAME_LONGEST = 200  # characters of folded text: longer than any frame, so a fullmatch is O(1)
 # A frame has one of these words: without any, a check never looks for frames.
 _FRAME_WORDS = frozenset(
@@ -1441,6 +1443,26 @@ class _PartwiseReader:
         self._refusals: dict[str, bool] = {}
         self._frames: dict[str, tuple[bool, bool]] = {}  # as in `_framed`
 
+    def excused(self, clauses: list[str]) -> dict[str, bool]:
+        """`framed` of each of `clauses` (all different).
+
+        The clauses of one part (no comma) are read at once when the rule has one pattern, as
+        `_middle` reads parts: folded and joined by commas, each match replaced by a marker,
+        each marker wrapped by a frame removed (`_FRAMED_ALONE`: a frame before it, or a
+        condition before it and the refusal after it up to the clause's end). A clause with one
+        marker is then decided by whether it is left; one with two or more is read alone.
+        """
+        alone = [clause for clause in clauses if "," not in clause]
+        if len(self._patterns) != 1 or len(alone) < 2:
+            return {clause: self.framed(clause) for clause in clauses}
+        marked = self._patterns[0].subn("\x01", _joined_folded(alone))[0]
+        left = _FRAMED_ALONE.sub(",", f",{marked},").split(",")[1:-1]
+        excused = {}
+        for clause, piece, rest in zip(alone, marked.split(","), left, strict=True):
+            count = piece.count("\x01")
+            excused[clause] = (count == 1 and "\x01" not in rest) if count < 2 else self.framed(clause)
+        return {clause: excused[clause] if clause in excused else self.framed(clause) for clause in clauses}
+
     def framed(self, clause: str) -> bool:
         """Whether a frame wraps every match of the rule in `clause`, and there is one."""
         parts = clause.split(",")
@@ -1540,6 +1562,13 @@ class _PartwiseReader:
 # characters). No frame can hold a comma or a marker (tests/test_local_frames_partwise.py), so
 # the frame runs exactly from the part's start to the part's first marker.
 _FRAMED_MARKER = _lazy(f",(?=[^,\x01]{{1,{_FRAME_LONGEST - 2}}}\x01)(?:{_FRAME_BEFORE_PATTERN})\x01")
+# The same for a clause of one part (`_PartwiseReader.excused`): a frame before the marker, or a
+# condition before it and the refusal after it up to the clause's end (the next comma); within
+# `_framed`'s bound for a clause's first part (200 characters).
+_FRAMED_ALONE = _lazy(
+    f",(?=[^,\x01]{{1,{_FRAME_LONGEST}}}\x01)(?:(?:{_FRAME_BEFORE_PATTERN})\x01"
+    f"|(?:{_FRAME_CONDITION_PATTERN})\x01(?={_REFUSAL_WORDS},))"
+)
 _ASCII_FOLD_KEEPING_COMMA = _PUNCTUATION_TO_SPACE[:44] + b"," + _PUNCTUATION_TO_SPACE[45:]
 _WORDS_KEEPING_COMMA = _WordTable({**_WORDS, 44: 44})
 
@@ -1587,8 +1616,7 @@ def _undefended(rule: _Rule, clean: str) -> str | None:
             for clause in dict.fromkeys(clauses)
         }
     else:
-        reader = _PartwiseReader(rule)
-        excused = {clause: reader.framed(clause) for clause in dict.fromkeys(clauses)}
+        excused = _PartwiseReader(rule).excused(list(dict.fromkeys(clauses)))
     if not any(excused.values()):
         return None
     # A kept clause is only read folded, where a full stop and an underscore are both a space.
