@@ -90,6 +90,7 @@ import bisect
 import copy
 import functools
 import itertools
+import operator
 import re
 import secrets
 import unicodedata
@@ -105,7 +106,7 @@ except ImportError:  # pragma: no cover - exercised when google-re2 is not insta
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
 from .._models import Category as CommonCategory
-from . import _local_vector
+from . import _local_cards, _local_vector
 
 __all__ = ["RULES", "Category", "Finding", "LocalGuard", "normalize"]
 
@@ -1557,6 +1558,47 @@ def _copied(value: Any, memo: dict[int, Any]) -> Any:
     return copy.deepcopy(value, memo)
 
 
+# Joined texts at least this long are masked by numpy when it is installed (`_local_cards`):
+# below it, numpy's fixed cost per call is more than the Python steps it saves.
+_VECTOR_MASK_FROM = 4096
+_VECTOR_MASKING = True  # False: the pure-Python path only (the differential tests compare them)
+
+
+def _plain_contents(messages: list[dict[str, Any]] | None) -> list[str] | None:
+    """The contents of `messages` when every one is ``{"role": str, "content": str}``, else None.
+
+    Such a message holds one checked string, its content (`_message_slots`), and a shallow copy of
+    it is a deep one. Tested with whole-list steps in C (~0.2 us per message), not a Python walk.
+    """
+    if not messages or set(map(type, messages)) != {dict} or set(map(len, messages)) != {2}:
+        return None
+    try:
+        contents = list(map(_CONTENT, messages))
+        roles = list(map(_ROLE, messages))
+    except KeyError:
+        return None
+    if set(map(type, contents)) != {str} or set(map(type, roles)) != {str}:
+        return None
+    return contents
+
+
+_CONTENT = operator.itemgetter("content")
+_ROLE = operator.itemgetter("role")
+
+
+def _data_views(text: str) -> _Views:
+    """`_Views.of(text)` for the data rules only, for ASCII `text` without NUL (its own clean form).
+
+    Without the folded forms and the google-re2 Set pass, which only the phrasing rules read:
+    a third of the cost on a long text.
+    """
+    encoded = text.encode("ascii")
+    shape = encoded.translate(_SHAPE)
+    keyish = _KEY_RUN in encoded.translate(_KEYISH)
+    long = _LINEAR_SET is not None and len(text) >= _RE2_FROM
+    return _Views(text, text, None, shape, shape.count(48), keyish, encoded=encoded if long else None)
+
+
 class LocalGuard(InProcessGuard):
     """An in-process guard: deterministic detectors, no network, microseconds per check.
 
@@ -1789,15 +1831,24 @@ class LocalGuard(InProcessGuard):
         where it computed none).
         """
         memo: dict[int, Any] = {}
-        messages, completion = _copied(content.messages, memo), _copied(content.completion, memo)
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
-        slots += [slot for slot, _ in _slots(None, messages, completion)]
+        plain = _plain_contents(content.messages)
+        if plain is None:
+            messages = _copied(content.messages, memo)
+            slots += [slot for slot, _ in _slots(None, messages, None)]
+        else:
+            # Plain messages: a shallow copy is a deep copy, and each holds one string.
+            messages = list(map(dict.copy, content.messages or ()))
+            slots += zip(messages, itertools.repeat("content", len(messages)), strict=True)
+        completion = _copied(content.completion, memo)
+        slots += [slot for slot, _ in _slots(None, None, completion)]
         rules = [rule for rule in self._data_rules if rule.finding in found]
         if len(slots) != len(views_of_parts):
             return None
         if any(views is None for views in views_of_parts):
-            masked_texts = self._masked_joined([container[key] for container, key in slots], rules)
+            texts = [container[key] for container, key in slots]
+            masked_texts = self._masked_joined(texts, rules)
             if masked_texts is None:
                 return None
             for (container, key), masked_text in zip(slots, masked_texts, strict=True):
@@ -1831,10 +1882,10 @@ class LocalGuard(InProcessGuard):
         stops it from composing across), which is checked rather than assumed.
         """
         joined = "\n".join(texts)
+        if joined.isascii() and "\x00" not in joined:
+            return self._masked_ascii(texts, joined, rules)
         views = _Views.of(joined)
         spans = sorted(span for rule in rules for span in rule.spans(views))
-        if joined.isascii() and "\x00" not in joined:
-            return self._masked_ascii(texts, joined, spans)
         # An ASCII text's clean form is itself without NUL (see `_Views.of`).
         cleans = [
             (text.replace("\x00", "") if "\x00" in text else text)
@@ -1869,35 +1920,64 @@ class LocalGuard(InProcessGuard):
             return None
         return masked
 
-    def _masked_ascii(
-        self, texts: list[str], joined: str, spans: list[tuple[int, int]]
-    ) -> list[str | None] | None:
+    def _masked_ascii(self, texts: list[str], joined: str, rules: list[_Rule]) -> list[str | None] | None:
         """`_masked_joined` for strings that are ASCII without NUL: each is its own clean form.
 
         The spans are then offsets in `joined`, and masking keeps every length, so the joined
         text is masked in one pass and each string is a slice of it (was: a span mapping and a
         `_mask` call per string, ~10 us each). A span is cut at the end of its own string (only
-        a private key's span, which runs to its END line, holds a line break).
+        a private key's span, which runs to its END line, holds a line break). On a long text
+        with numpy, card numbers are found and every span masked by whole-text numpy steps
+        (`_local_cards`: was a `re` match, a Luhn check and a Python step per card); the other
+        rules' spans are found as on any text.
         """
+        np = _local_cards.numpy_module() if _VECTOR_MASKING and len(joined) >= _VECTOR_MASK_FROM else None
+        views: _Views | None = None
+        cards: tuple[Any, Any] | None = None
+        spans: list[tuple[int, int]] = []
+        for rule in rules:
+            if np is not None and rule.accept is _is_card:
+                # Same spans as `rule.spans`: a card passes its cheap tests (13 digits, "000").
+                cards = _local_cards.card_spans(np, joined.encode("ascii"))
+                continue
+            views = views or _data_views(joined)
+            spans += rule.spans(views)
         starts = list(itertools.accumulate((len(text) + 1 for text in texts), initial=0))
-        out: list[str] = []
-        position = 0
-        for start, end in spans:
+        cut: list[tuple[int, int]] = []
+        for start, end in sorted(spans):
             if joined.find("\n", start, end) != -1:
                 index = bisect.bisect_right(starts, start) - 1
                 end = min(end, starts[index] + len(texts[index]))
-            start = max(start, position)
-            if start < end:
-                out.append(joined[position:start])
-                out.append("X" * (end - start))
-                position = end
-        out.append(joined[position:])
-        masked_joined = "".join(out)
-        if any(rule.matches(_Views.of(masked_joined)) for rule in self._data_rules):
+            cut.append((start, end))
+        if np is not None:
+            first, last = cards if cards is not None else ([], [])
+            first = np.concatenate((first, [start for start, _ in cut])).astype(np.int64)
+            last = np.concatenate((last, [end for _, end in cut])).astype(np.int64)
+            masked_joined = (
+                _local_cards.masked(np, joined.encode("ascii"), first, last).decode("ascii")
+                if len(first)
+                else joined
+            )
+        else:
+            out: list[str] = []
+            position = 0
+            for start, end in cut:
+                start = max(start, position)
+                if start < end:
+                    out.append(joined[position:start])
+                    out.append("X" * (end - start))
+                    position = end
+            out.append(joined[position:])
+            masked_joined = "".join(out)
+        recheck = _data_views(masked_joined)
+        if any(rule.matches(recheck) for rule in self._data_rules):
             return None
-        slices = [
-            masked_joined[start : start + len(text)] for start, text in zip(starts, texts, strict=False)
-        ]
+        if joined.count("\n") == len(texts) - 1:
+            slices = masked_joined.split("\n")  # no string holds a line break: one cut per string
+        else:
+            slices = [
+                masked_joined[start : start + len(text)] for start, text in zip(starts, texts, strict=False)
+            ]
         return [None if new == text else new for text, new in zip(texts, slices, strict=True)]
 
     def _detailed(
