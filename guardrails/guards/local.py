@@ -1847,7 +1847,11 @@ class LocalGuard(InProcessGuard):
         if len(slots) != len(views_of_parts):
             return None
         if any(views is None for views in views_of_parts):
-            texts = [container[key] for container, key in slots]
+            texts = (
+                [container[key] for container, key in slots]
+                if plain is None or len(plain) != len(slots)
+                else plain  # the same strings, with no Python step each
+            )
             masked_texts = self._masked_joined(texts, rules)
             if masked_texts is None:
                 return None
@@ -1935,14 +1939,16 @@ class LocalGuard(InProcessGuard):
         views: _Views | None = None
         cards: tuple[Any, Any] | None = None
         spans: list[tuple[int, int]] = []
+        encoded = joined.encode("ascii")
         for rule in rules:
             if np is not None and rule.accept is _is_card:
                 # Same spans as `rule.spans`: a card passes its cheap tests (13 digits, "000").
-                cards = _local_cards.card_spans(np, joined.encode("ascii"))
+                cards = _local_cards.card_spans(np, encoded)
                 continue
             views = views or _data_views(joined)
             spans += rule.spans(views)
-        starts = list(itertools.accumulate((len(text) + 1 for text in texts), initial=0))
+        # Where each string starts in `joined`, in C (`map`, no Python step per string).
+        starts = list(itertools.accumulate(map((1).__add__, map(len, texts)), initial=0))
         cut: list[tuple[int, int]] = []
         for start, end in sorted(spans):
             if joined.find("\n", start, end) != -1:
@@ -1954,9 +1960,7 @@ class LocalGuard(InProcessGuard):
             first = np.concatenate((first, [start for start, _ in cut])).astype(np.int64)
             last = np.concatenate((last, [end for _, end in cut])).astype(np.int64)
             masked_joined = (
-                _local_cards.masked(np, joined.encode("ascii"), first, last).decode("ascii")
-                if len(first)
-                else joined
+                _local_cards.masked(np, encoded, first, last).decode("ascii") if len(first) else joined
             )
         else:
             out: list[str] = []
