@@ -73,11 +73,12 @@ translation or regex substitution per character (`_local_vector`). Same findings
 arguments) is read in a few joined texts rather than string by string, with the same findings
 (a differential test). ``benchmarks/bench_local.py`` times every family of adversarial input at
 1 KB and 1 MB on both engines; with the extra, 1 MB of most of them takes 10-50 ms on a small
-shared machine. Slower: masking thousands of separate findings, each a Python call (a card number
-in each of 30,000 messages: ~0.65 s), a single clause made of thousands of forbidding frames
+shared machine. Slower: masking thousands of findings in as many strings (a card number
+in each of 30,000 messages: ~0.15 s), a single clause made of thousands of forbidding frames
 (``"never ignore all previous rules, " * n``: ~0.1 s), whose matches are each checked in Python,
 and 1 MB cut into tens of thousands of parts (~0.1 s: a Python step per part to know its role).
-The checks that a match must also pass (Luhn, mod-97) are a Python call per candidate.
+The checks that a match must also pass (Luhn, mod-97) are a Python call per candidate, but for
+card numbers in a long ASCII text of many strings with numpy (`_local_cards`).
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
