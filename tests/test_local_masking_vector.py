@@ -106,7 +106,22 @@ def _python_card_spans(text: str) -> list[tuple[int, int]]:
 @given(_ASCII_TEXT)
 def test_numpy_card_spans_are_the_pattern_spans(text: str) -> None:
     """`_local_cards.card_spans` finds exactly what `_CARD` and `_is_card` accept, in order."""
-    starts, ends = _local_cards.card_spans(np, text.encode("ascii"))
+    starts, ends = _local_cards.card_spans(np, text)
+    assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _python_card_spans(text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(_cards(), _SECRETS, _AROUND, st.sampled_from(["\u0664", "\u00b2", "\U0001d7d2"])),
+        max_size=10,
+    )
+)
+def test_numpy_card_spans_on_code_points_are_the_pattern_spans(pieces: list[str]) -> None:
+    """Non-ASCII text (read as code points): a non-ASCII letter or digit before a card is a
+    letter or digit to `_CARD`'s lookbehind, after it it is not one of `_is_card`'s letters."""
+    text = "".join(pieces)
+    starts, ends = _local_cards.card_spans(np, text)
     assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _python_card_spans(text)
 
 
@@ -127,6 +142,9 @@ def test_numpy_card_spans_are_the_pattern_spans(text: str) -> None:
         "4111111111111111111111",  # too many digits
         "4111 1111 1111 1111 1111 1111 1111 1111",  # too long
         f"{CARD}\n{CARD}",
+        f"\u00e9{CARD}",
+        f"\u0664{CARD}",
+        f"{CARD}\u00e9",
         "41111111111111119",  # 17 digits, passes Luhn?
         "2222 4000 7000 0005",
         "4222222222222",  # 13 digits
@@ -140,22 +158,27 @@ def test_numpy_card_spans_are_the_pattern_spans(text: str) -> None:
 )
 def test_numpy_card_spans_edges(text: str) -> None:
     """Letters, digits and separators around a card; lengths at the limits; line breaks."""
-    starts, ends = _local_cards.card_spans(np, text.encode("ascii"))
-    assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _python_card_spans(text)
+    for variant in (text, f"\u00e9{text}\u00e9", f"\u00e9 {text}"):
+        starts, ends = _local_cards.card_spans(np, variant)
+        assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _python_card_spans(variant)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 20)), max_size=12))
 def test_numpy_masking_masks_the_union_of_the_spans(spans: list[tuple[int, int]]) -> None:
     """Overlapping, nested, adjacent, empty spans in any order: their union becomes X."""
-    text = "abcdefghij" * 8
+    text = "abcdefghi\u00e9" * 8
     pairs = [(start, min(start + length, len(text))) for start, length in spans]
     expected = list(text)
     for start, end in pairs:
         expected[start:end] = "X" * (end - start)
     starts = np.array([start for start, _ in pairs], dtype=np.int64)
     ends = np.array([end for _, end in pairs], dtype=np.int64)
-    assert _local_cards.masked(np, text.encode("ascii"), starts, ends).decode("ascii") == "".join(expected)
+    assert _local_cards.masked(np, text, starts, ends) == "".join(expected)
+    assert (
+        _local_cards.masked(np, text.encode("ascii", "replace").decode(), starts, ends)
+        == "".join(expected).encode("ascii", "replace").decode()
+    )
 
 
 def _one_by_one(content: Content) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""`LocalGuard`'s masking of a long ASCII text: every card number found and masked by numpy.
+"""`LocalGuard`'s masking of a long text: every card number found and masked by numpy.
 
 A content of many strings is masked in one text (the strings joined by line breaks). With a
 card number in each of 30,000 messages, finding them was a `re` match and a Python call (the
@@ -32,17 +32,19 @@ def numpy_module() -> Any | None:
     return _NUMPY[0]
 
 
-def card_spans(np: Any, data: bytes) -> tuple[Any, Any]:
-    """The start and end offsets (two int arrays, in order) of every card number in `data`.
+def card_spans(np: Any, string: str) -> tuple[Any, Any]:
+    r"""The start and end offsets (two int arrays, in order) of every card number in `string`.
 
-    `data` is ASCII text. What `_CARD` and `_is_card` accept, read as whole-text steps:
+    `string` is read as an array of its bytes when it is ASCII, else of its code points (UTF-32).
+    What `_CARD` and `_is_card` accept, read as whole-text steps:
 
     - a *chain* is a maximal run of digits and single spaces or dashes, each between two digits.
       `_CARD` can start a match only where a chain starts (inside one, the character before is a
       digit, or a separator after a digit: both are lookbehinds of `_CARD`), and a match that
       starts there takes the whole chain (greedy, and nothing after it in the pattern);
     - the chain must start with an issuer digit 2-6 and not follow a letter (a digit cannot stand
-      just before a chain), be at most `_LONGEST_CARD` long and not be followed by a letter;
+      just before a chain; a non-ASCII character there is tested by `str.isalnum`, as `_CARD`'s
+      ``[^\W_]`` does), be at most `_LONGEST_CARD` long and not be followed by an ASCII letter;
     - its groups (its runs of digits) hold 13 to 19 digits, each at least three long when there
       is more than one;
     - the Luhn sum of its digits is a multiple of ten (every second digit from the right
@@ -51,7 +53,7 @@ def card_spans(np: Any, data: bytes) -> tuple[Any, Any]:
     No step is a cumulative sum over the whole text (~2.5 ms per MB each): counts come from the
     runs of digits, found by where the digit mask changes.
     """
-    text = np.frombuffer(data, dtype=np.uint8)
+    text = _codes(np, string)
     size = len(text)
     digit = (text >= 48) & (text <= 57)
     chain = digit.copy()
@@ -69,6 +71,12 @@ def card_spans(np: Any, data: bytes) -> tuple[Any, Any]:
         & ((ends == size) | (after < 97) | (after > 122))
     )
     starts, ends = starts[keep], ends[keep]
+    wide = np.flatnonzero(text[np.maximum(starts - 1, 0)] > 127)
+    if len(wide):
+        alnum = np.array([string[start - 1].isalnum() for start in starts[wide].tolist()], dtype=bool)
+        keep = np.ones(len(starts), dtype=bool)
+        keep[wide] = ~alnum
+        starts, ends = starts[keep], ends[keep]
     if not len(starts):
         return starts, ends
     group_starts, group_ends = _runs(np, digit)
@@ -86,7 +94,7 @@ def card_spans(np: Any, data: bytes) -> tuple[Any, Any]:
     # The digits of the chains left, end to end: chain i holds count[i] of them from offsets[i].
     offsets = np.concatenate(([0], np.cumsum(count)[:-1]))
     total = int(offsets[-1] + count[-1])
-    values = (text[digit] - np.uint8(48))[np.arange(total) + np.repeat(first_digit - offsets, count)]
+    values = (text[digit] - 48).astype(np.uint8)[np.arange(total) + np.repeat(first_digit - offsets, count)]
     # Doubled: an odd number of digits after it in its chain (the last one's offset, minus its own).
     alternate = np.zeros(total, dtype=np.uint8)
     alternate[1::2] = 1
@@ -99,8 +107,9 @@ def card_spans(np: Any, data: bytes) -> tuple[Any, Any]:
     return starts[keep], ends[keep]
 
 
-def masked(np: Any, data: bytes, starts: Any, ends: Any) -> bytes:
-    """`data` with every byte in a span [start, end) replaced by ``X`` (spans in any order, may overlap)."""
+def masked(np: Any, string: str, starts: Any, ends: Any) -> str:
+    """`string` with every character in a span [start, end) replaced by ``X`` (spans in any order,
+    may overlap)."""
     order = np.argsort(starts, kind="stable")
     starts, ends = starts[order], ends[order]
     # Each span from where the ones before it end (their running furthest end) on.
@@ -110,9 +119,18 @@ def masked(np: Any, data: bytes, starts: Any, ends: Any) -> bytes:
     starts, ends = starts[keep], ends[keep]
     lengths = ends - starts
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    text = np.frombuffer(data, dtype=np.uint8).copy()
+    text = _codes(np, string).copy()
     text[np.arange(int(lengths.sum())) + np.repeat(starts - offsets, lengths)] = 88
-    return bytes(text.tobytes())
+    if text.dtype == np.uint8:
+        return str(text.tobytes().decode("ascii"))
+    return str(text.tobytes().decode("utf-32-le", "surrogatepass"))
+
+
+def _codes(np: Any, string: str) -> Any:
+    """`string` as an array: of bytes when it is ASCII, else of code points (UTF-32)."""
+    if string.isascii():
+        return np.frombuffer(string.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(string.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def _runs(np: Any, mask: Any) -> tuple[Any, Any]:

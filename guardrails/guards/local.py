@@ -1888,8 +1888,11 @@ class LocalGuard(InProcessGuard):
         """
         joined = "\n".join(texts)
         if joined.isascii() and "\x00" not in joined:
-            return self._masked_ascii(texts, joined, rules)
+            return self._masked_in_place(texts, joined, rules, None)
         views = _Views.of(joined)
+        if views.clean == joined:
+            # Every string is its own clean form (no invisible character, NFKC left it alone).
+            return self._masked_in_place(texts, joined, rules, views)
         spans = sorted(span for rule in rules for span in rule.spans(views))
         # An ASCII text's clean form is itself without NUL (see `_Views.of`).
         cleans = [
@@ -1925,26 +1928,27 @@ class LocalGuard(InProcessGuard):
             return None
         return masked
 
-    def _masked_ascii(self, texts: list[str], joined: str, rules: list[_Rule]) -> list[str | None] | None:
-        """`_masked_joined` for strings that are ASCII without NUL: each is its own clean form.
+    def _masked_in_place(
+        self, texts: list[str], joined: str, rules: list[_Rule], views: _Views | None
+    ) -> list[str | None] | None:
+        """`_masked_joined` for strings that are each their own clean form.
 
-        The spans are then offsets in `joined`, and masking keeps every length, so the joined
-        text is masked in one pass and each string is a slice of it (was: a span mapping and a
-        `_mask` call per string, ~10 us each). A span is cut at the end of its own string (only
-        a private key's span, which runs to its END line, holds a line break). On a long text
-        with numpy, card numbers are found and every span masked by whole-text numpy steps
-        (`_local_cards`: was a `re` match, a Luhn check and a Python step per card); the other
-        rules' spans are found as on any text.
+        `views` are those of `joined`, or None for ASCII without NUL (then only the data rules'
+        views are built, `_data_views`). The spans are offsets in `joined`, and masking keeps
+        every length, so the joined text is masked in one pass and each string is a slice of it
+        (was: a span mapping and a `_mask` call per string, ~10 us each). A span is cut at the end
+        of its own string (only a private key's span, which runs to its END line, holds a line
+        break). On a long text with numpy, card numbers are found and every span masked by
+        whole-text numpy steps (`_local_cards`: was a `re` match, a Luhn check and a Python step
+        per card); the other rules' spans are found as on any text.
         """
         np = _local_cards.numpy_module() if _VECTOR_MASKING and len(joined) >= _VECTOR_MASK_FROM else None
-        views: _Views | None = None
         cards: tuple[Any, Any] | None = None
         spans: list[tuple[int, int]] = []
-        encoded = joined.encode("ascii")
         for rule in rules:
             if np is not None and rule.accept is _is_card:
                 # Same spans as `rule.spans`: a card passes its cheap tests (13 digits, "000").
-                cards = _local_cards.card_spans(np, encoded)
+                cards = _local_cards.card_spans(np, joined)
                 continue
             views = views or _data_views(joined)
             spans += rule.spans(views)
@@ -1960,9 +1964,7 @@ class LocalGuard(InProcessGuard):
             first, last = cards if cards is not None else ([], [])
             first = np.concatenate((first, [start for start, _ in cut])).astype(np.int64)
             last = np.concatenate((last, [end for _, end in cut])).astype(np.int64)
-            masked_joined = (
-                _local_cards.masked(np, encoded, first, last).decode("ascii") if len(first) else joined
-            )
+            masked_joined = _local_cards.masked(np, joined, first, last) if len(first) else joined
         else:
             out: list[str] = []
             position = 0
@@ -1974,7 +1976,8 @@ class LocalGuard(InProcessGuard):
                     position = end
             out.append(joined[position:])
             masked_joined = "".join(out)
-        recheck = _data_views(masked_joined)
+        # Masking may change a non-ASCII text's clean form ("X" and a combining mark compose).
+        recheck = _data_views(masked_joined) if masked_joined.isascii() else _Views.of(masked_joined)
         if any(rule.matches(recheck) for rule in self._data_rules):
             return None
         if joined.count("\n") == len(texts) - 1:
