@@ -102,7 +102,7 @@ def _python_card_spans(text: str) -> list[tuple[int, int]]:
     return [match.span() for match in pattern.finditer(text) if local._is_card(match)]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_ASCII_TEXT)
 def test_numpy_card_spans_are_the_pattern_spans(text: str) -> None:
     """`_local_cards.card_spans` finds exactly what `_CARD` and `_is_card` accept, in order."""
@@ -110,7 +110,7 @@ def test_numpy_card_spans_are_the_pattern_spans(text: str) -> None:
     assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _python_card_spans(text)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.one_of(_cards(), _SECRETS, _AROUND, st.sampled_from(["\u0664", "\u00b2", "\U0001d7d2"])),
@@ -163,7 +163,7 @@ def test_numpy_card_spans_edges(text: str) -> None:
         assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == _python_card_spans(variant)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 20)), max_size=12))
 def test_numpy_masking_masks_the_union_of_the_spans(spans: list[tuple[int, int]]) -> None:
     """Overlapping, nested, adjacent, empty spans in any order: their union becomes X."""
@@ -228,7 +228,7 @@ def _shapes(texts: list[str], shape: int) -> Content:
     )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_TEXT, min_size=1, max_size=12), st.integers(0, 2))
 def test_masking_joined_masks_what_one_by_one_masks(texts: list[str], shape: int) -> None:
     """Cards with and without separators, Luhn-invalid look-alikes, IBANs, SSNs, keys, findings
