@@ -73,11 +73,12 @@ translation or regex substitution per character (`_local_vector`). Same findings
 arguments) is read in a few joined texts rather than string by string, with the same findings
 (a differential test). ``benchmarks/bench_local.py`` times every family of adversarial input at
 1 KB and 1 MB on both engines; with the extra, 1 MB of most of them takes 10-50 ms on a small
-shared machine. Slower: masking thousands of separate findings, each a Python call (a card number
-in each of 30,000 messages: ~0.65 s), a single clause made of thousands of forbidding frames
+shared machine. Slower: masking thousands of findings in as many strings (a card number
+in each of 30,000 messages: ~0.15 s), a single clause made of thousands of forbidding frames
 (``"never ignore all previous rules, " * n``: ~0.1 s), whose matches are each checked in Python,
 and 1 MB cut into tens of thousands of parts (~0.1 s: a Python step per part to know its role).
-The checks that a match must also pass (Luhn, mod-97) are a Python call per candidate.
+The checks that a match must also pass (Luhn, mod-97) are a Python call per candidate, but for
+card numbers in a long ASCII text of many strings with numpy (`_local_cards`).
 
 Verdict reasons follow the vendors' style, ``"<category>: <rule>"`` (``"prompt_attack:
 instruction_override"``), and never contain the matched text. ``Verdict.raw`` is shaped like Trend
@@ -90,6 +91,7 @@ import bisect
 import copy
 import functools
 import itertools
+import operator
 import re
 import secrets
 import unicodedata
@@ -105,7 +107,7 @@ except ImportError:  # pragma: no cover - exercised when google-re2 is not insta
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
 from .._models import Category as CommonCategory
-from . import _local_vector
+from . import _local_cards, _local_vector
 
 __all__ = ["RULES", "Category", "Finding", "LocalGuard", "normalize"]
 
@@ -1786,6 +1788,93 @@ def _copied(value: Any, memo: dict[int, Any]) -> Any:
     return copy.deepcopy(value, memo)
 
 
+# Joined texts at least this long are masked by numpy when it is installed (`_local_cards`):
+# below it, numpy's fixed cost per call is more than the Python steps it saves.
+_VECTOR_MASK_FROM = 4096
+_VECTOR_MASKING = True  # False: the pure-Python path only (the differential tests compare them)
+
+
+def _plain_contents(messages: list[dict[str, Any]] | None) -> list[str] | None:
+    """The contents of `messages` when every one is ``{"role": str, "content": str}``, else None.
+
+    Such a message holds one checked string, its content (`_message_slots`), and a shallow copy of
+    it is a deep one. Tested with whole-list steps in C (~0.2 us per message), not a Python walk.
+    """
+    if not messages or set(map(type, messages)) != {dict} or set(map(len, messages)) != {2}:
+        return None
+    try:
+        contents = list(map(_CONTENT, messages))
+        roles = list(map(_ROLE, messages))
+    except KeyError:
+        return None
+    if set(map(type, contents)) != {str} or set(map(type, roles)) != {str}:
+        return None
+    return contents
+
+
+_CONTENT = operator.itemgetter("content")
+_ROLE = operator.itemgetter("role")
+_TEXT = operator.itemgetter("text")
+_TYPE = operator.itemgetter("type")
+
+
+def _copied_messages(messages: Any, memo: dict[int, Any], slots: list[_Slot]) -> Any:
+    """A deep copy of `messages` (`_copied`), and the slots of its strings added to `slots`.
+
+    A message ``{"role": str, "content": [{"type": str, "text": str}, ...]}`` (text parts only)
+    is copied part by part with `dict.copy` (a deep copy for such a part), its slots the parts'
+    texts, with no `_copied` recursion and no `_message_slots` walk (30,000 parts: ~40 ms).
+    Any other message is copied and walked as before. `_slots` gives the same slots in order.
+    """
+    if not isinstance(messages, list):
+        copied = _copied(messages, memo)
+        slots += [slot for slot, _ in _slots(None, copied, None)]
+        return copied
+    out: list[Any] = []
+    for message in messages:
+        parts = _text_parts(message)
+        if parts is None:
+            new = _copied(message, memo)
+            slots += _message_slots(new)
+        else:
+            new_parts = list(map(dict.copy, parts))
+            new = {**message, "content": new_parts}
+            slots += zip(new_parts, itertools.repeat("text", len(new_parts)), strict=True)
+        out.append(new)
+    return out
+
+
+def _text_parts(message: Any) -> list[dict[str, Any]] | None:
+    """The parts of a message ``{"role": str, "content": [{"type": str, "text": str}, ...]}``,
+    else None (tested by whole-list `map` steps in C)."""
+    if type(message) is not dict or len(message) != 2 or type(message.get("role")) is not str:
+        return None
+    parts = message.get("content")
+    if type(parts) is not list or not parts:
+        return None
+    if set(map(type, parts)) != {dict} or set(map(len, parts)) != {2}:
+        return None
+    try:
+        if set(map(type, map(_TEXT, parts))) != {str} or set(map(type, map(_TYPE, parts))) != {str}:
+            return None
+    except KeyError:
+        return None
+    return parts
+
+
+def _data_views(text: str) -> _Views:
+    """`_Views.of(text)` for the data rules only, for ASCII `text` without NUL (its own clean form).
+
+    Without the folded forms and the google-re2 Set pass, which only the phrasing rules read:
+    a third of the cost on a long text.
+    """
+    encoded = text.encode("ascii")
+    shape = encoded.translate(_SHAPE)
+    keyish = _KEY_RUN in encoded.translate(_KEYISH)
+    long = _LINEAR_SET is not None and len(text) >= _RE2_FROM
+    return _Views(text, text, None, shape, shape.count(48), keyish, encoded=encoded if long else None)
+
+
 class LocalGuard(InProcessGuard):
     """An in-process guard: deterministic detectors, no network, microseconds per check.
 
@@ -2018,15 +2107,27 @@ class LocalGuard(InProcessGuard):
         where it computed none).
         """
         memo: dict[int, Any] = {}
-        messages, completion = _copied(content.messages, memo), _copied(content.completion, memo)
         box: dict[str, Any] = {"text": content.text}
         slots: list[_Slot] = [(box, "text")] if content.text is not None else []
-        slots += [slot for slot, _ in _slots(None, messages, completion)]
+        plain = _plain_contents(content.messages)
+        if plain is None:
+            messages = _copied_messages(content.messages, memo, slots)
+        else:
+            # Plain messages: a shallow copy is a deep copy, and each holds one string.
+            messages = list(map(dict.copy, content.messages or ()))
+            slots += zip(messages, itertools.repeat("content", len(messages)), strict=True)
+        completion = _copied(content.completion, memo)
+        slots += [slot for slot, _ in _slots(None, None, completion)]
         rules = [rule for rule in self._data_rules if rule.finding in found]
         if len(slots) != len(views_of_parts):
             return None
         if any(views is None for views in views_of_parts):
-            masked_texts = self._masked_joined([container[key] for container, key in slots], rules)
+            texts = (
+                [container[key] for container, key in slots]
+                if plain is None or len(plain) != len(slots)
+                else plain  # the same strings, with no Python step each
+            )
+            masked_texts = self._masked_joined(texts, rules)
             if masked_texts is None:
                 return None
             for (container, key), masked_text in zip(slots, masked_texts, strict=True):
@@ -2060,10 +2161,13 @@ class LocalGuard(InProcessGuard):
         stops it from composing across), which is checked rather than assumed.
         """
         joined = "\n".join(texts)
-        views = _Views.of(joined)
-        spans = sorted(span for rule in rules for span in rule.spans(views))
         if joined.isascii() and "\x00" not in joined:
-            return self._masked_ascii(texts, joined, spans)
+            return self._masked_in_place(texts, joined, rules, None)
+        views = _Views.of(joined)
+        if views.clean == joined:
+            # Every string is its own clean form (no invisible character, NFKC left it alone).
+            return self._masked_in_place(texts, joined, rules, views)
+        spans = sorted(span for rule in rules for span in rule.spans(views))
         # An ASCII text's clean form is itself without NUL (see `_Views.of`).
         cleans = [
             (text.replace("\x00", "") if "\x00" in text else text)
@@ -2098,35 +2202,64 @@ class LocalGuard(InProcessGuard):
             return None
         return masked
 
-    def _masked_ascii(
-        self, texts: list[str], joined: str, spans: list[tuple[int, int]]
+    def _masked_in_place(
+        self, texts: list[str], joined: str, rules: list[_Rule], views: _Views | None
     ) -> list[str | None] | None:
-        """`_masked_joined` for strings that are ASCII without NUL: each is its own clean form.
+        """`_masked_joined` for strings that are each their own clean form.
 
-        The spans are then offsets in `joined`, and masking keeps every length, so the joined
-        text is masked in one pass and each string is a slice of it (was: a span mapping and a
-        `_mask` call per string, ~10 us each). A span is cut at the end of its own string (only
-        a private key's span, which runs to its END line, holds a line break).
+        `views` are those of `joined`, or None for ASCII without NUL (then only the data rules'
+        views are built, `_data_views`). The spans are offsets in `joined`, and masking keeps
+        every length, so the joined text is masked in one pass and each string is a slice of it
+        (was: a span mapping and a `_mask` call per string, ~10 us each). A span is cut at the end
+        of its own string (only a private key's span, which runs to its END line, holds a line
+        break). On a long text with numpy, card numbers are found and every span masked by
+        whole-text numpy steps (`_local_cards`: was a `re` match, a Luhn check and a Python step
+        per card); the other rules' spans are found as on any text.
         """
-        starts = list(itertools.accumulate((len(text) + 1 for text in texts), initial=0))
-        out: list[str] = []
-        position = 0
-        for start, end in spans:
+        np = _local_cards.numpy_module() if _VECTOR_MASKING and len(joined) >= _VECTOR_MASK_FROM else None
+        cards: tuple[Any, Any] | None = None
+        spans: list[tuple[int, int]] = []
+        for rule in rules:
+            if np is not None and rule.accept is _is_card:
+                # Same spans as `rule.spans`: a card passes its cheap tests (13 digits, "000").
+                cards = _local_cards.card_spans(np, joined)
+                continue
+            views = views or _data_views(joined)
+            spans += rule.spans(views)
+        # Where each string starts in `joined`, in C (`map`, no Python step per string).
+        starts = list(itertools.accumulate(map((1).__add__, map(len, texts)), initial=0))
+        cut: list[tuple[int, int]] = []
+        for start, end in sorted(spans):
             if joined.find("\n", start, end) != -1:
                 index = bisect.bisect_right(starts, start) - 1
                 end = min(end, starts[index] + len(texts[index]))
-            start = max(start, position)
-            if start < end:
-                out.append(joined[position:start])
-                out.append("X" * (end - start))
-                position = end
-        out.append(joined[position:])
-        masked_joined = "".join(out)
-        if any(rule.matches(_Views.of(masked_joined)) for rule in self._data_rules):
+            cut.append((start, end))
+        if np is not None:
+            first, last = cards if cards is not None else ([], [])
+            first = np.concatenate((first, [start for start, _ in cut])).astype(np.int64)
+            last = np.concatenate((last, [end for _, end in cut])).astype(np.int64)
+            masked_joined = _local_cards.masked(np, joined, first, last) if len(first) else joined
+        else:
+            out: list[str] = []
+            position = 0
+            for start, end in cut:
+                start = max(start, position)
+                if start < end:
+                    out.append(joined[position:start])
+                    out.append("X" * (end - start))
+                    position = end
+            out.append(joined[position:])
+            masked_joined = "".join(out)
+        # Masking may change a non-ASCII text's clean form ("X" and a combining mark compose).
+        recheck = _data_views(masked_joined) if masked_joined.isascii() else _Views.of(masked_joined)
+        if any(rule.matches(recheck) for rule in self._data_rules):
             return None
-        slices = [
-            masked_joined[start : start + len(text)] for start, text in zip(starts, texts, strict=False)
-        ]
+        if joined.count("\n") == len(texts) - 1:
+            slices = masked_joined.split("\n")  # no string holds a line break: one cut per string
+        else:
+            slices = [
+                masked_joined[start : start + len(text)] for start, text in zip(starts, texts, strict=False)
+            ]
         return [None if new == text else new for text, new in zip(texts, slices, strict=True)]
 
     def _detailed(
