@@ -101,15 +101,18 @@ def _plain_text_parts(parts: list[Any]) -> list[str] | None:
     """The texts of `parts` if every part is a plain text part, ``{"type": ..., "text": <str>}``.
 
     None otherwise (the caller then walks the parts one by one). Each step is one pass in C
-    (``map`` of a built-in), ~50 ns a part, where a Python loop costs ~1 us a part: a message of
-    65,536 parts is what makes a content of 1 MB slow. A part with exactly the keys ``type`` and
+    (``map`` of a built-in): ~0.2 us a part in all, where the Python loop costs ~1.5 us a part,
+    and a message of 65,536 parts is how 1 MB of content is made slow. A part with exactly the keys ``type`` and
     ``text`` has no other string `_parts_into` reads (``refusal``, ``input_text``).
     """
     if set(map(type, parts)) != _DICT or set(map(len, parts)) != _TWO:
         return None
-    if not (_has_key(parts, "type") and _has_key(parts, "text")):
+    if not _has_key(parts, "type"):
         return None
-    texts = list(map(_TEXT_KEY, parts))
+    try:
+        texts = list(map(_TEXT_KEY, parts))
+    except KeyError:  # the other key is not "text"
+        return None
     return texts if set(map(type, texts)) == _STR else None
 
 
@@ -182,7 +185,7 @@ def _message_into(message: Mapping[str, Any], texts: list[str]) -> None:
 def _messages_into(messages: list[Any], texts: list[str], roles: list[str | None] | None) -> None:
     """Append the strings of chat messages to `texts`, and each string's role to `roles` if given.
 
-    A role that is not a string is None. Messages that are all ``{"role": <str>, "content":
+    A role that is not a string is None. Messages that are all ``{"role": ..., "content":
     <str>}`` (the usual request) are read in C passes, as `_plain_text_parts` reads parts.
     """
     if len(messages) > _MANY and _plain_messages(messages):
