@@ -90,6 +90,7 @@ import bisect
 import copy
 import functools
 import itertools
+import operator
 import re
 import secrets
 import unicodedata
@@ -1402,6 +1403,8 @@ _FEW_PARTS = 8
 # --- where each text is: its role, and how to put a masked copy back ------------------------------
 
 _Slot = tuple[Any, Any]  # (container, key): container[key] is one checked string
+_CONTENT_KEY = operator.itemgetter("content")
+_ROLE_KEY = operator.itemgetter("role")
 
 
 def _message_slots(message: Any) -> Iterator[_Slot]:
@@ -1451,6 +1454,13 @@ def _slots(text: Any, messages: Any, completion: Any) -> Iterator[tuple[_Slot, s
     """
     if isinstance(text, str):
         yield ({"text": text}, "text"), None
+    if isinstance(messages, list) and len(messages) > _models._MANY and _models._plain_messages(messages):
+        contents = list(map(_CONTENT_KEY, messages))
+        if set(map(type, contents)) == {str}:
+            # Usual messages, each one string (see `_models._messages_into`): C passes.
+            roles = map(_models._role_or_none, map(_ROLE_KEY, messages))
+            yield from zip(zip(messages, itertools.repeat("content")), roles, strict=True)
+            messages = None
     for message in messages or ():
         role = message.get("role") if isinstance(message, dict) else None
         for slot in _message_slots(message):
