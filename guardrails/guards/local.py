@@ -104,6 +104,7 @@ try:  # the optional linear-time engine (extra ``re2``): fast phrasing rules on 
 except ImportError:  # pragma: no cover - exercised when google-re2 is not installed
     _re2 = None
 
+from .. import _models
 from .._guard import InProcessGuard
 from .._models import Action, Content, Verdict
 from .._models import Category as CommonCategory
@@ -1632,6 +1633,8 @@ _FEW_PARTS = 8
 # --- where each text is: its role, and how to put a masked copy back ------------------------------
 
 _Slot = tuple[Any, Any]  # (container, key): container[key] is one checked string
+_CONTENT_KEY = operator.itemgetter("content")
+_ROLE_KEY = operator.itemgetter("role")
 
 
 def _message_slots(message: Any) -> Iterator[_Slot]:
@@ -1642,17 +1645,22 @@ def _message_slots(message: Any) -> Iterator[_Slot]:
     if isinstance(content, str):
         yield message, "content"
     elif isinstance(content, list):
-        for index, part in enumerate(content):
-            if isinstance(part, str):
-                yield content, index
-            elif isinstance(part, dict):
-                if isinstance(part.get("text"), str):
-                    yield part, "text"
-                # A text part ({"type": "text", "text": ...}) has no other key read here.
-                if len(part) > 2 or "type" not in part or "text" not in part:
-                    for key in ("refusal", "input_text"):
-                        if isinstance(part.get(key), str):
-                            yield part, key
+        if len(content) > _models._MANY and _models._plain_text_parts(content) is not None:
+            yield from zip(content, itertools.repeat("text"))
+        else:
+            for index, part in enumerate(content):
+                if isinstance(part, str):
+                    yield content, index
+                elif isinstance(part, dict):
+                    if isinstance(part.get("text"), str):
+                        yield part, "text"
+                    # A text part ({"type": "text", "text": ...}) has no other key read here.
+                    if len(part) > 2 or "type" not in part or "text" not in part:
+                        for key in ("refusal", "input_text"):
+                            if isinstance(part.get(key), str):
+                                yield part, key
+    if len(message) == 2 and "role" in message and "content" in message:
+        return  # the usual message: no other key read
     for key in ("refusal", "name"):
         if isinstance(message.get(key), str):
             yield message, key
@@ -1670,10 +1678,19 @@ def _message_slots(message: Any) -> Iterator[_Slot]:
 def _slots(text: Any, messages: Any, completion: Any) -> Iterator[tuple[_Slot, str | None]]:
     """Every checked string of a content, in `Content.iter_texts` order, with its role.
 
-    The role is the message's ``role`` (None for plain text, "assistant" for a completion).
+    The role is the message's ``role`` (None for plain text, "assistant" for a completion). For
+    masking: `Content.iter_texts` is what is checked, and this walk also knows where each string
+    sits, to put a masked copy back (`_walks_agree`).
     """
     if isinstance(text, str):
         yield ({"text": text}, "text"), None
+    if isinstance(messages, list) and len(messages) > _models._MANY and _models._plain_messages(messages):
+        contents = list(map(_CONTENT_KEY, messages))
+        if set(map(type, contents)) == {str}:
+            # Usual messages, each one string (see `_models._messages_into`): C passes.
+            roles = map(_models._role_or_none, map(_ROLE_KEY, messages))
+            yield from zip(zip(messages, itertools.repeat("content")), roles, strict=True)
+            messages = None
     for message in messages or ():
         role = message.get("role") if isinstance(message, dict) else None
         for slot in _message_slots(message):
@@ -1693,21 +1710,17 @@ def _slots(text: Any, messages: Any, completion: Any) -> Iterator[tuple[_Slot, s
             yield (completion, "output_text"), "assistant"
 
 
-def _located(content: Content) -> list[tuple[str, str | None]] | None:
-    """Every checked string with its role; None if the walk disagrees with `iter_texts`.
+def _walks_agree(content: Content, texts: list[str]) -> bool:
+    """Whether `_slots` finds `texts` (the strings `Content.iter_texts` reads), in order.
 
-    `Content.iter_texts` is the definition of what is checked; the walk here also knows where each
-    string sits. If they ever disagree (a content shape the walk does not know), the guard checks
-    `iter_texts` with every rule for every string and does not mask.
+    If they ever disagree (a content shape this walk does not know, or a tool event), the guard
+    does not mask. Asked only when there is something to mask: the check itself reads the
+    strings and their roles from `_models.texts_and_roles`.
     """
-    located = [
-        (slot[0][slot[1]], role) for slot, role in _slots(content.text, content.messages, content.completion)
-    ]
+    slots = _slots(content.text, content.messages, content.completion)
     # One list comparison in C (each pair compared by identity first, as the strings are the same
-    # objects): was a Python generator step per string.
-    if list(content.iter_texts()) != [text for text, _ in located]:
-        return None
-    return located
+    # objects).
+    return [slot[0][slot[1]] for slot, _ in slots] == texts
 
 
 # --- masking: spans found in the cleaned text, put back on the original string --------------------
@@ -1993,16 +2006,19 @@ class LocalGuard(InProcessGuard):
             return self._rules
         return self._roleless_rules
 
-    def _scan(self, texts: Iterable[tuple[str, str | None]]) -> tuple[list[Finding], list[_Views | None]]:
-        """The findings, and the views of each part (kept for masking; None: not computed)."""
-        parts = list(texts)
+    def _scan(self, texts: list[str], roles: list[str | None]) -> tuple[list[Finding], list[_Views | None]]:
+        """The findings, and the views of each string (kept for masking; None: not computed).
+
+        `roles` is each string's role (`_models.texts_and_roles`).
+        """
         found: set[Finding] = set()
-        if len(parts) <= _FEW_PARTS:
+        if len(texts) <= _FEW_PARTS:
             views: list[_Views | None] = [
-                self._find(text, self._rules_for(role), found) for text, role in parts
+                self._find(text, self._rules_for(role), found)
+                for text, role in zip(texts, roles, strict=True)
             ]
-            if len(parts) > 1:
-                self._find_joined(parts, found)
+            if len(texts) > 1:
+                self._find_joined(texts, roles, found)
             return self._in_table_order(found), views
         # Many parts: what each part's own check would find is found in fewer, longer texts, so
         # that the cost is not a Python pass per part (1 MB as 16,000 messages took ~0.4 s).
@@ -2012,17 +2028,25 @@ class LocalGuard(InProcessGuard):
         # part matches nothing in the parts joined by spaces (the words of each part are there,
         # between spaces); only a rule that matches there but is excused by a forbidding frame
         # (which may reach across parts) is checked part by part.
-        recheck = self._find_joined(parts, found, every_group=True)
+        recheck = self._find_joined(texts, roles, found, every_group=True)
         for rule in recheck:
-            for text, role in parts:
+            for text, role in zip(texts, roles, strict=True):
                 if rule.finding not in found and rule in self._rules_for(role):
                     self._find(text, (rule,), found)
-        return self._in_table_order(found), [None] * len(parts)
+        return self._in_table_order(found), [None] * len(texts)
+
+    def _attack_texts(self, texts: list[str], roles: list[str | None]) -> list[str]:
+        """The strings the prompt-attack rules apply to (`_rules_for`), in order."""
+        if self._attack_roles is None:
+            return texts
+        applies = self._attack_roles | {None}
+        # compress and map run in C: no Python step per string.
+        return list(itertools.compress(texts, map(applies.__contains__, roles)))
 
     def _find_joined(
-        self, parts: list[tuple[str, str | None]], found: set[Finding], *, every_group: bool = False
+        self, texts: list[str], roles: list[str | None], found: set[Finding], *, every_group: bool = False
     ) -> list[_Rule]:
-        """Add the findings of the phrasing rules in the parts joined in order.
+        """Add the findings of the phrasing rules in the strings joined in order.
 
         Each message and content part is checked on its own, then all of them in order, so that
         a phrase split across two parts is found: joined with a space for a split between words
@@ -2032,35 +2056,29 @@ class LocalGuard(InProcessGuard):
         1111" + "1111 1111") would make card numbers no one wrote, and no data format spans a
         line break, which is how vendors see the parts (`Content.as_text`). A finding in a
         joined text spans a boundary; the cost is two more passes of the phrasing rules over the
-        content. The prompt-attack rules see only the parts of the roles they apply to.
+        content. The prompt-attack rules see only the strings of the roles they apply to.
 
-        Returns the rules that match the parts joined by spaces but were excused there by a
-        forbidding frame (see `_defended`). With `every_group` (the parts were not checked one by
-        one), a group of one part is checked too, and the data rules on all parts joined by line
-        breaks.
+        Returns the rules that match the strings joined by spaces but were excused there by a
+        forbidding frame (see `_defended`). With `every_group` (the strings were not checked one
+        by one), a group of one string is checked too, and the data rules on all strings joined
+        by line breaks.
         """
-        groups = [(parts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))]
+        groups = [(texts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))]
         attack_rules = tuple(r for r in self._phrasing_rules if r.finding.category == "prompt_attack")
-        attack_parts = (
-            parts
-            if self._attack_roles is None
-            else [(text, role) for text, role in parts if self._rules_for(role) is self._rules]
-        )
-        groups.append((attack_parts, attack_rules))
+        groups.append((self._attack_texts(texts, roles), attack_rules))
         excused: list[_Rule] = []
-        # A line break folds to a space as a space does, so that with `every_group` the parts
+        # A line break folds to a space as a space does, so that with `every_group` the strings
         # joined by line breaks serve the data rules too; each joined text is read once when every
-        # part is in both groups (the prompt-attack rules apply to every role).
+        # string is in both groups (the prompt-attack rules apply to every role).
         spaced = "\n" if every_group else " "
         joined_views: dict[tuple[str, int], _Views] = {}
         for group, rules in groups:
             if not rules or len(group) < (1 if every_group else 2):
                 continue
-            texts_only = [text for text, _ in group]
-            for separator in (spaced, "") if len(texts_only) > 1 else (spaced,):
+            for separator in (spaced, "") if len(group) > 1 else (spaced,):
                 key = (separator, len(group))
                 if key not in joined_views:
-                    joined_views[key] = _Views.of(separator.join(texts_only))
+                    joined_views[key] = _Views.of(separator.join(group))
                 views = joined_views[key]
                 for rule in rules:
                     if rule.finding not in found and rule.matches(views):
@@ -2070,23 +2088,22 @@ class LocalGuard(InProcessGuard):
                             excused.append(rule)
         if every_group:
             data = tuple(rule for rule in self._data_rules if rule.finding not in found)
-            everything = ("\n", len(parts))
+            everything = ("\n", len(texts))
             if data:
-                views = joined_views.get(everything) or _Views.of("\n".join(text for text, _ in parts))
+                views = joined_views.get(everything) or _Views.of("\n".join(texts))
                 for rule in data:
                     if rule.finding not in found and rule.matches(views):
                         found.add(rule.finding)
         return [rule for rule in dict.fromkeys(excused) if rule.finding not in found]
 
     def _decide(self, content: Content) -> Verdict:
-        located = _located(content)
-        parts = located if located is not None else [(text, None) for text in content.iter_texts()]
-        found, views = self._scan(parts)
+        texts, roles = _models.texts_and_roles(content)
+        found, views = self._scan(texts, roles)
         reasons = [finding.reason for finding in found]
         action = Action.BLOCK if found else Action.ALLOW
         verdict_id = secrets.token_hex(16)
         masked = None
-        if located is not None and any(f.category == "sensitive_information" for f in found):
+        if any(f.category == "sensitive_information" for f in found) and _walks_agree(content, texts):
             masked = self._masked(content, views, found)
         return Verdict(
             action=action,
