@@ -1717,6 +1717,18 @@ def _walks_agree(content: Content, texts: list[str]) -> bool:
     does not mask. Asked only when there is something to mask: the check itself reads the
     strings and their roles from `_models.texts_and_roles`.
     """
+    messages = content.messages
+    if (
+        not isinstance(content.text, str)
+        and not isinstance(content.completion, dict)
+        and isinstance(messages, list)
+        and len(messages) > _models._MANY
+        and _models._plain_messages(messages)
+    ):
+        # What `_slots` yields for usual messages and nothing else, without a step per message.
+        contents = list(map(_CONTENT_KEY, messages))
+        if set(map(type, contents)) == {str}:
+            return contents == texts
     slots = _slots(content.text, content.messages, content.completion)
     # One list comparison in C (each pair compared by identity first, as the strings are the same
     # objects).
