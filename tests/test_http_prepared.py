@@ -65,7 +65,7 @@ def test_read_headers_are_the_general_headers_of_the_names_the_default_reading_r
     assert _read_headers(iter(raw)) == expected  # any iterable, as the scope allows
 
 
-def _slots(value: object, cls: type) -> dict[str, Any]:
+def _slots(value: object, cls: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name in cls.__slots__}
 
 
