@@ -69,7 +69,7 @@ def _int_bounds(max_number_length: int) -> tuple[int, int]:
     return -(10 ** (max_number_length - 1)), 10**max_number_length
 
 
-def read_plain(data: bytes, *, max_depth: int, max_number_length: int) -> tuple[Any, list[str]] | None:
+def read_plain(data: bytes, max_depth: int, max_number_length: int) -> tuple[Any, list[str]] | None:
     """The body's JSON document and its strings (keys included, document order), or None.
 
     None when the plain parse cannot be proven to be the superset reading (duplicate keys, a

@@ -29,7 +29,7 @@ import anyio.abc
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._body import BodyError, UnsupportedEncoding, is_json_media_type
+from ._body import BodyError, UnsupportedEncoding, is_json_media_type, query_bytes
 from ._encoded_sse import EncodedSSEScanner, event_stream_scanner, stream_error_event
 from ._events import DecisionHook
 from ._guard import Guard, InProcessGuard
@@ -82,6 +82,30 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
             headers[name] += ", " + value
         else:
             headers[name] = value
+    return headers
+
+
+#: The request headers the default reading depends on (`guardrails._body.default_body`: the
+#: Content-Type; `Inspection.prepare`: the Content-Encoding), and the Content-Length of the cap.
+_READ_HEADERS = {
+    name.encode("latin-1"): name for name in ("content-type", "content-encoding", "content-length")
+}
+
+
+def _read_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """`_headers` of the `_READ_HEADERS` only: what a route with the default reading reads.
+
+    The others (a dozen on a browser's or an SDK's request) are not decoded.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name = _READ_HEADERS.get(raw_name.lower())
+        if name is not None:
+            value = raw_value.decode("latin-1")
+            if name in headers:
+                headers[name] += ", " + value  # joined, as `_headers` does
+            else:
+                headers[name] = value
     return headers
 
 
@@ -287,13 +311,11 @@ class GuardMiddleware(GuardedRoutes):
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, matched: Matched) -> None:
         method: str = scope["method"]
         route = matched.route
-        headers = _headers(scope["headers"])
-        inspection, guard, setup_error = self.inspect(
-            matched,
-            method=method,
-            path=scope["path"],
-            headers=headers,
-            query_string=scope.get("query_string", b""),
+        # The default reading depends on three headers only: the others are not decoded.
+        headers = _headers(scope["headers"]) if route.extract is not None else _read_headers(scope["headers"])
+        query = scope.get("query_string", b"")
+        inspection, guard, setup_error = self.start(
+            matched, method, scope["path"], headers, query if type(query) is bytes else query_bytes(query)
         )
         head = method == "HEAD"
         length = headers.get("content-length")
