@@ -440,16 +440,22 @@ class _Gone:
 _GONE = _Gone()
 
 
+#: What sniffio reads to name the running async library (module globals: one lookup each).
+_LIBRARY_THREAD = sniffio.thread_local
+_LIBRARY_VAR = sniffio.current_async_library_cvar
+
+
 def _on_asyncio() -> bool:
-    """``sniffio.current_async_library() == "asyncio"``, without its import per call (~1 us)."""
-    name = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
-    if name is not None:
-        return bool(name == "asyncio")
-    try:
-        asyncio.get_running_loop()  # what sniffio's current_task() check comes to, in C
-    except RuntimeError:  # no asyncio loop running in this thread
-        return False
-    return True
+    """Whether this runs on asyncio (or a loop no library names), not on trio, without a system call.
+
+    Trio names itself in every task's context (`sniffio.current_async_library_cvar`), anyio's
+    tasks do too; a plain asyncio task (uvicorn's, hypercorn's) names nothing. Asking asyncio
+    (``asyncio.get_running_loop``, what `sniffio.current_async_library` falls back to) costs a
+    ``getpid`` system call on Python 3.11 (its check that the loop was not forked), ~1 us per
+    request in a VM; this asks no one.
+    """
+    name = _LIBRARY_THREAD.name or _LIBRARY_VAR.get()
+    return name is None or name == "asyncio"
 
 
 async def _check(
@@ -463,7 +469,8 @@ async def _check(
     an in-memory guard that is not an `InProcessGuard`) finishes there, and nothing is raced. Only
     a check that waits (on I/O) gets a watcher task, which cancels this task if the client
     disconnects; the check runs on in this task all along, so its own cancel scopes (deadlines)
-    stay properly nested. On other loops (trio) the check runs in a task group with the watcher.
+    stay properly nested. On trio the check runs in a task group with the watcher (`_watched`):
+    a check stepped first could have entered a cancel scope that the group's would then cut.
     """
     check = inspection.acheck(guard, content)
     if not _on_asyncio():
@@ -475,8 +482,12 @@ async def _check(
     except BaseException:
         check.close()
         raise
-    this = asyncio.current_task()
-    assert this is not None
+    try:
+        this = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop: a loop no library names; the check goes on, not raced
+        this = None
+    if this is None:
+        return await _Resumed(check, waiting)  # type: ignore[no-any-return]
     disconnected = False
 
     async def watch_disconnect() -> None:
