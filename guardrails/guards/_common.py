@@ -26,6 +26,7 @@ __all__ = [
     "text_chars",
     "decode_json_object",
     "encode_json",
+    "encode_json_string",
     "parsed_verdict",
     "region_url",
     "resolve_api_key",
@@ -284,6 +285,27 @@ def encode_json(body: Any, *, guard: str) -> bytes:
     try:
         return _ENCODER.encode(body).encode()
     except (TypeError, ValueError) as exc:
+        raise ExtractionError(
+            f"{guard} guard cannot send this content: it is not JSON-serializable ({type(exc).__name__})"
+        ) from exc
+
+
+# The C string encoder `_ENCODER` uses for every str (ensure_ascii=False): the JSON string literal.
+_encode_string = json.encoder.encode_basestring
+
+
+def encode_json_string(text: str, *, guard: str) -> bytes:
+    """`text` as a JSON string literal in UTF-8: the bytes `encode_json` writes for it in a body.
+
+    A guard whose body is a fixed frame around one string (``{"prompt": <text>}``) writes the
+    frame once and this per check, instead of encoding the whole object again.
+
+    Raises:
+        ExtractionError: the text cannot be sent (a lone surrogate is not UTF-8), as `encode_json`.
+    """
+    try:
+        return _encode_string(text).encode()
+    except UnicodeEncodeError as exc:
         raise ExtractionError(
             f"{guard} guard cannot send this content: it is not JSON-serializable ({type(exc).__name__})"
         ) from exc

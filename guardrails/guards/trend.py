@@ -69,6 +69,7 @@ from ._common import (
     check_text_size,
     decode_json_object,
     encode_json,
+    encode_json_string,
     parsed_verdict,
     region_url,
     resolve_api_key,
@@ -233,8 +234,7 @@ class TrendAIGuard(RemoteGuard):
         elif content.text is not None:
             # Not reached past max_text_chars; kept as the bound on the windows of one field.
             windows = self._windows.split(content.text, guard=self.name)
-            key = "prompt" if self.api == "v3" else "guard"
-            requests.extend(self._request(SIMPLE_REQUEST, {key: window}, len(window)) for window in windows)
+            requests.extend(self._window_request(window) for window in windows)
         if content.messages is not None:
             # Trend's chat request type scans every message it is given (it has no context-only
             # field): messages an incremental check already allowed (`Content.context`) stay out.
@@ -253,6 +253,30 @@ class TrendAIGuard(RemoteGuard):
             scanned = sum(len(text) for message in tool_messages for text in message_texts(message))
             requests.append(self._request(CHAT_REQUEST, {"messages": tool_messages}, scanned))
         return requests
+
+    def _text_request(self, text: str) -> GuardRequest | None:
+        if len(text) > self.window_size:
+            return None  # windows: through `_build_requests`
+        return self._window_request(text)
+
+    def _window_request(self, text: str) -> GuardRequest:
+        # The body is a fixed frame around the one string, ``{"prompt":<text>}`` (beta: ``guard``):
+        # the frame is encoded once per guard, the text per check, the same bytes `encode_json`
+        # gives for the whole object.
+        prefix, suffix = self._text_frame
+        body = prefix + encode_json_string(text, guard=self.name) + suffix
+        return GuardRequest(
+            "POST",
+            self._url,
+            self._headers[SIMPLE_REQUEST],
+            check_body_size(body, MAX_REQUEST_BYTES, guard=self.name),
+            scanned=len(text),
+        )
+
+    @functools.cached_property
+    def _text_frame(self) -> tuple[bytes, bytes]:
+        key = "prompt" if self.api == "v3" else "guard"
+        return f'{{"{key}":'.encode(), b"}"
 
     def _request(self, request_type: str, body: Any, scanned: int) -> GuardRequest:
         return GuardRequest(
