@@ -317,7 +317,10 @@ class TrendAIGuard(RemoteGuard):
 
     def _parse_response(self, response: GuardResponse) -> Verdict:
         payload = decode_json_object(response, guard=self.name)
-        action = Action.parse(payload.get("action"))
+        value = payload.get("action")
+        action = _ACTIONS.get(value) if type(value) is str else None
+        if action is None:
+            action = Action.parse(value)
         if action is None:
             state = "an unknown" if "action" in payload else "no"
             raise GuardResponseError(
@@ -341,6 +344,11 @@ class TrendAIGuard(RemoteGuard):
             f"TrendAIGuard(api={self.api!r}, base_url={self.base_url!r}, app_name={self.app_name!r}, "
             f"detailed={self.detailed}, timeout={self.timeout:g})"
         )
+
+
+# The actions as the service spells them, read before `Action.parse`'s lenient reading (an enum
+# member read through its class costs several times a dict lookup on 3.11).
+_ACTIONS: dict[str, Action] = {"Allow": Action.ALLOW, "Block": Action.BLOCK}
 
 
 def _tool_messages(tool: ToolEvent) -> list[dict[str, Any]]:
@@ -400,6 +408,11 @@ _DETAIL_FIELDS: tuple[tuple[str, Category], ...] = (
     ("harmful_content", "harmful_content"),
 )
 
+_DETAIL_KEYS = frozenset(field for field, _ in _DETAIL_FIELDS)
+_NOTHING: frozenset[Category] = frozenset()
+_OTHER: frozenset[Category] = frozenset({"other"})
+_BLOCK = Action.BLOCK
+
 
 def _violates(entry: object) -> bool:
     if isinstance(entry, list):
@@ -420,12 +433,13 @@ def _categories(action: Action, reasons: list[str], payload: dict[str, Any]) -> 
         head, _, _ = reason.partition(":")
         named = {category for pattern, category in _REASON_WORDS if pattern.search(head)}
         found.update(named or (category for pattern, category in _REASON_WORDS if pattern.search(reason)))
-    for field, category in _DETAIL_FIELDS:
-        entry = payload.get(field)
-        if entry is not None and _violates(entry):  # most answers have none of these fields
-            found.add(category)
-    if action is Action.BLOCK and not found:
-        found.add("other")
+    if not _DETAIL_KEYS.isdisjoint(payload):  # most answers have none of these fields
+        for field, category in _DETAIL_FIELDS:
+            entry = payload.get(field)
+            if entry is not None and _violates(entry):
+                found.add(category)
+    if not found:
+        return _OTHER if action is _BLOCK else _NOTHING
     return frozenset(found)
 
 
