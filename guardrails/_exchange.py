@@ -350,7 +350,8 @@ def exchange(
                     breaker.record_failure(_ANSWERED, permit)
                     ended = True
                     raise ContentTooLarge(f"{guard} guard refused the content as too large (413)", limit=None)
-                failure = error_for_response(response, guard)
+                status = response.status_code
+                failure = None if 200 <= status < 300 else error_for_response(response, guard)
                 if failure is None:
                     try:
                         verdict = parse(response)

@@ -50,6 +50,7 @@ API key.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -255,15 +256,17 @@ class TrendAIGuard(RemoteGuard):
         return requests
 
     def _text_request(self, text: str) -> GuardRequest | None:
-        if len(text) > self.window_size:
-            return None  # windows: through `_build_requests`
-        return self._window_request(text)
+        url, headers, prefix, suffix, unbounded = self._text_shape
+        if len(text) > self.window_size or unbounded:
+            return None  # windows, or a window whose body may pass the limit: `_build_requests`
+        try:
+            encoded = _encode_string(text).encode()
+        except UnicodeEncodeError:
+            encoded = encode_json_string(text, guard=self.name)  # raises the `ExtractionError`
+        return GuardRequest("POST", url, headers, prefix + encoded + suffix, scanned=len(text))
 
     def _window_request(self, text: str) -> GuardRequest:
-        # The body is a fixed frame around the one string, ``{"prompt":<text>}`` (beta: ``guard``):
-        # the frame is encoded once per guard, the text per check, the same bytes `encode_json`
-        # gives for the whole object.
-        prefix, suffix = self._text_frame
+        prefix, suffix = self._text_shape[2:4]
         body = prefix + encode_json_string(text, guard=self.name) + suffix
         return GuardRequest(
             "POST",
@@ -274,9 +277,19 @@ class TrendAIGuard(RemoteGuard):
         )
 
     @functools.cached_property
-    def _text_frame(self) -> tuple[bytes, bytes]:
+    def _text_shape(self) -> tuple[str, RequestHeaders, bytes, bytes, bool]:
+        """What a request of one window of text is made of: URL, headers, and the body's frame.
+
+        The body is a fixed frame around the one string, ``{"prompt":<text>}`` (beta: ``guard``):
+        the frame is encoded once per guard and the text per check, the same bytes `encode_json`
+        gives for the whole object. The last item says whether a window's body may pass the
+        service's limit (a JSON string takes at most 6 bytes per character, ``\\u001f``), so that
+        only then is it measured.
+        """
         key = "prompt" if self.api == "v3" else "guard"
-        return f'{{"{key}":'.encode(), b"}"
+        prefix, suffix = f'{{"{key}":'.encode(), b"}"
+        unbounded = len(prefix) + 2 + 6 * self.window_size + len(suffix) > MAX_REQUEST_BYTES
+        return self._url, self._headers[SIMPLE_REQUEST], prefix, suffix, unbounded
 
     def _request(self, request_type: str, body: Any, scanned: int) -> GuardRequest:
         return GuardRequest(
@@ -345,6 +358,9 @@ class TrendAIGuard(RemoteGuard):
             f"detailed={self.detailed}, timeout={self.timeout:g})"
         )
 
+
+# The C encoder of a JSON string literal (what `encode_json_string` runs).
+_encode_string = json.encoder.encode_basestring
 
 # The actions as the service spells them, read before `Action.parse`'s lenient reading (an enum
 # member read through its class costs several times a dict lookup on 3.11).
