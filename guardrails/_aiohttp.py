@@ -2,8 +2,8 @@
 
 httpx's connection pool costs several times more CPU per request than aiohttp's under
 concurrency (see benchmarks/README.md for the figures), and a guard sits on the critical path of
-every LLM call. `AiohttpTransport.send_plain` sends the exchange's plain `GuardRequest` with
-aiohttp and answers a `GuardResponse`: no httpx object is built for a check (building an
+every LLM call. `AiohttpTransport.drive` drives an exchange, sending its plain `GuardRequest`s with
+aiohttp and answering `GuardResponse`s: no httpx object is built for a check (building an
 `httpx.Request` and wrapping the answer in an `httpx.Response` cost more CPU than the rest of the
 exchange). It is also an `httpx.AsyncBaseTransport` (``handle_async_request``) for any caller that
 has httpx requests. Used by the remote guards for `acheck` when aiohttp is installed (the
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,13 +30,25 @@ import aiohttp
 import httpx
 from yarl import URL
 
-from ._exchange import GuardRequest, GuardResponse, read_capped
+from ._exchange import Flow, GuardRequest, GuardResponse, ResponseTooLarge, Sleep, read_capped, response_cap
+from ._models import Verdict
 from ._policy import Deadline
+from ._version import __version__
 
 __all__ = ["AiohttpTransport"]
 
 # Headers aiohttp computes itself from the request it sends.
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# What a request without them says instead of aiohttp's defaults (its own User-Agent, ``Accept:
+# */*`` and ``Accept-Encoding: gzip, deflate...``): an answer is read as sent (``auto_decompress``
+# is off), so the guard asks for it unencoded. Sent, rather than skipped per session
+# (``skip_auto_headers``, which copies every request's headers once more), since aiohttp adds a
+# default only where a request has none.
+_DEFAULT_HEADERS = (
+    ("User-Agent", f"guardrails-middleware/{__version__}"),
+    ("Accept", "application/json"),
+    ("Accept-Encoding", "identity"),
+)
 # Parsed URLs kept per transport: a guard sends to one or two.
 _MAX_URLS = 64
 
@@ -83,6 +95,23 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response.release()
 
 
+def _with_defaults(headers: Mapping[str, str]) -> dict[str, str]:
+    """`headers` with the `_DEFAULT_HEADERS` they lack, as a new dict."""
+    sendable = dict(headers)
+    present = {name.lower() for name in sendable}
+    for name, value in _DEFAULT_HEADERS:
+        if name.lower() not in present:
+            sendable[name] = value
+    return sendable
+
+
+def _attempt_timeout(total: float | None) -> aiohttp.ClientTimeout:
+    # One timer for the whole attempt (connect, send, read), as the deadline means; per-operation
+    # timeouts would add a read timer rescheduled on every chunk. Never rounded up to the next
+    # second (aiohttp's default from 5 s): the deadline is exact.
+    return aiohttp.ClientTimeout(total=total, ceil_threshold=math.inf)
+
+
 def _plain_length(response: aiohttp.ClientResponse, max_bytes: int) -> bool:
     """An unencoded answer whose declared length is within the cap: read whole in one call."""
     length = response.content_length
@@ -101,7 +130,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             the system's trust store).
     """
 
-    #: `send_plain` bounds each attempt whole (DNS, connect, TLS, send, read) by its
+    #: `drive` bounds each attempt whole (DNS, connect, TLS, send, read) by its
     #: `GuardRequest.timeout`: the guard's shell needs no timer of its own around a lone request.
     bounds_attempts = True
 
@@ -112,6 +141,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl if ssl is not None else True
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
+        # The sendable form of each header set seen (by identity: a guard shares one per request
+        # type), with the header set itself, so that a recycled id never matches.
+        self._headers: dict[int, tuple[Mapping[str, str], dict[str, str]]] = {}
 
     def _session_now(self) -> aiohttp.ClientSession:
         session = self._session
@@ -126,7 +158,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=connector,
                 auto_decompress=False,
                 trust_env=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = session
@@ -141,45 +172,78 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             parsed = self._urls[url] = URL(url)
         return parsed
 
-    async def send_plain(self, request: GuardRequest, max_bytes: int, deadline: Deadline) -> GuardResponse:
-        """Send `request`; answer its response read whole, decoded, within `max_bytes`.
+    def _sendable(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """A request's headers with the `_DEFAULT_HEADERS` it lacks, computed once per header set."""
+        known = self._headers.get(id(headers))
+        if known is not None and known[0] is headers:
+            return known[1]
+        if len(self._headers) >= _MAX_URLS:
+            self._headers.clear()
+        sendable = _with_defaults(headers)
+        self._headers[id(headers)] = (headers, sendable)
+        return sendable
 
-        The common answer (unencoded, its declared length within the cap) is read in one call;
-        any other is read through httpx's decoders under the cap and the deadline.
+    async def drive(self, flow: Flow, deadline: Deadline, max_bytes: int) -> Verdict:
+        """Drive an exchange over this transport (`_exchange.run_async` hands it here).
 
-        Raises:
-            httpx.HTTPError: the transport failed (aiohttp's exceptions mapped, see the module).
-            ResponseTooLarge: the answer is larger than `max_bytes`.
+        The exchange decides everything (retries, backoff, deadline, breaker); this only sends its
+        requests, sleeps its `Sleep` steps and throws transport failures back in, as
+        `_exchange.run_async` does for any transport, in one coroutine frame between a check and
+        aiohttp (every resumption of the task passes through each frame). The common answer
+        (unencoded, its declared length within the cap) is read in one call; any other is read
+        through httpx's decoders under the cap and the deadline. Transport failures reach the
+        exchange as httpx's exceptions (aiohttp's mapped, see the module), an answer over the cap
+        as `ResponseTooLarge`.
+
+        Args:
+            flow: the exchange.
+            deadline: the check's deadline (bounds reading an answer that is not read whole).
+            max_bytes: the floor of each response's size cap (see `_exchange.response_cap`).
         """
-        headers: Any = request.headers
-        if not isinstance(headers, dict):  # aiohttp iterates any other mapping as pairs
-            headers = list(headers.items())
-        timeout = request.timeout
+        session = self._session_now()
         try:
-            response = await self._session_now().request(
-                request.method,
-                self._url(request.url),
-                headers=headers,
-                data=request.content,
-                allow_redirects=False,
-                # One timer for the whole attempt (connect, send, read), as the deadline means;
-                # per-operation timeouts would add a read timer rescheduled on every chunk. Never
-                # rounded up to the next second (aiohttp's default from 5 s): the deadline is exact.
-                timeout=aiohttp.ClientTimeout(total=timeout, ceil_threshold=math.inf),
-            )
-            if _plain_length(response, max_bytes):
+            step = next(flow)
+            while True:
+                if type(step) is Sleep:
+                    await asyncio.sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                assert isinstance(step, GuardRequest)
+                cap = response_cap(step, max_bytes)
                 try:
-                    body = await response.read()
-                finally:
-                    response.release()
-                return GuardResponse(response.status, response.headers, body, request)
-        except _FOREIGN as exc:
-            raise _mapped(exc) from exc
-        return await read_capped(self._wrap(response, None), request, max_bytes, deadline)
+                    try:
+                        response = await session.request(
+                            step.method,
+                            self._url(step.url),
+                            headers=self._sendable(step.headers),
+                            data=step.content,
+                            allow_redirects=False,
+                            timeout=_attempt_timeout(step.timeout),
+                        )
+                        if _plain_length(response, cap):
+                            try:
+                                body = await response.read()
+                            finally:
+                                response.release()
+                            answer = GuardResponse(response.status, response.headers, body, step)
+                        else:
+                            answer = await read_capped(self._wrap(response, None), step, cap, deadline)
+                    except _FOREIGN as exc:
+                        raise _mapped(exc) from exc
+                except (httpx.HTTPError, ResponseTooLarge) as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _OWN_HEADERS]
+        present = {name.lower() for name, _ in headers}
+        headers += [(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in present]
         try:
             body = request.content  # a guard's body is bytes, already in memory
         except httpx.RequestNotRead:

@@ -6,11 +6,12 @@ backoff, and returns the `Verdict`. Retries, backoff, the overall deadline, the 
 and the mapping of HTTP outcomes to `GuardError` subclasses all live in `exchange`. `run_sync`
 and `run_async` only send, read (with a size cap) and sleep.
 
-The request and the response are plain values, not httpx objects: the aiohttp backend sends a
-`GuardRequest` and answers a `GuardResponse` with no httpx object on the way (building an
-`httpx.Request` and an `httpx.Response` around every check cost more CPU than the rest of the
-exchange); an httpx transport (the sync pool, ``async_backend="httpx"``, a transport the user
-gave, `httpx.MockTransport` in tests) converts at its edge (`_send_sync`, `_send_async`).
+The request and the response are plain values, not httpx objects: the aiohttp backend
+(`AiohttpTransport.drive`, a driver of its own with the send inline) sends a `GuardRequest` and
+answers a `GuardResponse` with no httpx object on the way (building an `httpx.Request` and an
+`httpx.Response` around every check cost more CPU than the rest of the exchange); an httpx
+transport (the sync pool, ``async_backend="httpx"``, a transport the user gave,
+`httpx.MockTransport` in tests) converts at its edge (`_send_sync`, `_send_async`).
 Transport failures reach the exchange as httpx's exception types whatever the backend (the
 aiohttp backend maps aiohttp's onto them): they are the one vocabulary the exchange maps to
 `GuardError`s.
@@ -349,7 +350,8 @@ def exchange(
                     breaker.record_failure(_ANSWERED, permit)
                     ended = True
                     raise ContentTooLarge(f"{guard} guard refused the content as too large (413)", limit=None)
-                failure = error_for_response(response, guard)
+                status = response.status_code
+                failure = None if 200 <= status < 300 else error_for_response(response, guard)
                 if failure is None:
                     try:
                         verdict = parse(response)
@@ -524,12 +526,13 @@ async def run_async(
 ) -> Verdict:
     """Drive an exchange with an async transport; cancellation propagates as usual.
 
-    A transport with a ``send_plain(request, max_bytes, deadline)`` coroutine (`AiohttpTransport`)
-    sends the `GuardRequest` itself; any other is an httpx transport, converted at its edge.
+    A transport with a ``drive(flow, deadline, max_bytes)`` coroutine (`AiohttpTransport`) drives
+    the exchange itself, sending its plain `GuardRequest`s; any other is an httpx transport,
+    converted at its edge.
     """
-    send_plain: Callable[[GuardRequest, int, Deadline], Awaitable[GuardResponse]] | None = getattr(
-        transport, "send_plain", None
-    )
+    drive: Callable[[Flow, Deadline, int], Awaitable[Verdict]] | None = getattr(transport, "drive", None)
+    if drive is not None:
+        return await drive(flow, deadline, max_bytes)
     try:
         step = next(flow)
         while True:
@@ -537,12 +540,8 @@ async def run_async(
                 await anyio.sleep(step.seconds)
                 step = flow.send(None)
                 continue
-            cap = response_cap(step, max_bytes)
             try:
-                if send_plain is not None:
-                    response = await send_plain(step, cap, deadline)
-                else:
-                    response = await _send_async(transport, step, cap, deadline)
+                response = await _send_async(transport, step, response_cap(step, max_bytes), deadline)
             except (httpx.HTTPError, ResponseTooLarge) as exc:
                 step = flow.throw(exc)
             else:

@@ -146,6 +146,12 @@ class BreakerState(str, enum.Enum):
     HALF_OPEN = "half-open"
 
 
+# Module globals: an enum member read through its class costs several times a global's read
+# (3.11), and the breaker is read on every check.
+_CLOSED = BreakerState.CLOSED
+_OPEN = BreakerState.OPEN
+
+
 @dataclass(frozen=True)
 class Permit:
     """What `CircuitBreaker.before_call` hands a call: end it with one of the breaker's `record_*`
@@ -209,8 +215,8 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         """Closed, open or half-open, as of now."""
-        if self._state is BreakerState.CLOSED:
-            return BreakerState.CLOSED  # only a call's failure leaves it, never the clock: no lock
+        if self._state is _CLOSED:
+            return _CLOSED  # only a call's failure leaves it, never the clock: no lock
         with self._lock:
             return self._current_state(self.clock())
 
@@ -236,7 +242,7 @@ class CircuitBreaker:
         # Closed (the common case) without the lock: the permit's epoch is read first, so a call
         # that sees it closed is one that started before any opening after that epoch.
         permit = self._closed_permit
-        if self._state is BreakerState.CLOSED and permit.epoch == self._epoch:
+        if self._state is _CLOSED and permit.epoch == self._epoch:
             return permit
         with self._lock:
             if self.failure_threshold == 0:
@@ -255,7 +261,7 @@ class CircuitBreaker:
 
     def record_success(self, permit: Permit | None = None) -> None:
         """The guard answered: close the breaker."""
-        if self._state is BreakerState.CLOSED and not self._failures and not self._probe:
+        if self._state is _CLOSED and not self._failures and not self._probe:
             return  # nothing to change (as after nearly every call): no lock
         with self._lock:
             self._state = BreakerState.CLOSED

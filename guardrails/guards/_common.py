@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from .._exceptions import ContentTooLarge, ExtractionError, GuardConfigurationError, GuardResponseError
 from .._exchange import GuardResponse
@@ -26,6 +26,7 @@ __all__ = [
     "text_chars",
     "decode_json_object",
     "encode_json",
+    "encode_json_string",
     "parsed_verdict",
     "region_url",
     "resolve_api_key",
@@ -289,6 +290,31 @@ def encode_json(body: Any, *, guard: str) -> bytes:
         ) from exc
 
 
+# The C string encoder `_ENCODER` uses for every str (ensure_ascii=False): the JSON string literal.
+_encode_string = json.encoder.encode_basestring
+
+
+def encode_json_string(text: str, *, guard: str) -> bytes:
+    """`text` as a JSON string literal in UTF-8: the bytes `encode_json` writes for it in a body.
+
+    A guard whose body is a fixed frame around one string (``{"prompt": <text>}``) writes the
+    frame once and this per check, instead of encoding the whole object again.
+
+    Raises:
+        ExtractionError: the text cannot be sent (a lone surrogate is not UTF-8), as `encode_json`.
+    """
+    try:
+        return _encode_string(text).encode()
+    except UnicodeEncodeError as exc:
+        raise ExtractionError(
+            f"{guard} guard cannot send this content: it is not JSON-serializable ({type(exc).__name__})"
+        ) from exc
+
+
+# The scanner `json.loads` runs (the default decoder's, in C where there is one).
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def decode_json_object(response: GuardResponse, *, guard: str) -> dict[str, Any]:
     """The JSON object of a 2xx response.
 
@@ -296,14 +322,22 @@ def decode_json_object(response: GuardResponse, *, guard: str) -> dict[str, Any]
         GuardResponseError: (transient) an empty body, malformed JSON, or JSON that is not an object.
     """
     status = response.status_code
-    if not response.content.strip():
-        raise GuardResponseError(f"{guard} guard answered an empty body", guard=guard, status_code=status)
     content = response.content
     try:
         if content[:1] == b"{" and content[1:2] != b"\x00":
             # UTF-8, as `json.loads` would detect it (an object starts with "{" in any other
             # encoding it knows only with a BOM or a zero byte): decoded the same way, undetected.
-            payload = json.loads(content.decode("utf-8", "surrogatepass"))
+            text = content.decode("utf-8", "surrogatepass")
+            try:
+                # What `json.loads` does for text with no whitespace around the value, without
+                # its two whitespace matches: the decoder's own scanner, from the first character.
+                payload, end = _scan_once(text, 0)
+            except StopIteration:
+                end = -1
+            if end != len(text):  # malformed, or whitespace or more after the value: the full rules
+                payload = json.loads(text)
+        elif not content.strip():
+            raise GuardResponseError(f"{guard} guard answered an empty body", guard=guard, status_code=status)
         else:
             payload = json.loads(content)
     except (ValueError, UnicodeDecodeError):
@@ -326,9 +360,19 @@ _fields = {
     for name, field in Verdict.model_fields.items()
     if name in _GIVEN or field.default_factory is None
 }
-# A Verdict this does not know (a field with a factory, one more or less): validate instead.
-_known = set(Verdict.model_fields) == set(_fields) and set(_fields) >= _GIVEN
+# pydantic's per-instance slots besides the fields' ``__dict__``, set through their descriptors
+# (a fraction of what ``object.__setattr__`` costs, which looks each one up again).
+_SLOTS = ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+_slots = [getattr(vars(BaseModel).get(name), "__set__", None) for name in _SLOTS]
+# A Verdict this does not know (a field with a factory, one more or less; other slots): validate.
+_known = (
+    set(Verdict.model_fields) == set(_fields)
+    and set(_fields) >= _GIVEN
+    and tuple(BaseModel.__slots__) == ("__dict__", *_SLOTS)
+    and all(type(vars(BaseModel)[name]).__name__ == "member_descriptor" for name in _SLOTS)
+)
 _TEMPLATE: dict[str, Any] | None = _fields if _known else None
+_set_fields_set, _set_extra, _set_private = _slots
 
 
 def parsed_verdict(
@@ -364,10 +408,14 @@ def parsed_verdict(
     template = _TEMPLATE
     if template is None:
         return Verdict(**fields)
-    verdict = Verdict.__new__(Verdict)
-    _set = object.__setattr__
-    _set(verdict, "__dict__", {**template, **fields})
-    _set(verdict, "__pydantic_fields_set__", set(fields))
-    _set(verdict, "__pydantic_extra__", None)
-    _set(verdict, "__pydantic_private__", None)
+    verdict = _new(Verdict)
+    state = verdict.__dict__  # a fresh instance's empty dict: the fields in declaration order
+    state.update(template)
+    state.update(fields)
+    _set_fields_set(verdict, set(fields))  # type: ignore[misc]
+    _set_extra(verdict, None)  # type: ignore[misc]
+    _set_private(verdict, None)  # type: ignore[misc]
     return verdict
+
+
+_new = object.__new__

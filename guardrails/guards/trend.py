@@ -50,6 +50,7 @@ API key.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -69,6 +70,7 @@ from ._common import (
     check_text_size,
     decode_json_object,
     encode_json,
+    encode_json_string,
     parsed_verdict,
     region_url,
     resolve_api_key,
@@ -233,8 +235,7 @@ class TrendAIGuard(RemoteGuard):
         elif content.text is not None:
             # Not reached past max_text_chars; kept as the bound on the windows of one field.
             windows = self._windows.split(content.text, guard=self.name)
-            key = "prompt" if self.api == "v3" else "guard"
-            requests.extend(self._request(SIMPLE_REQUEST, {key: window}, len(window)) for window in windows)
+            requests.extend(self._window_request(window) for window in windows)
         if content.messages is not None:
             # Trend's chat request type scans every message it is given (it has no context-only
             # field): messages an incremental check already allowed (`Content.context`) stay out.
@@ -253,6 +254,42 @@ class TrendAIGuard(RemoteGuard):
             scanned = sum(len(text) for message in tool_messages for text in message_texts(message))
             requests.append(self._request(CHAT_REQUEST, {"messages": tool_messages}, scanned))
         return requests
+
+    def _text_request(self, text: str) -> GuardRequest | None:
+        url, headers, prefix, suffix, unbounded = self._text_shape
+        if len(text) > self.window_size or unbounded:
+            return None  # windows, or a window whose body may pass the limit: `_build_requests`
+        try:
+            encoded = _encode_string(text).encode()
+        except UnicodeEncodeError:
+            encoded = encode_json_string(text, guard=self.name)  # raises the `ExtractionError`
+        return GuardRequest("POST", url, headers, prefix + encoded + suffix, scanned=len(text))
+
+    def _window_request(self, text: str) -> GuardRequest:
+        prefix, suffix = self._text_shape[2:4]
+        body = prefix + encode_json_string(text, guard=self.name) + suffix
+        return GuardRequest(
+            "POST",
+            self._url,
+            self._headers[SIMPLE_REQUEST],
+            check_body_size(body, MAX_REQUEST_BYTES, guard=self.name),
+            scanned=len(text),
+        )
+
+    @functools.cached_property
+    def _text_shape(self) -> tuple[str, RequestHeaders, bytes, bytes, bool]:
+        """What a request of one window of text is made of: URL, headers, and the body's frame.
+
+        The body is a fixed frame around the one string, ``{"prompt":<text>}`` (beta: ``guard``):
+        the frame is encoded once per guard and the text per check, the same bytes `encode_json`
+        gives for the whole object. The last item says whether a window's body may pass the
+        service's limit (a JSON string takes at most 6 bytes per character, ``\\u001f``), so that
+        only then is it measured.
+        """
+        key = "prompt" if self.api == "v3" else "guard"
+        prefix, suffix = f'{{"{key}":'.encode(), b"}"
+        unbounded = len(prefix) + 2 + 6 * self.window_size + len(suffix) > MAX_REQUEST_BYTES
+        return self._url, self._headers[SIMPLE_REQUEST], prefix, suffix, unbounded
 
     def _request(self, request_type: str, body: Any, scanned: int) -> GuardRequest:
         return GuardRequest(
@@ -293,7 +330,10 @@ class TrendAIGuard(RemoteGuard):
 
     def _parse_response(self, response: GuardResponse) -> Verdict:
         payload = decode_json_object(response, guard=self.name)
-        action = Action.parse(payload.get("action"))
+        value = payload.get("action")
+        action = _ACTIONS.get(value) if type(value) is str else None
+        if action is None:
+            action = Action.parse(value)
         if action is None:
             state = "an unknown" if "action" in payload else "no"
             raise GuardResponseError(
@@ -317,6 +357,14 @@ class TrendAIGuard(RemoteGuard):
             f"TrendAIGuard(api={self.api!r}, base_url={self.base_url!r}, app_name={self.app_name!r}, "
             f"detailed={self.detailed}, timeout={self.timeout:g})"
         )
+
+
+# The C encoder of a JSON string literal (what `encode_json_string` runs).
+_encode_string = json.encoder.encode_basestring
+
+# The actions as the service spells them, read before `Action.parse`'s lenient reading (an enum
+# member read through its class costs several times a dict lookup on 3.11).
+_ACTIONS: dict[str, Action] = {"Allow": Action.ALLOW, "Block": Action.BLOCK}
 
 
 def _tool_messages(tool: ToolEvent) -> list[dict[str, Any]]:
@@ -376,6 +424,11 @@ _DETAIL_FIELDS: tuple[tuple[str, Category], ...] = (
     ("harmful_content", "harmful_content"),
 )
 
+_DETAIL_KEYS = frozenset(field for field, _ in _DETAIL_FIELDS)
+_NOTHING: frozenset[Category] = frozenset()
+_OTHER: frozenset[Category] = frozenset({"other"})
+_BLOCK = Action.BLOCK
+
 
 def _violates(entry: object) -> bool:
     if isinstance(entry, list):
@@ -396,12 +449,13 @@ def _categories(action: Action, reasons: list[str], payload: dict[str, Any]) -> 
         head, _, _ = reason.partition(":")
         named = {category for pattern, category in _REASON_WORDS if pattern.search(head)}
         found.update(named or (category for pattern, category in _REASON_WORDS if pattern.search(reason)))
-    for field, category in _DETAIL_FIELDS:
-        entry = payload.get(field)
-        if entry is not None and _violates(entry):  # most answers have none of these fields
-            found.add(category)
-    if action is Action.BLOCK and not found:
-        found.add("other")
+    if not _DETAIL_KEYS.isdisjoint(payload):  # most answers have none of these fields
+        for field, category in _DETAIL_FIELDS:
+            entry = payload.get(field)
+            if entry is not None and _violates(entry):
+                found.add(category)
+    if not found:
+        return _OTHER if action is _BLOCK else _NOTHING
     return frozenset(found)
 
 
