@@ -1928,6 +1928,18 @@ def _data_views(text: str) -> _Views:
     return _Views(text, text, None, shape, shape.count(48), keyish, encoded=encoded if long else None)
 
 
+def _matches_again(rule: _Rule, views: _Views, np: Any | None) -> bool:
+    """`rule.matches(views)`, for the recheck of a masked text; card numbers by numpy when given.
+
+    A masked text keeps the digits that were not in a card (a stray ``4111 1111 11`` makes 13 of
+    them in 1 MB), so the card rule's cheap tests pass and `_CARD` reads the whole text (~6-9 ms
+    per MB); `_local_cards.card_spans` finds the same spans (a differential test) in ~2 ms.
+    """
+    if np is not None and rule.accept is _is_card:
+        return rule._may_match(views) and len(_local_cards.card_spans(np, views.clean)[0]) > 0
+    return rule.matches(views)
+
+
 class _Joined(NamedTuple):
     """Strings joined into one text, and its views (`LocalGuard._find_joined`)."""
 
@@ -2343,7 +2355,7 @@ class LocalGuard(InProcessGuard):
             masked_joined = "".join(out)
         # Masking may change a non-ASCII text's clean form ("X" and a combining mark compose).
         recheck = _data_views(masked_joined) if masked_joined.isascii() else _Views.of(masked_joined)
-        if any(rule.matches(recheck) for rule in self._data_rules):
+        if any(_matches_again(rule, recheck, np) for rule in self._data_rules):
             return None
         if joined.count("\n") == len(texts) - 1:
             slices = masked_joined.split("\n")  # no string holds a line break: one cut per string
