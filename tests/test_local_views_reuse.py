@@ -103,3 +103,34 @@ def test_views_of_another_text_are_not_used() -> None:
     assert masked == guard._masked_joined(texts, rules)
     assert masked is not None
     assert all(text is not None and CARD not in text for text in masked)
+
+
+@pytest.mark.parametrize("extra", ["none", "text", "completion"])
+def test_plain_messages_masked_with_and_without_other_strings(extra: str) -> None:
+    """Plain messages alone are masked in place of their copies; with a text or a completion too,
+    through the slots; the content checked is left as it was."""
+    messages = [{"role": "user", "content": f"pay with {CARD} now."} for _ in range(20)]
+    messages.insert(3, {"role": "assistant", "content": "nothing to mask"})
+    fields: dict[str, Any] = {"messages": messages}
+    if extra == "text":
+        fields["text"] = f"text {CARD}"
+    if extra == "completion":
+        fields["completion"] = {
+            "choices": [{"message": {"role": "assistant", "content": f"completion {CARD}"}}]
+        }
+    content = Content(**fields)
+    before = [dict(message) for message in messages]
+    verdict = LocalGuard().check(content)
+    assert verdict.masked is not None
+    masked = verdict.masked.messages or []
+    assert [message["content"] for message in masked] == [
+        "nothing to mask" if i == 3 else "pay with XXXXXXXXXXXXXXXXXXX now." for i in range(21)
+    ]
+    assert [message["role"] for message in masked] == [message["role"] for message in before]
+    assert content.messages == before
+    assert all(new is not old for new, old in zip(masked, content.messages or [], strict=True))
+    if extra == "text":
+        assert verdict.masked.text == "text XXXXXXXXXXXXXXXXXXX"
+    if extra == "completion":
+        completion = verdict.masked.completion or {}
+        assert completion["choices"][0]["message"]["content"] == "completion XXXXXXXXXXXXXXXXXXX"

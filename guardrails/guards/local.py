@@ -2212,26 +2212,37 @@ class LocalGuard(InProcessGuard):
         else:
             # Plain messages: a shallow copy is a deep copy, and each holds one string.
             messages = list(map(dict.copy, content.messages or ()))
-            slots += zip(messages, itertools.repeat("content", len(messages)), strict=True)
         completion = _copied(content.completion, memo)
-        slots += [slot for slot, _ in _slots(None, None, completion)]
+        tail = [slot for slot, _ in _slots(None, None, completion)]
+        # Plain messages and no other string: the messages are the slots, with no tuple each.
+        only_plain = plain is not None and not slots and not tail
+        if plain is not None and not only_plain:
+            slots += zip(messages, itertools.repeat("content", len(messages)), strict=True)
+        slots += tail
         rules = [rule for rule in self._data_rules if rule.finding in found]
-        if len(slots) != len(views_of_parts):
+        if (len(messages) if only_plain else len(slots)) != len(views_of_parts):
             return None
         if any(views is None for views in views_of_parts):
             texts = (
-                [container[key] for container, key in slots]
-                if plain is None or len(plain) != len(slots)
-                else plain  # the same strings, with no Python step each
+                plain  # the same strings, with no Python step each
+                if plain is not None and (only_plain or len(plain) == len(slots))
+                else [container[key] for container, key in slots]
             )
             masked_texts = self._masked_joined(texts, rules, joined)
             if masked_texts is None:
                 return None
-            for (container, key), masked_text in zip(slots, masked_texts, strict=True):
-                if masked_text is not None:
-                    container[key] = masked_text
+            if only_plain:
+                for message, masked_text in zip(messages, masked_texts, strict=True):
+                    if masked_text is not None:
+                        message["content"] = masked_text
+            else:
+                for (container, key), masked_text in zip(slots, masked_texts, strict=True):
+                    if masked_text is not None:
+                        container[key] = masked_text
             text = box["text"]
             return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
+        if only_plain:
+            slots = [(message, "content") for message in messages]
         for (container, key), computed in zip(slots, views_of_parts, strict=True):
             views = _Views.of(container[key]) if computed is None else computed
             spans = [span for rule in rules for span in rule.spans(views)]
