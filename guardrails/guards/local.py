@@ -97,7 +97,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 try:  # the optional linear-time engine (extra ``re2``): fast phrasing rules on long texts
     import re2 as _re2  # type: ignore[import-untyped, unused-ignore]
@@ -408,6 +408,9 @@ class _Views:
     frame_words: bool = True
     encoded: bytes | None = None  # `clean` in UTF-8, for a long text when google-re2 is there
     _folded: tuple[str, ...] | None = None
+    # False: built for the phrasing rules only (`shape`, `digits`, `keyish` left empty), which a
+    # data rule must not read (`_Rule._may_match` refuses).
+    for_data: bool = True
 
     @property
     def folded(self) -> tuple[str, ...]:
@@ -422,7 +425,13 @@ class _Views:
         return self._folded
 
     @classmethod
-    def of(cls, text: str) -> _Views:
+    def of(cls, text: str, *, for_data: bool = True) -> _Views:
+        """The views of `text`; with `for_data` False, only what the phrasing rules read.
+
+        The data rules' fields (`shape`, `digits`, `keyish`) are two `bytes.translate` and a count
+        over the text (~2-3 ms per MB), wasted on a text only phrasing rules read (the strings of
+        a content joined with nothing, a clause re-read by `_defended`).
+        """
         marked = text
         long = _LINEAR_SET is not None and len(text) >= _RE2_FROM
         if not text.isascii():
@@ -440,19 +449,25 @@ class _Views:
         clean = marked.replace("\x00", "") if "\x00" in marked else marked
         # surrogatepass: a lone surrogate (valid in a JSON string) must not crash the guard.
         encoded = clean.encode("utf-8", "surrogatepass")
-        shape = encoded.translate(_SHAPE)
-        keyish = _KEY_RUN in encoded.translate(_KEYISH)
+        if for_data:
+            shape = encoded.translate(_SHAPE)
+            digits = shape.count(48)
+            keyish = _KEY_RUN in encoded.translate(_KEYISH)
+        else:
+            shape, digits, keyish = b"", 0, False
         if not long:
             forms = _forms(marked, _fold)
             words = set(forms[0].split()).union(*(form.split() for form in forms[1:]))
             folded = tuple(f" {form} " for form in forms)
-            return cls(clean, marked, words, shape, shape.count(48), keyish, _folded=folded)
+            return cls(clean, marked, words, shape, digits, keyish, _folded=folded, for_data=for_data)
         hits: set[int] = set()
         for form in _set_forms(marked, encoded):
             hits.update(_LINEAR_SET.Match(form) or ())
         linear_found = frozenset(rule.finding for i, rule in enumerate(_LINEAR_RULES) if i in hits)
         frame_words = len(_LINEAR_RULES) in hits
-        return cls(clean, marked, None, shape, shape.count(48), keyish, linear_found, frame_words, encoded)
+        return cls(
+            clean, marked, None, shape, digits, keyish, linear_found, frame_words, encoded, for_data=for_data
+        )
 
 
 def _forms(marked: str, fold: Callable[[str, _WordTable], str]) -> tuple[str, ...]:
@@ -477,12 +492,23 @@ def _set_forms(marked: str, encoded: bytes) -> tuple[bytes, ...]:
     return tuple(b" " + _collapsed_bytes(marks.replace(b"\x00", blank)) + b" " for blank in (b"", b" "))
 
 
+_VECTOR_COLLAPSE = True  # False: the `bytes.replace` passes only (a differential test compares them)
+
+
 def _collapsed_bytes(folded: bytes) -> bytes:
     """`_collapsed`, on bytes.
 
     Stripped first, and long runs shortened 32 and 4 spaces at a time: 1 MB of spaces (a text of
     blank characters read as spaces) took ~20 ms in halving passes, most of it the first one.
+    With numpy, a long text with a double space is collapsed in one whole-text step
+    (`_local_vector.collapsed_spaces`): the passes cost ~4-7 ms per MB where short runs are
+    everywhere (messages joined by line breaks after a full stop), that step ~1.5 ms.
     """
+    if b"  " not in folded:
+        return folded.strip(b" ")
+    np = _local_cards.numpy_module() if _VECTOR_COLLAPSE and len(folded) >= _RE2_FROM else None
+    if np is not None:
+        return _local_vector.collapsed_spaces(np, folded)
     folded = folded.strip(b" ")
     for run in (b" " * 32, b" " * 4, b"  "):
         while run in folded:
@@ -1063,6 +1089,8 @@ class _Rule:
 
     def _may_match(self, views: _Views) -> bool:
         """False when a cheap test shows that no pattern of the rule can match."""
+        if not views.for_data and not self.on_folded:
+            raise ValueError("a data rule read views built for the phrasing rules only")
         if self.anchors is not None and views.words is not None and self.anchors.isdisjoint(views.words):
             return False
         return views.digits >= self.min_digits and self.shape in views.shape
@@ -1900,6 +1928,25 @@ def _data_views(text: str) -> _Views:
     return _Views(text, text, None, shape, shape.count(48), keyish, encoded=encoded if long else None)
 
 
+def _matches_again(rule: _Rule, views: _Views, np: Any | None) -> bool:
+    """`rule.matches(views)`, for the recheck of a masked text; card numbers by numpy when given.
+
+    A masked text keeps the digits that were not in a card (a stray ``4111 1111 11`` makes 13 of
+    them in 1 MB), so the card rule's cheap tests pass and `_CARD` reads the whole text (~6-9 ms
+    per MB); `_local_cards.card_spans` finds the same spans (a differential test) in ~2 ms.
+    """
+    if np is not None and rule.accept is _is_card:
+        return rule._may_match(views) and len(_local_cards.card_spans(np, views.clean)[0]) > 0
+    return rule.matches(views)
+
+
+class _Joined(NamedTuple):
+    """Strings joined into one text, and its views (`LocalGuard._find_joined`)."""
+
+    text: str
+    views: _Views
+
+
 class LocalGuard(InProcessGuard):
     """An in-process guard: deterministic detectors, no network, microseconds per check.
 
@@ -2008,7 +2055,7 @@ class LocalGuard(InProcessGuard):
         if not views.frame_words or (views.words is not None and _FRAME_WORDS.isdisjoint(views.words)):
             return False
         rest = _undefended(rule, views.clean)
-        return rest is not None and not rule.matches(_Views.of(rest))
+        return rest is not None and not rule.matches(_Views.of(rest, for_data=False))
 
     def _in_table_order(self, found: set[Finding]) -> list[Finding]:
         return list(dict.fromkeys(rule.finding for rule in self._rules if rule.finding in found))
@@ -2018,8 +2065,11 @@ class LocalGuard(InProcessGuard):
             return self._rules
         return self._roleless_rules
 
-    def _scan(self, texts: list[str], roles: list[str | None]) -> tuple[list[Finding], list[_Views | None]]:
-        """The findings, and the views of each string (kept for masking; None: not computed).
+    def _scan(
+        self, texts: list[str], roles: list[str | None]
+    ) -> tuple[list[Finding], list[_Views | None], _Joined | None]:
+        """The findings, the views of each string (kept for masking; None: not computed), and
+        the strings joined by line breaks with their views, when they were read so.
 
         `roles` is each string's role (`_models.texts_and_roles`).
         """
@@ -2030,8 +2080,8 @@ class LocalGuard(InProcessGuard):
                 for text, role in zip(texts, roles, strict=True)
             ]
             if len(texts) > 1:
-                self._find_joined(texts, roles, found)
-            return self._in_table_order(found), views
+                self._find_joined(texts, roles, found, {})
+            return self._in_table_order(found), views, None
         # Many parts: what each part's own check would find is found in fewer, longer texts, so
         # that the cost is not a Python pass per part (1 MB as 16,000 messages took ~0.4 s).
         # The data rules on all parts joined by line breaks find exactly what they find in the
@@ -2040,12 +2090,14 @@ class LocalGuard(InProcessGuard):
         # part matches nothing in the parts joined by spaces (the words of each part are there,
         # between spaces); only a rule that matches there but is excused by a forbidding frame
         # (which may reach across parts) is checked part by part.
-        recheck = self._find_joined(texts, roles, found, every_group=True)
+        joined_views: dict[tuple[str, int], _Joined] = {}
+        recheck = self._find_joined(texts, roles, found, joined_views, every_group=True)
         for rule in recheck:
             for text, role in zip(texts, roles, strict=True):
                 if rule.finding not in found and rule in self._rules_for(role):
                     self._find(text, (rule,), found)
-        return self._in_table_order(found), [None] * len(texts)
+        # The masking step reads the same joined text: its views are kept, not built again.
+        return self._in_table_order(found), [None] * len(texts), joined_views.get(("\n", len(texts)))
 
     def _attack_texts(self, texts: list[str], roles: list[str | None]) -> list[str]:
         """The strings the prompt-attack rules apply to (`_rules_for`), in order."""
@@ -2056,7 +2108,13 @@ class LocalGuard(InProcessGuard):
         return list(itertools.compress(texts, map(applies.__contains__, roles)))
 
     def _find_joined(
-        self, texts: list[str], roles: list[str | None], found: set[Finding], *, every_group: bool = False
+        self,
+        texts: list[str],
+        roles: list[str | None],
+        found: set[Finding],
+        joined_views: dict[tuple[str, int], _Joined],
+        *,
+        every_group: bool = False,
     ) -> list[_Rule]:
         """Add the findings of the phrasing rules in the strings joined in order.
 
@@ -2073,7 +2131,8 @@ class LocalGuard(InProcessGuard):
         Returns the rules that match the strings joined by spaces but were excused there by a
         forbidding frame (see `_defended`). With `every_group` (the strings were not checked one
         by one), a group of one string is checked too, and the data rules on all strings joined
-        by line breaks.
+        by line breaks. `joined_views` receives each joined text read and its views, by separator
+        and number of strings.
         """
         groups = [(texts, tuple(r for r in self._phrasing_rules if r.finding.category != "prompt_attack"))]
         attack_rules = tuple(r for r in self._phrasing_rules if r.finding.category == "prompt_attack")
@@ -2083,15 +2142,16 @@ class LocalGuard(InProcessGuard):
         # joined by line breaks serve the data rules too; each joined text is read once when every
         # string is in both groups (the prompt-attack rules apply to every role).
         spaced = "\n" if every_group else " "
-        joined_views: dict[tuple[str, int], _Views] = {}
         for group, rules in groups:
             if not rules or len(group) < (1 if every_group else 2):
                 continue
             for separator in (spaced, "") if len(group) > 1 else (spaced,):
                 key = (separator, len(group))
                 if key not in joined_views:
-                    joined_views[key] = _Views.of(separator.join(group))
-                views = joined_views[key]
+                    # The data rules read only the strings joined by line breaks (below).
+                    text = separator.join(group)
+                    joined_views[key] = _Joined(text, _Views.of(text, for_data=separator == "\n"))
+                views = joined_views[key].views
                 for rule in rules:
                     if rule.finding not in found and rule.matches(views):
                         if not self._defended(rule, views):
@@ -2102,7 +2162,10 @@ class LocalGuard(InProcessGuard):
             data = tuple(rule for rule in self._data_rules if rule.finding not in found)
             everything = ("\n", len(texts))
             if data:
-                views = joined_views.get(everything) or _Views.of("\n".join(texts))
+                if everything not in joined_views:
+                    text = "\n".join(texts)
+                    joined_views[everything] = _Joined(text, _Views.of(text))
+                views = joined_views[everything].views
                 for rule in data:
                     if rule.finding not in found and rule.matches(views):
                         found.add(rule.finding)
@@ -2110,13 +2173,13 @@ class LocalGuard(InProcessGuard):
 
     def _decide(self, content: Content) -> Verdict:
         texts, roles = _models.texts_and_roles(content)
-        found, views = self._scan(texts, roles)
+        found, views, joined = self._scan(texts, roles)
         reasons = [finding.reason for finding in found]
         action = Action.BLOCK if found else Action.ALLOW
         verdict_id = secrets.token_hex(16)
         masked = None
         if any(f.category == "sensitive_information" for f in found) and _walks_agree(content, texts):
-            masked = self._masked(content, views, found)
+            masked = self._masked(content, views, found, joined)
         return Verdict(
             action=action,
             reasons=reasons,
@@ -2128,12 +2191,17 @@ class LocalGuard(InProcessGuard):
         )
 
     def _masked(
-        self, content: Content, views_of_parts: Sequence[_Views | None], found: Collection[Finding]
+        self,
+        content: Content,
+        views_of_parts: Sequence[_Views | None],
+        found: Collection[Finding],
+        joined: _Joined | None = None,
     ) -> Content | None:
         """A copy of `content` with every sensitive span masked, or None if that cannot be done.
 
         `views_of_parts` are the views `_scan` computed for each string, in `_slots` order (None
-        where it computed none).
+        where it computed none); `joined`, the strings joined by line breaks and their views,
+        when `_scan` read them so (used only if the strings are the same).
         """
         memo: dict[int, Any] = {}
         box: dict[str, Any] = {"text": content.text}
@@ -2144,26 +2212,37 @@ class LocalGuard(InProcessGuard):
         else:
             # Plain messages: a shallow copy is a deep copy, and each holds one string.
             messages = list(map(dict.copy, content.messages or ()))
-            slots += zip(messages, itertools.repeat("content", len(messages)), strict=True)
         completion = _copied(content.completion, memo)
-        slots += [slot for slot, _ in _slots(None, None, completion)]
+        tail = [slot for slot, _ in _slots(None, None, completion)]
+        # Plain messages and no other string: the messages are the slots, with no tuple each.
+        only_plain = plain is not None and not slots and not tail
+        if plain is not None and not only_plain:
+            slots += zip(messages, itertools.repeat("content", len(messages)), strict=True)
+        slots += tail
         rules = [rule for rule in self._data_rules if rule.finding in found]
-        if len(slots) != len(views_of_parts):
+        if (len(messages) if only_plain else len(slots)) != len(views_of_parts):
             return None
         if any(views is None for views in views_of_parts):
             texts = (
-                [container[key] for container, key in slots]
-                if plain is None or len(plain) != len(slots)
-                else plain  # the same strings, with no Python step each
+                plain  # the same strings, with no Python step each
+                if plain is not None and (only_plain or len(plain) == len(slots))
+                else [container[key] for container, key in slots]
             )
-            masked_texts = self._masked_joined(texts, rules)
+            masked_texts = self._masked_joined(texts, rules, joined)
             if masked_texts is None:
                 return None
-            for (container, key), masked_text in zip(slots, masked_texts, strict=True):
-                if masked_text is not None:
-                    container[key] = masked_text
+            if only_plain:
+                for message, masked_text in zip(messages, masked_texts, strict=True):
+                    if masked_text is not None:
+                        message["content"] = masked_text
+            else:
+                for (container, key), masked_text in zip(slots, masked_texts, strict=True):
+                    if masked_text is not None:
+                        container[key] = masked_text
             text = box["text"]
             return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
+        if only_plain:
+            slots = [(message, "content") for message in messages]
         for (container, key), computed in zip(slots, views_of_parts, strict=True):
             views = _Views.of(container[key]) if computed is None else computed
             spans = [span for rule in rules for span in rule.spans(views)]
@@ -2180,7 +2259,9 @@ class LocalGuard(InProcessGuard):
         text = box["text"]
         return content.model_copy(update={"text": text, "messages": messages, "completion": completion})
 
-    def _masked_joined(self, texts: list[str], rules: list[_Rule]) -> list[str | None] | None:
+    def _masked_joined(
+        self, texts: list[str], rules: list[_Rule], known: _Joined | None = None
+    ) -> list[str | None] | None:
         """Each of `texts` masked (None: nothing to mask in it), or None if that cannot be done.
 
         For a content of many strings (`_scan` read them joined): the spans are found in all the
@@ -2190,9 +2271,12 @@ class LocalGuard(InProcessGuard):
         stops it from composing across), which is checked rather than assumed.
         """
         joined = "\n".join(texts)
+        # `_scan`'s views of the same joined text, if it built them (a text compare, not ~10 ms
+        # per MB of views built again).
+        views = known.views if known is not None and known.text == joined else None
         if joined.isascii() and "\x00" not in joined:
-            return self._masked_in_place(texts, joined, rules, None)
-        views = _Views.of(joined)
+            return self._masked_in_place(texts, joined, rules, views)
+        views = views or _Views.of(joined)
         if views.clean == joined:
             # Every string is its own clean form (no invisible character, NFKC left it alone).
             return self._masked_in_place(texts, joined, rules, views)
@@ -2236,8 +2320,9 @@ class LocalGuard(InProcessGuard):
     ) -> list[str | None] | None:
         """`_masked_joined` for strings that are each their own clean form.
 
-        `views` are those of `joined`, or None for ASCII without NUL (then only the data rules'
-        views are built, `_data_views`). The spans are offsets in `joined`, and masking keeps
+        `views` are those of `joined` (`_scan`'s, or built by `_masked_joined`), or None for
+        ASCII without NUL that `_scan` did not read joined (then only the data rules' views are
+        built, `_data_views`, and only if a rule other than the card numbers' needs them). The spans are offsets in `joined`, and masking keeps
         every length, so the joined text is masked in one pass and each string is a slice of it
         (was: a span mapping and a `_mask` call per string, ~10 us each). A span is cut at the end
         of its own string (only a private key's span, which runs to its END line, holds a line
@@ -2281,7 +2366,7 @@ class LocalGuard(InProcessGuard):
             masked_joined = "".join(out)
         # Masking may change a non-ASCII text's clean form ("X" and a combining mark compose).
         recheck = _data_views(masked_joined) if masked_joined.isascii() else _Views.of(masked_joined)
-        if any(rule.matches(recheck) for rule in self._data_rules):
+        if any(_matches_again(rule, recheck, np) for rule in self._data_rules):
             return None
         if joined.count("\n") == len(texts) - 1:
             slices = masked_joined.split("\n")  # no string holds a line break: one cut per string
