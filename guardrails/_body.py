@@ -1224,25 +1224,25 @@ def _fast_body_texts(
     media_type = body.media_type
     if media_type != "application/json" and not is_json_media_type(media_type):
         return _NOT_PROVEN
-    parsed = _fastbody.read_plain(body.body, body.max_depth, body.max_number_length)
+    # The walk proving the plain document leaves the chat vocabulary out of its list as it goes.
+    parsed = _fastbody.read_plain(body.body, body.max_depth, body.max_number_length, _VOCABULARY)
     if parsed is None:
         return _NOT_PROVEN
     document, strings = parsed
     messages, key = _plain_messages(document)
     if messages is not None and scope is not None and scope.narrows:
         messages, walked = _plain_narrowed(document, messages, key, scope)
-        strings = _fastbody.strings_of(walked)
+        strings = _fastbody.strings_of(walked, _VOCABULARY)
     # What _body_texts adds for a JSON body: every string that is neither a message text nor a
-    # word of the chat vocabulary.
+    # word of the chat vocabulary (those are not in `strings`).
     add = texts.add
     if messages is None:
         for text in strings:
-            if text not in _VOCABULARY:
-                add(text)
+            add(text)
     else:
         covered = _covered(messages)
         for text in strings:
-            if text not in _VOCABULARY and text not in covered:
+            if text not in covered:
                 add(text)
     return messages
 
