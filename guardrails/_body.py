@@ -1161,24 +1161,35 @@ class _NotProven:
 _NOT_PROVEN = _NotProven()
 
 
-def _plain_messages(document: Any) -> tuple[list[dict[str, Any]] | None, str]:
+def _plain_messages(document: Any) -> tuple[list[dict[str, Any]] | None, str, set[str]]:
     """`_messages` of a plain document (one `_fastbody.read_plain` proved has no duplicate key),
-    and their key.
+    their key, and their `_covered` strings (made in the same pass over the messages).
 
     A plain JSON document holds exact ``dict`` and ``list`` values only, so the type tests are
     `_is_messages`' ``isinstance`` tests.
     """
     if type(document) is not dict:
-        return None, ""
+        return None, "", _NOTHING_COVERED
     for key in ("messages", "input"):
         candidate = document.get(key)
         if type(candidate) is list and candidate:
+            covered: set[str] = set()
             for item in candidate:
                 if type(item) is not dict or ("role" not in item and "content" not in item):
                     break
+                # What _covered does for this message (message_texts never raises).
+                content = item.get("content")
+                if type(content) is str and (len(item) == 1 or (len(item) == 2 and "role" in item)):
+                    covered.add(content)
+                else:
+                    covered.update(message_texts(item))
             else:
-                return candidate, key
-    return None, ""
+                return candidate, key, covered
+    return None, "", _NOTHING_COVERED
+
+
+# No messages: nothing covered (never added to).
+_NOTHING_COVERED: set[str] = set()
 
 
 def _plain_narrowed(
@@ -1229,21 +1240,17 @@ def _fast_body_texts(
     if parsed is None:
         return _NOT_PROVEN
     document, strings = parsed
-    messages, key = _plain_messages(document)
+    messages, key, covered = _plain_messages(document)
     if messages is not None and scope is not None and scope.narrows:
         messages, walked = _plain_narrowed(document, messages, key, scope)
         strings = _fastbody.strings_of(walked, _VOCABULARY)
+        covered = _covered(messages) if messages is not None else _NOTHING_COVERED
     # What _body_texts adds for a JSON body: every string that is neither a message text nor a
     # word of the chat vocabulary (those are not in `strings`).
     add = texts.add
-    if messages is None:
-        for text in strings:
+    for text in strings:
+        if text not in covered:
             add(text)
-    else:
-        covered = _covered(messages)
-        for text in strings:
-            if text not in covered:
-                add(text)
     return messages
 
 
