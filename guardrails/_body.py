@@ -965,24 +965,25 @@ def _is_messages(value: Any) -> bool:
     )
 
 
-class _Texts:
-    """Texts to scan, in order, each once (identical readings are common: they cost nothing)."""
+class _Texts(dict[str, None]):
+    """Texts to scan, in order, each once (identical readings are common: they cost nothing).
 
-    __slots__ = ("_texts",)
+    A ``dict`` (its keys, in order) rather than an object holding one: made without a Python
+    ``__init__`` frame, and the fast path fills it with item assignments.
+    """
 
-    def __init__(self) -> None:
-        self._texts: dict[str, None] = {}
+    __slots__ = ()
 
     def add(self, text: str) -> None:
         if text and not text.isspace():
-            self._texts.setdefault(text)
+            self[text] = None
 
     def extend(self, texts: Iterable[str]) -> None:
         for text in texts:
             self.add(text)
 
     def joined(self) -> str | None:
-        return "\n".join(self._texts) if self._texts else None
+        return "\n".join(self) if self else None
 
 
 # Strings that are exactly a word of the chat APIs' own vocabulary (keys, roles, part types) carry
@@ -1247,10 +1248,9 @@ def _fast_body_texts(
         covered = _covered(messages) if messages is not None else _NOTHING_COVERED
     # What _body_texts adds for a JSON body: every string that is neither a message text nor a
     # word of the chat vocabulary (those are not in `strings`).
-    add = texts.add
     for text in strings:
-        if text not in covered:
-            add(text)
+        if text not in covered and text and not text.isspace():
+            texts[text] = None  # _Texts.add, without its frame
     return messages
 
 
@@ -1280,7 +1280,13 @@ def default_body(body: HTTPBody, scope: MessageScope | None = None) -> Content |
     if body.body:
         fast = _fast_body_texts(body, texts, scope)
         messages = _body_texts(body, texts, scope) if fast is _NOT_PROVEN else fast  # type: ignore[assignment]
-    return _content(body, texts, messages)
+    if body.query_string or body.path_params:
+        return _content(body, texts, messages)
+    # _content of a request without a query string or path parameters (the usual one), inline.
+    text = "\n".join(texts) if texts else None
+    if text is None and messages is None:
+        return None
+    return Content._parsed(text, messages, body.metadata)  # it copies the metadata
 
 
 def _full_body(body: HTTPBody, scope: MessageScope | None = None) -> Content | None:
