@@ -965,24 +965,25 @@ def _is_messages(value: Any) -> bool:
     )
 
 
-class _Texts:
-    """Texts to scan, in order, each once (identical readings are common: they cost nothing)."""
+class _Texts(dict[str, None]):
+    """Texts to scan, in order, each once (identical readings are common: they cost nothing).
 
-    __slots__ = ("_texts",)
+    A ``dict`` (its keys, in order) rather than an object holding one: made without a Python
+    ``__init__`` frame, and the fast path fills it with item assignments.
+    """
 
-    def __init__(self) -> None:
-        self._texts: dict[str, None] = {}
+    __slots__ = ()
 
     def add(self, text: str) -> None:
         if text and not text.isspace():
-            self._texts.setdefault(text)
+            self[text] = None
 
     def extend(self, texts: Iterable[str]) -> None:
         for text in texts:
             self.add(text)
 
     def joined(self) -> str | None:
-        return "\n".join(self._texts) if self._texts else None
+        return "\n".join(self) if self else None
 
 
 # Strings that are exactly a word of the chat APIs' own vocabulary (keys, roles, part types) carry
@@ -1161,24 +1162,35 @@ class _NotProven:
 _NOT_PROVEN = _NotProven()
 
 
-def _plain_messages(document: Any) -> tuple[list[dict[str, Any]] | None, str]:
+def _plain_messages(document: Any) -> tuple[list[dict[str, Any]] | None, str, set[str]]:
     """`_messages` of a plain document (one `_fastbody.read_plain` proved has no duplicate key),
-    and their key.
+    their key, and their `_covered` strings (made in the same pass over the messages).
 
     A plain JSON document holds exact ``dict`` and ``list`` values only, so the type tests are
     `_is_messages`' ``isinstance`` tests.
     """
     if type(document) is not dict:
-        return None, ""
+        return None, "", _NOTHING_COVERED
     for key in ("messages", "input"):
         candidate = document.get(key)
         if type(candidate) is list and candidate:
+            covered: set[str] = set()
             for item in candidate:
                 if type(item) is not dict or ("role" not in item and "content" not in item):
                     break
+                # What _covered does for this message (message_texts never raises).
+                content = item.get("content")
+                if type(content) is str and (len(item) == 1 or (len(item) == 2 and "role" in item)):
+                    covered.add(content)
+                else:
+                    covered.update(message_texts(item))
             else:
-                return candidate, key
-    return None, ""
+                return candidate, key, covered
+    return None, "", _NOTHING_COVERED
+
+
+# No messages: nothing covered (never added to).
+_NOTHING_COVERED: set[str] = set()
 
 
 def _plain_narrowed(
@@ -1224,26 +1236,21 @@ def _fast_body_texts(
     media_type = body.media_type
     if media_type != "application/json" and not is_json_media_type(media_type):
         return _NOT_PROVEN
-    parsed = _fastbody.read_plain(body.body, body.max_depth, body.max_number_length)
+    # The walk proving the plain document leaves the chat vocabulary out of its list as it goes.
+    parsed = _fastbody.read_plain(body.body, body.max_depth, body.max_number_length, _VOCABULARY)
     if parsed is None:
         return _NOT_PROVEN
     document, strings = parsed
-    messages, key = _plain_messages(document)
+    messages, key, covered = _plain_messages(document)
     if messages is not None and scope is not None and scope.narrows:
         messages, walked = _plain_narrowed(document, messages, key, scope)
-        strings = _fastbody.strings_of(walked)
+        strings = _fastbody.strings_of(walked, _VOCABULARY)
+        covered = _covered(messages) if messages is not None else _NOTHING_COVERED
     # What _body_texts adds for a JSON body: every string that is neither a message text nor a
-    # word of the chat vocabulary.
-    add = texts.add
-    if messages is None:
-        for text in strings:
-            if text not in _VOCABULARY:
-                add(text)
-    else:
-        covered = _covered(messages)
-        for text in strings:
-            if text not in _VOCABULARY and text not in covered:
-                add(text)
+    # word of the chat vocabulary (those are not in `strings`).
+    for text in strings:
+        if text not in covered and text and not text.isspace():
+            texts[text] = None  # _Texts.add, without its frame
     return messages
 
 
@@ -1273,7 +1280,13 @@ def default_body(body: HTTPBody, scope: MessageScope | None = None) -> Content |
     if body.body:
         fast = _fast_body_texts(body, texts, scope)
         messages = _body_texts(body, texts, scope) if fast is _NOT_PROVEN else fast  # type: ignore[assignment]
-    return _content(body, texts, messages)
+    if body.query_string or body.path_params:
+        return _content(body, texts, messages)
+    # _content of a request without a query string or path parameters (the usual one), inline.
+    text = "\n".join(texts) if texts else None
+    if text is None and messages is None:
+        return None
+    return Content._parsed(text, messages, body.metadata)  # it copies the metadata
 
 
 def _full_body(body: HTTPBody, scope: MessageScope | None = None) -> Content | None:

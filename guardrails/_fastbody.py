@@ -69,11 +69,15 @@ def _int_bounds(max_number_length: int) -> tuple[int, int]:
     return -(10 ** (max_number_length - 1)), 10**max_number_length
 
 
-def read_plain(data: bytes, max_depth: int, max_number_length: int) -> tuple[Any, list[str]] | None:
+def read_plain(
+    data: bytes, max_depth: int, max_number_length: int, skip: frozenset[str] = frozenset()
+) -> tuple[Any, list[str]] | None:
     """The body's JSON document and its strings (keys included, document order), or None.
 
     None when the plain parse cannot be proven to be the superset reading (duplicate keys, a
     long integer, too deep, not JSON at all...): the caller then reads the body the full way.
+    The strings listed leave out those in `skip` (the walk still counts them for the proof): a
+    caller that would drop them anyway saves a pass.
     """
     if not 2 <= max_number_length <= _LONGEST_LIMIT:
         # "-0" is a long literal of value 0 under a limit of 1: not worth a special case. Past
@@ -99,10 +103,10 @@ def read_plain(data: bytes, max_depth: int, max_number_length: int) -> tuple[Any
     strings: list[str] = []
     low, high = _int_bounds(max_number_length)
     try:
-        _walk(document, strings, 1, max_depth, low, high)
+        count = _walk(document, strings, 1, max_depth, low, high, skip)
     except (_Unproven, RecursionError):
         return None
-    if len(strings) * 2 != quotes:
+    if count * 2 != quotes:
         return None  # a duplicate key dropped something
     return document, strings
 
@@ -123,56 +127,104 @@ def _document(text: str) -> Any:
 _SPACES = frozenset(["", " ", "\t", "\n", "\r"])
 
 
-def strings_of(document: Any) -> list[str]:
-    """Every string of a plain JSON document, object keys included, in document order."""
+def strings_of(document: Any, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Every string of a plain JSON document but those in `skip`, object keys included, in
+    document order."""
     found: list[str] = []
-    _walk(document, found, 1, sys.maxsize, -math.inf, math.inf)
+    _walk(document, found, 1, sys.maxsize, -math.inf, math.inf, skip)
     return found
 
 
-def _walk(value: Any, strings: list[str], depth: int, max_depth: int, low: float, high: float) -> None:
-    """Append every string of `value` (a dict or list at `depth`) to `strings`, keys before values.
+def _walk(
+    value: Any, strings: list[str], depth: int, max_depth: int, low: float, high: float, skip: frozenset[str]
+) -> int:
+    """Append every string of `value` not in `skip` to `strings`, keys before values, in document
+    order; return how many strings `value` holds (those skipped included).
 
     Raises `_Unproven` for a container deeper than `max_depth` or an integer outside (low, high).
+    An object's keys are counted with its length and, when all of them are in `skip`
+    (``keys() <= skip``, one C call: a chat request's keys all are), not looked at one by one.
     """
     if depth > max_depth:
         raise _Unproven
-    items: Any
-    if type(value) is dict:
-        items = value.items()
-        for key, item in items:
-            strings.append(key)
+    kind = type(value)
+    if kind is dict:
+        if not value.keys() <= skip:
+            return _members(value, strings, depth, max_depth, low, high, skip)
+        count = len(value)
+        for item in value.values():
             kind = type(item)
             if kind is str:
-                strings.append(item)
+                count += 1
+                if item not in skip:
+                    strings.append(item)
             elif kind is dict or kind is list:
-                _walk(item, strings, depth + 1, max_depth, low, high)
+                count += _walk(item, strings, depth + 1, max_depth, low, high, skip)
             elif kind is int and not low < item < high:
                 raise _Unproven
-    elif type(value) is list:
+        return count
+    if kind is list:
+        count = 0
         for item in value:
             kind = type(item)
             if kind is str:
-                strings.append(item)
+                count += 1
+                if item not in skip:
+                    strings.append(item)
             elif kind is dict:
                 # A list of objects (a chat request's messages): each object walked here, one
-                # frame less per object; what the call below would do at depth + 1.
+                # frame less per object; what the call of _walk would do at depth + 1.
                 if depth >= max_depth:
                     raise _Unproven
-                for key, member in item.items():
-                    strings.append(key)
+                if not item.keys() <= skip:
+                    count += _members(item, strings, depth + 1, max_depth, low, high, skip)
+                    continue
+                count += len(item)
+                for member in item.values():
                     kind = type(member)
                     if kind is str:
-                        strings.append(member)
+                        count += 1
+                        if member not in skip:
+                            strings.append(member)
                     elif kind is dict or kind is list:
-                        _walk(member, strings, depth + 2, max_depth, low, high)
+                        count += _walk(member, strings, depth + 2, max_depth, low, high, skip)
                     elif kind is int and not low < member < high:
                         raise _Unproven
             elif kind is list:
-                _walk(item, strings, depth + 1, max_depth, low, high)
+                count += _walk(item, strings, depth + 1, max_depth, low, high, skip)
             elif kind is int and not low < item < high:
                 raise _Unproven
-    elif type(value) is str:
-        strings.append(value)
-    elif type(value) is int and not low < value < high:
+        return count
+    if kind is str:
+        if value not in skip:
+            strings.append(value)
+        return 1
+    if kind is int and not low < value < high:
         raise _Unproven
+    return 0
+
+
+def _members(
+    value: dict[str, Any],
+    strings: list[str],
+    depth: int,
+    max_depth: int,
+    low: float,
+    high: float,
+    skip: frozenset[str],
+) -> int:
+    """`_walk` of an object at `depth` (already checked) with a key not in `skip`: pair by pair."""
+    count = len(value)
+    for key, item in value.items():
+        if key not in skip:
+            strings.append(key)
+        kind = type(item)
+        if kind is str:
+            count += 1
+            if item not in skip:
+                strings.append(item)
+        elif kind is dict or kind is list:
+            count += _walk(item, strings, depth + 1, max_depth, low, high, skip)
+        elif kind is int and not low < item < high:
+            raise _Unproven
+    return count

@@ -6,7 +6,7 @@ import enum
 import itertools
 import json
 import operator
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
@@ -438,31 +438,35 @@ class Content(BaseModel):
         JSON (``str`` keys), no one else holds them, so validation would only copy them (~7 us for
         a chat request). Anything else goes through `Content(...)`.
         """
-        plain = _PLAIN_PROMPT is not None and (text is not None or messages is not None)
+        layout = _PARSED_LAYOUT
+        plain = layout is not None and (text is not None or messages is not None)
         if plain:
             for key, value in metadata.items():  # a loop: no generator frame for a one-key dict
                 if type(key) is not str or type(value) is not str:
                     plain = False
                     break
-        if not plain or _PLAIN_PROMPT is None:
+        if not plain or layout is None:
             return cls(text, messages=messages, metadata=dict(metadata))
-        defaults, factories = _PLAIN_PROMPT
-        state = {**defaults, "text": text}
-        for name, factory in factories:
-            state[name] = factory()
-        fields = {"text"} if text is not None else set()
-        if messages is not None:
-            state["messages"] = messages
-            fields.add("messages")
-        if metadata:
-            state["metadata"] = dict(metadata)
-            fields.add("metadata")
-        content = cls.__new__(cls)
-        _set = object.__setattr__
-        _set(content, "__dict__", state)
-        _set(content, "__pydantic_fields_set__", fields)
-        _set(content, "__pydantic_extra__", None)
-        _set(content, "__pydantic_private__", None)
+        # What Content(text, messages=..., metadata=...) leaves, without its validation: the
+        # state (the layout's defaults and these three), the fields set, no extra, no private.
+        state, set_dict, set_fields, set_extra, set_private = layout
+        state = state.copy()
+        state["text"] = text
+        state["messages"] = messages
+        state["metadata"] = dict(metadata)  # a fresh dict when empty, as the default factory makes
+        if text is not None and messages is not None and metadata:
+            fields = {"text", "messages", "metadata"}  # the middlewares' chat request
+        else:
+            fields = {"text"} if text is not None else set()
+            if messages is not None:
+                fields.add("messages")
+            if metadata:
+                fields.add("metadata")
+        content = _new_object(cls)
+        set_dict(content, state)
+        set_fields(content, fields)
+        set_extra(content, None)
+        set_private(content, None)
         return content
 
     @field_validator("messages", mode="before")
@@ -581,6 +585,58 @@ def _plain_prompt_layout() -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]
 
 _PLAIN_PROMPT: tuple[dict[str, Any], tuple[tuple[str, Any], ...]] | None = None
 _PLAIN_PROMPT = _plain_prompt_layout()
+
+
+_Setter = Callable[[Any, Any], None]
+_new_object = object.__new__
+
+
+def _slot_setter(name: str) -> _Setter:
+    """What ``object.__setattr__(content, name, value)`` calls for a `Content`: the data
+    descriptor of `name` its class inherits (a slot of ``BaseModel``), called directly (no look-up
+    by name per call); ``object.__setattr__`` itself when there is none."""
+    for klass in Content.__mro__:
+        descriptor = klass.__dict__.get(name)
+        if descriptor is not None:
+            setter = getattr(type(descriptor), "__set__", None)
+            if setter is not None:
+                return descriptor.__set__  # type: ignore[no-any-return]
+            break
+    return _attribute_setter(name)
+
+
+def _attribute_setter(name: str) -> _Setter:
+    """``object.__setattr__`` of `name`, as a two-argument setter."""
+
+    def set_attribute(instance: Any, value: Any) -> None:
+        object.__setattr__(instance, name, value)
+
+    return set_attribute
+
+
+def _parsed_layout() -> tuple[dict[str, Any], _Setter, _Setter, _Setter, _Setter] | None:
+    """What `Content._parsed` copies and calls: the state of a ``Content`` with every field at its
+    default, and the setters of its ``__dict__`` and pydantic's three slots.
+
+    None (``_parsed`` validates) unless ``metadata`` is the one field made by a factory (``_parsed``
+    always sets it) and every other field but ``text`` and ``messages`` has a static default.
+    """
+    if _PLAIN_PROMPT is None:
+        return None
+    defaults, factories = _PLAIN_PROMPT
+    if [name for name, _ in factories] != ["metadata"]:
+        return None
+    state = {name: defaults.get(name) for name in Content.model_fields}
+    return (
+        state,
+        _slot_setter("__dict__"),
+        _slot_setter("__pydantic_fields_set__"),
+        _slot_setter("__pydantic_extra__"),
+        _slot_setter("__pydantic_private__"),
+    )
+
+
+_PARSED_LAYOUT = _parsed_layout()
 
 
 class Verdict(BaseModel):
