@@ -458,6 +458,12 @@ def _on_asyncio() -> bool:
     return name is None or name == "asyncio"
 
 
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has disconnected (what else arrives meanwhile is dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _check(
     inspection: Inspection, guard: Guard, content: Content, receive: Receive
 ) -> Reply | _Gone | None:
@@ -492,12 +498,9 @@ async def _check(
 
     async def watch_disconnect() -> None:
         nonlocal disconnected
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
-                this.cancel()
-                return
+        await _disconnected(receive)
+        disconnected = True
+        this.cancel()
 
     watcher = asyncio.get_running_loop().create_task(watch_disconnect())
     try:
@@ -522,12 +525,9 @@ async def _watched(check: Coroutine[Any, Any, Reply | None], receive: Receive) -
 
         async def watch_disconnect() -> None:
             nonlocal disconnected
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected = True
-                    group.cancel_scope.cancel()
-                    return
+            await _disconnected(receive)
+            disconnected = True
+            group.cancel_scope.cancel()
 
         group.start_soon(watch_disconnect)
         try:

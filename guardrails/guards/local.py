@@ -1795,15 +1795,19 @@ def _mask(text: str, clean: str, spans: Sequence[tuple[int, int]]) -> str | None
     def original(offset: int) -> int:
         return offset + shifts[bisect.bisect_right(starts, offset) - 1]
 
+    return _crossed_out(text, ((original(start), original(end - 1) + 1) for start, end in sorted(spans)))
+
+
+def _crossed_out(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` with each span (in order; overlaps allowed) replaced by as many "X"."""
     out: list[str] = []
     position = 0
-    for start, end in sorted(spans):
-        first, last = original(start), original(end - 1) + 1
-        first = max(first, position)
-        if first < last:
-            out.append(text[position:first])
-            out.append("X" * (last - first))
-            position = last
+    for start, end in spans:
+        start = max(start, position)
+        if start < end:
+            out.append(text[position:start])
+            out.append("X" * (end - start))
+            position = end
     out.append(text[position:])
     return "".join(out)
 
@@ -2354,16 +2358,7 @@ class LocalGuard(InProcessGuard):
             last = np.concatenate((last, [end for _, end in cut])).astype(np.int64)
             masked_joined = _local_cards.masked(np, joined, first, last) if len(first) else joined
         else:
-            out: list[str] = []
-            position = 0
-            for start, end in cut:
-                start = max(start, position)
-                if start < end:
-                    out.append(joined[position:start])
-                    out.append("X" * (end - start))
-                    position = end
-            out.append(joined[position:])
-            masked_joined = "".join(out)
+            masked_joined = _crossed_out(joined, cut)
         # Masking may change a non-ASCII text's clean form ("X" and a combining mark compose).
         recheck = _data_views(masked_joined) if masked_joined.isascii() else _Views.of(masked_joined)
         if any(_matches_again(rule, recheck, np) for rule in self._data_rules):
